@@ -1,0 +1,72 @@
+"""Parley: create_app binds the extensions, blueprints and commands to one application."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from flask import Flask, jsonify
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+
+from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.models.types import render_item
+from config import BASE_DIR, Config
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record):
+    """WAL for concurrent readers, enforced foreign keys, and a busy timeout for writers."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(
+        __name__,
+        instance_path=config.INSTANCE_PATH,
+        template_folder=str(BASE_DIR / "templates"),
+    )
+    app.config.from_object(config)
+    logging.basicConfig(
+        level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=str(BASE_DIR / "migrations"),
+        render_as_batch=True,
+        compare_type=True,
+        render_item=render_item,
+    )
+    login_manager.init_app(app)
+    login_manager.session_protection = None  # device sessions are checked on every request
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from app import models  # noqa: F401  (every model on the metadata)
+    from app.auth import pages, routes
+    from app.auth import session as _session  # noqa: F401  (registers the user loader)
+    from app.cli import register_commands
+    from app.errors import register_error_handlers
+    from app.security import register_csrf
+
+    register_error_handlers(app)
+    register_csrf(app)
+    app.register_blueprint(routes.bp)
+    app.register_blueprint(pages.bp)
+    register_commands(app)
+
+    @app.get("/healthz")
+    def health():
+        db.session.execute(text("SELECT 1"))
+        return jsonify(ok=True)
+
+    return app

@@ -1,0 +1,170 @@
+"""HTML pages for signing in, registering and managing one's account and devices."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import URL, DataRequired, Length, Optional
+
+from app.auth import services
+from app.auth.routes import rate_limited_login
+from app.auth.session import current_device, sign_in, sign_out
+from app.errors import ApiError
+
+bp = Blueprint("pages", __name__)
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
+
+
+class RegisterForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=32)])
+    nickname = StringField("Nickname", validators=[Optional(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=128)])
+
+
+class ProfileForm(FlaskForm):
+    nickname = StringField("Nickname", validators=[DataRequired(), Length(max=64)])
+    avatar_url = StringField("Avatar URL", validators=[Optional(), URL(), Length(max=500)])
+    signature = StringField("Signature", validators=[Optional(), Length(max=200)])
+
+
+class PasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[Length(max=128)])
+    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=128)])
+
+
+class ActionForm(FlaskForm):
+    """A form with nothing but the CSRF token, for buttons that post."""
+
+
+def _safe_next(default: str) -> str:
+    """Only same-site paths are followed after sign-in."""
+    target = request.args.get("next", "")
+    parts = urlsplit(target)
+    if target.startswith("/") and not target.startswith("//") and not parts.netloc:
+        return target
+    return default
+
+
+def _show(error: ApiError, form: FlaskForm) -> None:
+    for name, message in error.fields.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = [*field.errors, message]
+    if not error.fields:
+        flash(error.message, "error")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@rate_limited_login
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("pages.home"))
+    form = LoginForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = services.authenticate(form.username.data, form.password.data)
+        except ApiError as error:
+            flash(error.message, "error")
+            status = error.status
+        else:
+            sign_in(user)
+            return redirect(_safe_next(url_for("pages.home")))
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(url_for("pages.home"))
+    form = RegisterForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            user = services.register(form.username.data, form.password.data, form.nickname.data)
+        except ApiError as error:
+            _show(error, form)
+            status = error.status
+        else:
+            sign_in(user)
+            return redirect(url_for("pages.home"))
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/register.html", form=form), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    if ActionForm().validate_on_submit():
+        sign_out()
+    return redirect(url_for("pages.login"))
+
+
+@bp.route("/", methods=["GET"])
+@login_required
+def home():
+    return redirect(url_for("pages.account"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    profile = ProfileForm(obj=current_user, prefix="profile")
+    password = PasswordForm(prefix="password")
+    status = 200
+    if request.method == "POST":
+        status = 400
+        if "profile-nickname" in request.form and profile.validate_on_submit():
+            changes = {
+                "nickname": profile.nickname.data.strip(),
+                "avatar_url": profile.avatar_url.data or None,
+                "signature": profile.signature.data or "",
+            }
+            services.update_profile(current_user, changes)
+            flash("Profile saved.", "info")
+            return redirect(url_for("pages.account"))
+        if "password-new_password" in request.form and password.validate_on_submit():
+            try:
+                count = services.change_password(
+                    current_user,
+                    password.current_password.data or "",
+                    password.new_password.data,
+                    current_device().id,
+                )
+            except ApiError as error:
+                _show(error, password)
+                status = error.status
+            else:
+                flash(f"Password changed; {count} other device(s) signed out.", "info")
+                return redirect(url_for("pages.account"))
+    return (
+        render_template(
+            "account.html",
+            profile=profile,
+            password=password,
+            action=ActionForm(),
+            devices=services.list_devices(current_user),
+            current_device=current_device(),
+        ),
+        status,
+    )
+
+
+@bp.post("/account/devices/<int:device_id>/sign-out")
+@login_required
+def revoke_device(device_id: int):
+    if ActionForm().validate_on_submit():
+        services.revoke_device(current_user, device_id)
+        flash("Device signed out.", "info")
+    return redirect(url_for("pages.account"))

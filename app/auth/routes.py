@@ -1,0 +1,150 @@
+"""REST routes for accounts and devices: /api/v1/auth/..."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+from flask_login import current_user, login_required
+from pydantic import Field
+
+from app import presenters
+from app.auth import services
+from app.auth.session import current_device, sign_in, sign_out
+from app.extensions import limiter
+from app.validation import Payload, parse_json
+
+bp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def _login_username() -> str:
+    """Rate-limit key for login attempts against one account, whatever the IP."""
+    data = request.get_json(silent=True) if request.is_json else request.form
+    name = data.get("username") if isinstance(data, dict) or hasattr(data, "get") else None
+    return f"login-user:{str(name or '').lower()[:64]}"
+
+
+# Shared by the JSON API and the HTML sign-in form.
+login_limits = [
+    limiter.shared_limit(_login_limit, scope="login-ip"),
+    limiter.shared_limit(_login_limit, scope="login-user", key_func=_login_username),
+]
+
+
+def rate_limited_login(view):
+    for limit in login_limits:
+        view = limit(view)
+    return view
+
+
+class RegisterIn(Payload):
+    username: str = Field(max_length=32)
+    password: str = Field(max_length=128)
+    nickname: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class LoginIn(Payload):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=128)
+
+
+class ProfileIn(Payload):
+    nickname: str | None = Field(default=None, min_length=1, max_length=64)
+    avatar_url: str | None = Field(default=None, max_length=500, pattern=r"^(https?://|/)\S*$")
+    signature: str | None = Field(default=None, max_length=200)
+    locale: str | None = Field(default=None, pattern=r"^(en|zh-CN)$")
+
+
+class PasswordIn(Payload):
+    current_password: str = Field(default="", max_length=128)
+    new_password: str = Field(max_length=128)
+
+
+class Empty(Payload):
+    pass
+
+
+def _me_payload() -> dict:
+    device = current_device()
+    return {
+        "user": presenters.user_self(current_user),
+        "device": presenters.device(device, device.id) if device else None,
+    }
+
+
+@bp.post("/register")
+@limiter.limit(lambda: current_app.config["REGISTER_RATE_LIMIT"])
+def register():
+    data = parse_json(RegisterIn)
+    user = services.register(data.username, data.password, data.nickname)
+    sign_in(user)
+    return jsonify(_me_payload()), 201
+
+
+@bp.post("/login")
+@rate_limited_login
+def login():
+    data = parse_json(LoginIn)
+    user = services.authenticate(data.username, data.password)
+    sign_in(user)
+    return jsonify(_me_payload())
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    parse_json(Empty)
+    sign_out()
+    return "", 204
+
+
+@bp.get("/me")
+@login_required
+def me():
+    return jsonify(_me_payload())
+
+
+@bp.patch("/me")
+@login_required
+def edit_profile():
+    data = parse_json(ProfileIn)
+    changes = data.model_dump(exclude_unset=True)
+    if "nickname" in changes and changes["nickname"] is None:
+        changes.pop("nickname")
+    services.update_profile(current_user, changes)
+    return jsonify(_me_payload())
+
+
+@bp.post("/password")
+@login_required
+def change_password():
+    data = parse_json(PasswordIn)
+    signed_out = services.change_password(
+        current_user, data.current_password, data.new_password, current_device().id
+    )
+    return jsonify(signed_out_devices=signed_out)
+
+
+@bp.get("/devices")
+@login_required
+def devices():
+    current = current_device()
+    rows = services.list_devices(current_user)
+    return jsonify(devices=[presenters.device(row, current.id) for row in rows])
+
+
+@bp.delete("/devices/<int:device_id>")
+@login_required
+def revoke_device(device_id: int):
+    services.revoke_device(current_user, device_id)
+    return "", 204
+
+
+@bp.post("/devices/sign-out-others")
+@login_required
+def sign_out_others():
+    parse_json(Empty)
+    count = services.revoke_all_devices(current_user.id, current_device().id)
+    return jsonify(signed_out_devices=count)

@@ -1,0 +1,328 @@
+"""Accounts and device sessions: every write about who a user is and where they are signed in."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import ApiError, not_found
+from app.extensions import db
+from app.models import DeviceSession, Sanction, User, utcnow
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
+PASSWORD_MIN = 8
+PASSWORD_MAX = 128
+# How stale a device's last-seen time may get before a request writes it again.
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def _hasher() -> tuple[PasswordHasher, str]:
+    """The app's argon2 hasher, and a hash to verify against when the user does not exist
+    (so an unknown user and a wrong password take the same time)."""
+    state = current_app.extensions.get("parley.hasher")
+    if state is None:
+        hasher = PasswordHasher(
+            time_cost=current_app.config["PASSWORD_HASH_TIME_COST"],
+            memory_cost=current_app.config["PASSWORD_HASH_MEMORY_KIB"],
+        )
+        state = current_app.extensions["parley.hasher"] = (hasher, hasher.hash(secrets.token_hex(8)))
+    return state
+
+
+def _off_loop(fn, *args):
+    """Run CPU-heavy hashing on gevent's thread pool (argon2 releases the GIL), so one
+    sign-in does not stall every socket of the process for its ~100 ms."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("socket"):
+        from gevent import get_hub
+
+        return get_hub().threadpool.apply(fn, args)
+    return fn(*args)
+
+
+def hash_password(password: str) -> str:
+    hasher, _ = _hasher()
+    return _off_loop(hasher.hash, password)
+
+
+def check_password(user: User | None, password: str) -> bool:
+    hasher, dummy = _hasher()
+    stored = user.password_hash if user is not None and user.password_hash else dummy
+    try:
+        ok = _off_loop(hasher.verify, stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return ok and user is not None and user.password_hash is not None
+
+
+def validate_username(username: str) -> str:
+    if not USERNAME_RE.match(username):
+        raise ApiError(
+            "invalid_input",
+            "Some fields are invalid.",
+            400,
+            {"username": "3-32 letters, digits, '.', '_' or '-', starting with a letter or digit"},
+        )
+    return username
+
+
+def validate_password(password: str, field: str = "password") -> str:
+    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
+        raise ApiError(
+            "invalid_input",
+            "Some fields are invalid.",
+            400,
+            {field: f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"},
+        )
+    return password
+
+
+def find_user_by_username(username: str) -> User | None:
+    return db.session.scalar(select(User).where(User.username_key == username.lower()))
+
+
+def username_taken(username: str) -> bool:
+    return find_user_by_username(username) is not None
+
+
+def ban_clause(user_id_column):
+    """SQL condition: a ban is in force for the user in `user_id_column`."""
+    now = utcnow()
+    return (
+        select(Sanction.id)
+        .where(
+            Sanction.user_id == user_id_column,
+            Sanction.kind == "ban",
+            Sanction.lifted_at.is_(None),
+            or_(Sanction.expires_at.is_(None), Sanction.expires_at > now),
+        )
+        .exists()
+    )
+
+
+def is_banned(user: User) -> bool:
+    return bool(db.session.scalar(select(ban_clause(user.id))))
+
+
+def create_user(
+    username: str,
+    password: str | None,
+    nickname: str | None = None,
+    *,
+    is_admin: bool = False,
+    is_bot: bool = False,
+) -> User:
+    """Create an account; a taken username (in any letter case) is a 409."""
+    validate_username(username)
+    if password is not None:
+        validate_password(password)
+    user = User(
+        username=username,
+        username_key=username.lower(),
+        nickname=(nickname or username)[:64],
+        password_hash=hash_password(password) if password is not None else None,
+        is_admin=is_admin,
+        is_bot=is_bot,
+    )
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise ApiError(
+            "username_taken", "That username is taken.", 409, {"username": "already taken"}
+        ) from None
+    return user
+
+
+def register(username: str, password: str, nickname: str | None = None) -> User:
+    if username_taken(username):
+        raise ApiError("username_taken", "That username is taken.", 409, {"username": "already taken"})
+    user = create_user(username, password, nickname)
+    db.session.commit()
+    return user
+
+
+def authenticate(username: str, password: str) -> User:
+    """The user these credentials belong to; one error for unknown user and wrong password."""
+    user = find_user_by_username(username)
+    if not check_password(user, password):
+        raise ApiError("invalid_credentials", "Wrong username or password.", 401)
+    if is_banned(user):
+        raise ApiError("account_banned", "This account is banned.", 403)
+    return user
+
+
+# --- device sessions -------------------------------------------------------------------
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+_AGENTS = [
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chromium/", "Chromium"),
+    ("Chrome/", "Chrome"),
+    ("Safari/", "Safari"),
+    ("python-requests", "Python requests"),
+    ("python", "Python client"),
+    ("node", "Node client"),
+    ("curl/", "curl"),
+]
+_SYSTEMS = [
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+]
+
+
+def device_name(user_agent: str) -> str:
+    """A short human name for a device from its user agent, e.g. "Chrome on Linux"."""
+    agent = next((name for marker, name in _AGENTS if marker in user_agent), None)
+    system = next((name for marker, name in _SYSTEMS if marker in user_agent), None)
+    if agent and system:
+        return f"{agent} on {system}"
+    return agent or system or "Unknown device"
+
+
+def start_device_session(
+    user: User, user_agent: str, ip: str | None, method: str = "password"
+) -> tuple[DeviceSession, str]:
+    """Open a new device session; returns it with the secret token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    device = DeviceSession(
+        user_id=user.id,
+        token_hash=token_hash(token),
+        name=device_name(user_agent),
+        user_agent=user_agent[:400],
+        ip=ip,
+        method=method,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + current_app.config["DEVICE_SESSION_LIFETIME"],
+    )
+    db.session.add(device)
+    user.last_seen_at = now
+    db.session.commit()
+    return device, token
+
+
+def load_device(user_id: int, token: str) -> DeviceSession | None:
+    """The live device session for this cookie, or None if revoked, expired or banned."""
+    now = utcnow()
+    row = db.session.execute(
+        select(DeviceSession, User)
+        .join(User, User.id == DeviceSession.user_id)
+        .where(
+            DeviceSession.token_hash == token_hash(token),
+            DeviceSession.user_id == user_id,
+            DeviceSession.revoked_at.is_(None),
+            DeviceSession.expires_at > now,
+            ~ban_clause(DeviceSession.user_id),
+        )
+    ).first()
+    if row is None:
+        return None
+    device = row[0]
+    if now - device.last_seen_at > TOUCH_INTERVAL:
+        _touch(device, now)
+    return device
+
+
+def _touch(device: DeviceSession, now: datetime) -> None:
+    """Slide the session's expiry forward; written at most once a minute per device."""
+    lifetime = current_app.config["DEVICE_SESSION_LIFETIME"]
+    db.session.execute(
+        update(DeviceSession)
+        .where(DeviceSession.id == device.id)
+        .values(last_seen_at=now, expires_at=now + lifetime)
+    )
+    db.session.execute(update(User).where(User.id == device.user_id).values(last_seen_at=now))
+    db.session.commit()
+
+
+def list_devices(user: User) -> list[DeviceSession]:
+    return list(
+        db.session.scalars(
+            select(DeviceSession)
+            .where(
+                DeviceSession.user_id == user.id,
+                DeviceSession.revoked_at.is_(None),
+                DeviceSession.expires_at > utcnow(),
+            )
+            .order_by(DeviceSession.last_seen_at.desc(), DeviceSession.id.desc())
+        )
+    )
+
+
+def revoke_device(user: User, device_id: int) -> None:
+    """Sign one of the user's own devices out; another user's device is a 404."""
+    device = db.session.get(DeviceSession, device_id)
+    if device is None or device.user_id != user.id or device.revoked_at is not None:
+        raise not_found("device")
+    device.revoked_at = utcnow()
+    db.session.commit()
+
+
+def revoke_all_devices(user_id: int, keep_device_id: int | None = None) -> int:
+    """Sign out every device of the user except `keep_device_id`; returns how many."""
+    query = update(DeviceSession).where(DeviceSession.user_id == user_id, DeviceSession.revoked_at.is_(None))
+    if keep_device_id is not None:
+        query = query.where(DeviceSession.id != keep_device_id)
+    result = db.session.execute(query.values(revoked_at=utcnow()))
+    db.session.commit()
+    return result.rowcount
+
+
+def end_device_session(device: DeviceSession) -> None:
+    device.revoked_at = utcnow()
+    db.session.commit()
+
+
+# --- profile -----------------------------------------------------------------------------
+
+
+def update_profile(user: User, changes: dict) -> User:
+    for name in ("nickname", "avatar_url", "signature", "locale"):
+        if name in changes:
+            setattr(user, name, changes[name])
+    db.session.commit()
+    return user
+
+
+def change_password(user: User, current: str, new: str, keep_device_id: int | None) -> int:
+    """Set a new password and sign out every other device; returns how many were signed out."""
+    if user.password_hash is not None and not check_password(user, current):
+        raise ApiError(
+            "invalid_credentials",
+            "The current password is wrong.",
+            401,
+            {"current_password": "wrong password"},
+        )
+    validate_password(new, "new_password")
+    user.password_hash = hash_password(new)
+    db.session.flush()
+    return revoke_all_devices(user.id, keep_device_id)
+
+
+def set_password(user: User, new: str) -> None:
+    validate_password(new)
+    user.password_hash = hash_password(new)
+    db.session.commit()

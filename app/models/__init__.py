@@ -1,0 +1,25 @@
+"""All models, imported here so Alembic and the app see one complete metadata."""
+
+from app.models.chat import Conversation, ConversationMember, Message
+from app.models.moderation import AuditLog, Sanction
+from app.models.social import Block, FriendRequest, Friendship, Group, GroupJoinRequest, GroupMember
+from app.models.types import utcnow
+from app.models.users import DeviceSession, OAuthIdentity, User
+
+__all__ = [
+    "AuditLog",
+    "Block",
+    "Conversation",
+    "ConversationMember",
+    "DeviceSession",
+    "FriendRequest",
+    "Friendship",
+    "Group",
+    "GroupJoinRequest",
+    "GroupMember",
+    "Message",
+    "OAuthIdentity",
+    "Sanction",
+    "User",
+    "utcnow",
+]

@@ -1,0 +1,89 @@
+"""Conversations, their members' read state, and messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+CONVERSATION_KINDS = ("direct", "group")
+MESSAGE_TYPES = ("txt", "img", "video", "loc", "file", "system")
+
+# SQLite only auto-increments INTEGER primary keys; PostgreSQL gets a bigint.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Conversation(db.Model):
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    # "<low user id>:<high user id>" for a direct conversation, so a pair has exactly one.
+    direct_key: Mapped[str | None] = mapped_column(String(41), unique=True)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_message_id: Mapped[int | None] = mapped_column(BigId)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint(f"kind IN {CONVERSATION_KINDS}", name="kind"),)
+
+
+class ConversationMember(db.Model):
+    """A user's place in a conversation: what they have read and what they can see."""
+
+    __tablename__ = "conversation_members"
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    read_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # History is visible from joined_seq + 1 on; up to left_seq once the member has left.
+    joined_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    left_seq: Mapped[int | None] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    muted: Mapped[bool] = mapped_column(Boolean, default=False)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_conversation_members_user_id_active", "user_id", "active"),)
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    sender_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    type: Mapped[str] = mapped_column(String(8))
+    body: Mapped[dict] = mapped_column(JSON)
+    client_msg_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recalled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq"),
+        # A resend of the same client message id is the same message.
+        UniqueConstraint("sender_id", "client_msg_id"),
+        CheckConstraint(f"type IN {MESSAGE_TYPES}", name="type"),
+        Index("ix_messages_created_at", "created_at"),
+    )

@@ -1,0 +1,80 @@
+"""Accounts, their linked sign-in identities and their device sessions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UTCDateTime, utcnow
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(32))
+    # The lower-cased username: the unique key, so "Alice" and "alice" are one name.
+    username_key: Mapped[str] = mapped_column(String(32), unique=True)
+    nickname: Mapped[str] = mapped_column(String(64))
+    avatar_url: Mapped[str | None] = mapped_column(String(500))
+    signature: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    locale: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    identities: Mapped[list[OAuthIdentity]] = relationship(back_populates="user")
+
+    __table_args__ = (Index("ix_users_nickname", "nickname"),)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.username}>"
+
+
+class OAuthIdentity(db.Model):
+    """A sign-in identity at an outside provider, linked by the provider's own user id."""
+
+    __tablename__ = "oauth_identities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_user_id: Mapped[str] = mapped_column(String(64))
+    provider_login: Mapped[str | None] = mapped_column(String(100))
+    token: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="identities")
+
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_user_id"),
+        UniqueConstraint("user_id", "provider"),
+    )
+
+
+class DeviceSession(db.Model):
+    """One signed-in device. The cookie carries a random token; only its hash is stored."""
+
+    __tablename__ = "device_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    user_agent: Mapped[str] = mapped_column(String(400), default="")
+    ip: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16), default="password")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+    __table_args__ = (Index("ix_device_sessions_user_id_revoked_at", "user_id", "revoked_at"),)

@@ -1,0 +1,196 @@
+"""Parley's configuration, read once at start from the environment (and `.env`).
+
+Every setting is an environment variable; `Config.from_env()` parses and checks
+them all and raises `ConfigError` naming the first bad one, so a typo stops
+start-up instead of surfacing as a strange failure later. No secret has a
+default in code: in development a `SECRET_KEY` is generated once and kept in
+`instance/`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+class ConfigError(RuntimeError):
+    """A configuration variable is missing or malformed."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"configuration error: {name} {problem}")
+        self.name = name
+
+
+def _environ() -> dict[str, str]:
+    """The process environment over the optional `.env` file (the environment wins)."""
+    merged = {k: v for k, v in dotenv_values(BASE_DIR / ".env").items() if v is not None}
+    merged.update(os.environ)
+    return merged
+
+
+class _Reader:
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+
+    def str(self, name: str, default: str | None = None) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return default
+        return value.strip()
+
+    def int(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be an integer, got {raw!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ConfigError(name, f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self.str(name)
+        if raw is None:
+            return default
+        lowered = raw.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(name, f"must be true or false, got {raw!r}")
+
+    def rate(self, name: str, default: str) -> str:
+        from limits import parse_many
+
+        raw = self.str(name, default)
+        try:
+            parse_many(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be a rate such as '10 per minute', got {raw!r}") from None
+        return raw
+
+    def url(self, name: str, schemes: set[str], default: str | None = None) -> str | None:
+        raw = self.str(name, default)
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes:
+            allowed = ", ".join(sorted(schemes))
+            raise ConfigError(name, f"must be a URL with one of the schemes {allowed}, got {raw!r}")
+        if parts.scheme not in {"sqlite"} and not parts.netloc:
+            raise ConfigError(name, f"must name a host, got {raw!r}")
+        return raw
+
+
+DATABASE_SCHEMES = {"sqlite", "postgresql", "postgresql+psycopg"}
+
+
+def normalise_database_url(url: str) -> str:
+    """Route PostgreSQL through psycopg 3, which cooperates with gevent."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _secret_key(reader: _Reader, instance: Path, production: bool) -> str:
+    key = reader.str("SECRET_KEY")
+    if key is not None:
+        if len(key) < 16:
+            raise ConfigError("SECRET_KEY", "must be at least 16 characters")
+        return key
+    if production:
+        raise ConfigError("SECRET_KEY", "must be set when PARLEY_ENV=production")
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+class Config:
+    """All settings, as attributes Flask and the extensions read."""
+
+    TESTING = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
+        reader = _Reader(_environ() if env is None else env)
+        self = cls()
+        environment = reader.str("PARLEY_ENV", "development")
+        if environment not in {"development", "production", "testing"}:
+            raise ConfigError("PARLEY_ENV", "must be development, production or testing")
+        self.PARLEY_ENV = environment
+        production = environment == "production"
+        self.TESTING = environment == "testing"
+
+        instance = Path(reader.str("INSTANCE_PATH", str(BASE_DIR / "instance")))
+        self.INSTANCE_PATH = str(instance)
+        self.SECRET_KEY = _secret_key(reader, instance, production)
+
+        default_db = f"sqlite:///{instance / 'parley.db'}"
+        database_url = reader.url("DATABASE_URL", DATABASE_SCHEMES, default_db)
+        self.SQLALCHEMY_DATABASE_URI = normalise_database_url(database_url)
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        if self.SQLALCHEMY_DATABASE_URI.startswith("sqlite"):
+            busy = reader.int("SQLITE_BUSY_TIMEOUT_MS", 5000, minimum=0)
+            self.SQLITE_BUSY_TIMEOUT_MS = busy
+            self.SQLALCHEMY_ENGINE_OPTIONS = {"connect_args": {"timeout": busy / 1000}}
+        else:
+            self.SQLALCHEMY_ENGINE_OPTIONS["pool_size"] = reader.int("DATABASE_POOL_SIZE", 10, 1)
+            self.SQLALCHEMY_ENGINE_OPTIONS["max_overflow"] = reader.int("DATABASE_MAX_OVERFLOW", 20)
+
+        self.REDIS_URL = reader.url("REDIS_URL", {"redis", "rediss", "unix"})
+        self.PUBLIC_BASE_URL = reader.url("PUBLIC_BASE_URL", {"http", "https"})
+
+        self.UPLOAD_FOLDER = reader.str("UPLOAD_FOLDER", str(instance / "uploads"))
+        self.MAX_IMAGE_BYTES = reader.int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, 1)
+        self.MAX_VIDEO_BYTES = reader.int("MAX_VIDEO_BYTES", 100 * 1024 * 1024, 1)
+        self.MAX_FILE_BYTES = reader.int("MAX_FILE_BYTES", 50 * 1024 * 1024, 1)
+        largest = max(self.MAX_IMAGE_BYTES, self.MAX_VIDEO_BYTES, self.MAX_FILE_BYTES)
+        self.MAX_CONTENT_LENGTH = largest + 64 * 1024
+
+        self.GITHUB_CLIENT_ID = reader.str("GITHUB_CLIENT_ID")
+        self.GITHUB_CLIENT_SECRET = reader.str("GITHUB_CLIENT_SECRET")
+        if bool(self.GITHUB_CLIENT_ID) != bool(self.GITHUB_CLIENT_SECRET):
+            missing = "GITHUB_CLIENT_SECRET" if self.GITHUB_CLIENT_ID else "GITHUB_CLIENT_ID"
+            raise ConfigError(missing, "must be set together with the other GitHub credential")
+        self.GITHUB_BASE_URL = reader.url("GITHUB_BASE_URL", {"http", "https"})
+        self.UNIT_API_KEY = reader.str("UNIT_API_KEY")
+        self.UNIT_SECRET_KEY = reader.str("UNIT_SECRET_KEY")
+        self.UNIT_SERVICE_ID = reader.str("UNIT_SERVICE_ID")
+        self.UNIT_BASE_URL = reader.url("UNIT_BASE_URL", {"http", "https"}, "https://aip.baidubce.com")
+
+        session_days = reader.int("SESSION_DAYS", 30, 1, 3650)
+        self.DEVICE_SESSION_LIFETIME = timedelta(days=session_days)
+        self.PERMANENT_SESSION_LIFETIME = self.DEVICE_SESSION_LIFETIME
+        self.SESSION_COOKIE_NAME = "parley_session"
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = reader.bool("SESSION_COOKIE_SECURE", production)
+        self.REMEMBER_COOKIE_HTTPONLY = True
+
+        self.RATELIMIT_ENABLED = reader.bool("RATELIMIT_ENABLED", True)
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.LOGIN_RATE_LIMIT = reader.rate("LOGIN_RATE_LIMIT", "10 per minute")
+        self.REGISTER_RATE_LIMIT = reader.rate("REGISTER_RATE_LIMIT", "30 per hour")
+        self.PASSWORD_HASH_TIME_COST = reader.int("PASSWORD_HASH_TIME_COST", 3, 1, 20)
+        self.PASSWORD_HASH_MEMORY_KIB = reader.int("PASSWORD_HASH_MEMORY_KIB", 65536, 8192, 4194304)
+        self.WTF_CSRF_TIME_LIMIT = None
+        self.JSON_SORT_KEYS = False
+        self.LOG_LEVEL = reader.str("LOG_LEVEL", "INFO").upper()
+        if self.LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError("LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+        return self

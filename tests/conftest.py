@@ -1,0 +1,297 @@
+"""Shared fixtures: a real database (SQLite or PostgreSQL), the app, clients, factories,
+a query counter and a live gunicorn + geventwebsocket server.
+
+`PARLEY_TEST_DB=sqlite` (default) or `postgresql` picks the database; with
+PostgreSQL a throwaway database is created on 127.0.0.1:5432 and dropped at the
+end (`TEST_DATABASE_URL` overrides). An unreachable server fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from flask_migrate import upgrade
+from sqlalchemy import event, text
+
+from app import create_app
+from app.auth import services as auth_services
+from app.extensions import db, limiter
+from config import BASE_DIR, Config
+
+TEST_DB = os.environ.get("PARLEY_TEST_DB", "sqlite")
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PASSWORD = "correct horse battery"
+
+
+def pytest_report_header(config):
+    return f"parley database: {TEST_DB}"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "postgresql: needs PostgreSQL itself; runs in the PostgreSQL pass")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `postgresql` belong to the PostgreSQL pass; the SQLite pass leaves them out."""
+    if TEST_DB == "postgresql":
+        return
+    kept = [item for item in items if "postgresql" not in item.keywords]
+    deselected = [item for item in items if "postgresql" in item.keywords]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    if TEST_DB == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'parley-test.db'}"
+        return
+    if TEST_DB != "postgresql":
+        pytest.exit(f"PARLEY_TEST_DB must be sqlite or postgresql, not {TEST_DB!r}", returncode=4)
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    name = f"parley_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        pytest.exit(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {error}", returncode=3)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.exit(f"Redis is not reachable at {REDIS_URL}: {error}", returncode=3)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+
+
+def server_env(database_url: str, instance: Path, **overrides: str) -> dict[str, str]:
+    env = {
+        "PARLEY_ENV": "testing",
+        "SECRET_KEY": "test-secret-key-0123456789",
+        "DATABASE_URL": database_url,
+        "INSTANCE_PATH": str(instance),
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_KIB": "8192",
+        "LOGIN_RATE_LIMIT": "5 per minute",
+        "REGISTER_RATE_LIMIT": "1000 per minute",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def instance_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("instance")
+
+
+@pytest.fixture(scope="session")
+def app(database_url, instance_path):
+    config = Config.from_env(server_env(database_url, instance_path))
+    config.WTF_CSRF_ENABLED = True
+    application = create_app(config)
+    with application.app_context():
+        upgrade()
+    return application
+
+
+@pytest.fixture
+def make_app(database_url, instance_path):
+    """Another application on the test database (a second process, or other settings);
+    its connections are closed at the end of the test."""
+    made = []
+
+    def make(**overrides: str):
+        application = create_app(Config.from_env(server_env(database_url, instance_path, **overrides)))
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        with application.app_context():
+            db.engine.dispose()
+
+
+def _clean(application) -> None:
+    with application.app_context():
+        tables = [table.name for table in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                names = ", ".join(f'"{name}"' for name in tables)
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for name in tables:
+                    connection.execute(text(f'DELETE FROM "{name}"'))
+        db.session.remove()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(app):
+    """Every test starts from an empty database and fresh rate-limit counters."""
+    _clean(app)
+    with app.app_context():
+        limiter.reset()
+    yield
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create an account through the service, as registration does."""
+    counter = iter(range(1, 10_000))
+
+    def make(username: str | None = None, password: str = PASSWORD, **kwargs):
+        with app.app_context():
+            user = auth_services.create_user(username or f"user{next(counter)}", password, **kwargs)
+            db.session.commit()
+            return user.id
+
+    return make
+
+
+@pytest.fixture
+def login(app):
+    """A new test client signed in as `username` (a new device session each call)."""
+
+    def sign_in(username: str, password: str = PASSWORD, user_agent: str = "pytest"):
+        new_client = app.test_client()
+        response = new_client.post(
+            "/api/v1/auth/login",
+            json={"username": username, "password": password},
+            headers={"User-Agent": user_agent},
+        )
+        assert response.status_code == 200, response.get_json()
+        return new_client
+
+    return sign_in
+
+
+@pytest.fixture
+def count_queries(app):
+    """Counts the SQL statements run inside the `with` block."""
+
+    @contextmanager
+    def counting():
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        with app.app_context():
+            engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+
+    return counting
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """gunicorn + geventwebsocket serving Parley on a free port, as in production."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {**os.environ, **env}
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> LiveServer:
+        gunicorn = Path(sys.executable).parent / "gunicorn"
+        command = [
+            str(gunicorn),
+            "-k",
+            "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
+            "-w",
+            "1",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "wsgi:app",
+        ]
+        self.log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            command, cwd=BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).ok:
+                    return self
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(app, database_url, instance_path, tmp_path_factory):
+    server = LiveServer(
+        server_env(database_url, instance_path), tmp_path_factory.mktemp("logs") / "live.log"
+    ).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http():
+    """A requests session, for talking to the live server like a real client."""
+    with requests.Session() as session:
+        yield session

@@ -1,0 +1,78 @@
+"""Configuration: read once, checked, and never a shipped secret."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import Config, ConfigError
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "mysql://root:root@localhost/im"),
+        ("DATABASE_URL", "not a url"),
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("SESSION_DAYS", "thirty"),
+        ("SESSION_DAYS", "0"),
+        ("MAX_IMAGE_BYTES", "-1"),
+        ("RATELIMIT_ENABLED", "maybe"),
+        ("LOGIN_RATE_LIMIT", "lots"),
+        ("PARLEY_ENV", "staging"),
+        ("LOG_LEVEL", "LOUD"),
+        ("SECRET_KEY", "short"),
+        ("PUBLIC_BASE_URL", "parley.example.com"),
+    ],
+)
+def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"INSTANCE_PATH": str(tmp_path), name: value})
+    assert caught.value.name == name
+    assert name in str(caught.value)
+
+
+def test_a_lone_github_credential_names_the_missing_one(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"INSTANCE_PATH": str(tmp_path), "GITHUB_CLIENT_ID": "only-the-id"})
+    assert caught.value.name == "GITHUB_CLIENT_SECRET"
+
+
+def test_development_secret_key_is_generated_once_and_kept(tmp_path):
+    first = Config.from_env({"INSTANCE_PATH": str(tmp_path)}).SECRET_KEY
+    second = Config.from_env({"INSTANCE_PATH": str(tmp_path)}).SECRET_KEY
+    assert first == second
+    assert len(first) >= 32
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+    other = Config.from_env({"INSTANCE_PATH": str(tmp_path / "elsewhere")}).SECRET_KEY
+    assert other != first
+
+
+def test_production_needs_an_explicit_secret_key(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"INSTANCE_PATH": str(tmp_path), "PARLEY_ENV": "production"})
+    assert caught.value.name == "SECRET_KEY"
+    config = Config.from_env(
+        {"INSTANCE_PATH": str(tmp_path), "PARLEY_ENV": "production", "SECRET_KEY": "k" * 40}
+    )
+    assert config.SESSION_COOKIE_SECURE is True
+
+
+def test_defaults_are_a_sqlite_file_in_the_instance_folder(tmp_path):
+    config = Config.from_env({"INSTANCE_PATH": str(tmp_path)})
+    assert f"sqlite:///{tmp_path / 'parley.db'}" == config.SQLALCHEMY_DATABASE_URI
+    assert config.REDIS_URL is None
+    assert config.RATELIMIT_STORAGE_URI == "memory://"
+    assert config.SESSION_COOKIE_HTTPONLY is True
+    assert config.SESSION_COOKIE_SAMESITE == "Lax"
+
+
+def test_postgresql_urls_use_the_gevent_friendly_psycopg_driver(tmp_path):
+    config = Config.from_env(
+        {"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": "postgresql://parley@db/parley"}
+    )
+    assert config.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://parley@db/parley"
+
+
+def test_redis_url_moves_rate_limits_to_redis(tmp_path):
+    config = Config.from_env({"INSTANCE_PATH": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert config.RATELIMIT_STORAGE_URI == "redis://127.0.0.1:6379/0"
