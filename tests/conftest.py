@@ -117,7 +117,10 @@ def app(database_url, instance_path):
     application = create_app(config)
     with application.app_context():
         upgrade()
-    return application
+    yield application
+    with application.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture
@@ -140,13 +143,10 @@ def make_app(database_url, instance_path):
 def _clean(application) -> None:
     with application.app_context():
         tables = [table.name for table in reversed(db.metadata.sorted_tables)]
+        # DELETE beats TRUNCATE on tables this small, on both databases.
         with db.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                names = ", ".join(f'"{name}"' for name in tables)
-                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            else:
-                for name in tables:
-                    connection.execute(text(f'DELETE FROM "{name}"'))
+            for name in tables:
+                connection.execute(text(f'DELETE FROM "{name}"'))
         db.session.remove()
 
 
