@@ -185,6 +185,8 @@ class Config:
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
         self.RATELIMIT_HEADERS_ENABLED = True
         self.LOGIN_RATE_LIMIT = reader.rate("LOGIN_RATE_LIMIT", "10 per minute")
+        self.GROUP_MEMBER_LIMIT = reader.int("GROUP_MEMBER_LIMIT", 500, 2, 100000)
+        self.MESSAGE_RATE_LIMIT = reader.rate("MESSAGE_RATE_LIMIT", "20 per second")
         self.REGISTER_RATE_LIMIT = reader.rate("REGISTER_RATE_LIMIT", "30 per hour")
         self.PASSWORD_HASH_TIME_COST = reader.int("PASSWORD_HASH_TIME_COST", 3, 1, 20)
         self.PASSWORD_HASH_MEMORY_KIB = reader.int("PASSWORD_HASH_MEMORY_KIB", 65536, 8192, 4194304)

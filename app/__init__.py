@@ -9,8 +9,9 @@ from flask import Flask, jsonify
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
-from app.extensions import csrf, db, limiter, login_manager, migrate
+from app.extensions import csrf, db, limiter, login_manager, migrate, socketio
 from app.models.types import render_item
+from app.presence import MemoryPresence, RedisPresence
 from config import BASE_DIR, Config
 
 
@@ -23,6 +24,20 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+
+def init_socketio(app: Flask) -> None:
+    """Bind socket.io (with the Redis message queue when REDIS_URL is set) and presence."""
+    redis_url = app.config["REDIS_URL"]
+    public_url = app.config["PUBLIC_BASE_URL"]
+    socketio.init_app(
+        app,
+        message_queue=redis_url,
+        cors_allowed_origins=[public_url] if public_url else None,
+        manage_session=False,
+    )
+    if "parley.presence" not in app.extensions:
+        app.extensions["parley.presence"] = RedisPresence(redis_url) if redis_url else MemoryPresence()
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -50,10 +65,13 @@ def create_app(config: Config | None = None) -> Flask:
     login_manager.session_protection = None  # device sessions are checked on every request
     csrf.init_app(app)
     limiter.init_app(app)
+    init_socketio(app)
 
     from app import models  # noqa: F401  (every model on the metadata)
     from app.auth import pages, routes
     from app.auth import session as _session  # noqa: F401  (registers the user loader)
+    from app.chat import events as _events  # noqa: F401  (registers the socket handlers)
+    from app.chat import routes as chat_routes
     from app.cli import register_commands
     from app.errors import register_error_handlers
     from app.security import register_csrf
@@ -61,6 +79,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_error_handlers(app)
     register_csrf(app)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(chat_routes.bp)
     app.register_blueprint(pages.bp)
     register_commands(app)
 

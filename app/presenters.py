@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.models import DeviceSession, User
+from app.models import Conversation, ConversationMember, DeviceSession, Group, Message, User
 
 
 def iso(value: datetime | None) -> str | None:
@@ -41,4 +41,78 @@ def device(session: DeviceSession, current_id: int | None) -> dict:
         "created_at": iso(session.created_at),
         "last_seen_at": iso(session.last_seen_at),
         "current": session.id == current_id,
+    }
+
+
+def sender(user: User | None) -> dict | None:
+    if user is None:
+        return None
+    return {
+        "id": user.id,
+        "username": user.username,
+        "nickname": user.nickname,
+        "avatar_url": user.avatar_url,
+    }
+
+
+def message(row: Message, author: User | None) -> dict:
+    recalled = row.recalled_at is not None
+    return {
+        "id": row.id,
+        "conversation_id": row.conversation_id,
+        "seq": row.seq,
+        "sender": sender(author),
+        "type": row.type,
+        "body": {"type": row.type, "recalled": True} if recalled else row.body,
+        "client_msg_id": row.client_msg_id,
+        "created_at": iso(row.created_at),
+        "edited_at": iso(row.edited_at),
+        "recalled": recalled,
+    }
+
+
+def group_brief(group: Group) -> dict:
+    return {
+        "id": group.id,
+        "name": group.name,
+        "avatar_url": group.avatar_url,
+        "member_count": group.member_count,
+        "dissolved": group.dissolved_at is not None,
+        "muted_all": group.muted_all,
+    }
+
+
+def conversation(
+    member: ConversationMember,
+    row: Conversation,
+    group: Group | None,
+    peer: User | None,
+    last: Message | None,
+    last_sender: User | None,
+    *,
+    unread: int,
+    online: bool,
+) -> dict:
+    if group is not None:
+        name, avatar = group.name, group.avatar_url
+    elif peer is not None:
+        name, avatar = peer.nickname, peer.avatar_url
+    else:
+        name, avatar = "", None
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "name": name,
+        "avatar_url": avatar,
+        "peer": user_public(peer) if peer is not None else None,
+        "online": online,
+        "group": group_brief(group) if group is not None else None,
+        "last_message": message(last, last_sender) if last is not None else None,
+        "last_seq": member.left_seq if member.left_seq is not None else row.last_seq,
+        "read_seq": member.read_seq,
+        "unread": unread,
+        "pinned": member.pinned,
+        "muted": member.muted,
+        "active": member.active,
+        "last_activity_at": iso(row.last_activity_at),
     }

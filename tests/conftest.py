@@ -23,7 +23,7 @@ import requests
 from flask_migrate import upgrade
 from sqlalchemy import event, text
 
-from app import create_app
+from app import create_app, init_socketio
 from app.auth import services as auth_services
 from app.extensions import db, limiter
 from config import BASE_DIR, Config
@@ -100,6 +100,7 @@ def server_env(database_url: str, instance: Path, **overrides: str) -> dict[str,
         "PASSWORD_HASH_MEMORY_KIB": "8192",
         "LOGIN_RATE_LIMIT": "5 per minute",
         "REGISTER_RATE_LIMIT": "1000 per minute",
+        "MESSAGE_RATE_LIMIT": "10000 per second",
     }
     env.update(overrides)
     return env
@@ -124,9 +125,10 @@ def app(database_url, instance_path):
 
 
 @pytest.fixture
-def make_app(database_url, instance_path):
+def make_app(app, database_url, instance_path):
     """Another application on the test database (a second process, or other settings);
-    its connections are closed at the end of the test."""
+    its connections are closed at the end of the test. Flask-SocketIO binds one app at a
+    time, so the session's app is bound again afterwards."""
     made = []
 
     def make(**overrides: str):
@@ -138,6 +140,7 @@ def make_app(database_url, instance_path):
     for application in made:
         with application.app_context():
             db.engine.dispose()
+    init_socketio(app)
 
 
 def _clean(application) -> None:
@@ -146,7 +149,10 @@ def _clean(application) -> None:
         # DELETE beats TRUNCATE on tables this small, on both databases.
         with db.engine.begin() as connection:
             for name in tables:
-                connection.execute(text(f'DELETE FROM "{name}"'))
+                if name == "stream_counter":
+                    connection.execute(text("UPDATE stream_counter SET pos = 0"))
+                else:
+                    connection.execute(text(f'DELETE FROM "{name}"'))
         db.session.remove()
 
 
@@ -156,6 +162,7 @@ def _clean_state(app):
     _clean(app)
     with app.app_context():
         limiter.reset()
+    app.extensions["parley.presence"].clear()
     yield
 
 

@@ -1,6 +1,6 @@
 """All models, imported here so Alembic and the app see one complete metadata."""
 
-from app.models.chat import Conversation, ConversationMember, Message
+from app.models.chat import Conversation, ConversationMember, Message, StreamCounter
 from app.models.moderation import AuditLog, Sanction
 from app.models.social import Block, FriendRequest, Friendship, Group, GroupJoinRequest, GroupMember
 from app.models.types import utcnow
@@ -20,6 +20,7 @@ __all__ = [
     "Message",
     "OAuthIdentity",
     "Sanction",
+    "StreamCounter",
     "User",
     "utcnow",
 ]

@@ -35,7 +35,8 @@ class Conversation(db.Model):
     # "<low user id>:<high user id>" for a direct conversation, so a pair has exactly one.
     direct_key: Mapped[str | None] = mapped_column(String(41), unique=True)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_message_id: Mapped[int | None] = mapped_column(BigId)
+    # Stream position of the last change to the conversation itself (a message, a rename...).
+    stream_pos: Mapped[int] = mapped_column(BigInteger, default=0)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -59,6 +60,8 @@ class ConversationMember(db.Model):
     muted: Mapped[bool] = mapped_column(Boolean, default=False)
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Stream position of the last change to this member's own state (read, pin, join, leave).
+    stream_pos: Mapped[int] = mapped_column(BigInteger, default=0)
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -75,6 +78,7 @@ class Message(db.Model):
     type: Mapped[str] = mapped_column(String(8))
     body: Mapped[dict] = mapped_column(JSON)
     client_msg_id: Mapped[str | None] = mapped_column(String(64))
+    stream_pos: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -86,4 +90,20 @@ class Message(db.Model):
         UniqueConstraint("sender_id", "client_msg_id"),
         CheckConstraint(f"type IN {MESSAGE_TYPES}", name="type"),
         Index("ix_messages_created_at", "created_at"),
+        Index("ix_messages_conversation_id_stream_pos", "conversation_id", "stream_pos"),
     )
+
+
+class StreamCounter(db.Model):
+    """The one row whose `pos` numbers every user-visible change, in commit order.
+
+    A transaction takes the next position with `UPDATE ... RETURNING` and holds the
+    row lock until it commits, so positions become visible strictly in order: a
+    reader that sees `pos = N` knows every change numbered up to N is committed.
+    That is what makes the sync cursor gap-free on PostgreSQL as well as SQLite.
+    """
+
+    __tablename__ = "stream_counter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pos: Mapped[int] = mapped_column(BigInteger, default=0)

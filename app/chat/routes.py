@@ -1,0 +1,118 @@
+"""REST routes for conversations, history, read state and sync: /api/v1/..."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from flask_login import current_user, login_required
+
+from app.chat import schemas, services
+from app.chat.events import check_send_rate
+from app.errors import ApiError, not_found
+from app.presence_service import presence_of
+from app.validation import parse_json
+
+bp = Blueprint("chat_api", __name__, url_prefix="/api/v1")
+
+
+def int_arg(name: str, *, minimum: int = 0, maximum: int | None = None, default: int | None = None):
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError("invalid_input", "Some fields are invalid.", 400, {name: "must be a whole number"})
+    value = int(raw)
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ApiError(
+            "invalid_input",
+            "Some fields are invalid.",
+            400,
+            {name: f"must be between {minimum} and {maximum}"},
+        )
+    return value
+
+
+@bp.get("/conversations")
+@login_required
+def conversations():
+    return jsonify(services.conversation_list(current_user.id))
+
+
+@bp.post("/conversations")
+@login_required
+def open_direct():
+    data = parse_json(schemas.OpenDirectIn)
+    summary, created = services.open_direct(current_user.id, data.user_id)
+    return jsonify(conversation=summary), 201 if created else 200
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@login_required
+def conversation(conversation_id: int):
+    services.require_member(current_user.id, conversation_id, active=False)
+    summaries = services.conversation_summaries([current_user.id], conversation_ids=[conversation_id])
+    if not summaries:
+        raise not_found("conversation")
+    return jsonify(conversation=summaries[0])
+
+
+@bp.patch("/conversations/<int:conversation_id>")
+@login_required
+def update_conversation(conversation_id: int):
+    data = parse_json(schemas.MemberFlagsIn)
+    changes = data.model_dump(exclude_none=True)
+    return jsonify(conversation=services.set_member_flags(current_user.id, conversation_id, changes))
+
+
+@bp.get("/conversations/<int:conversation_id>/messages")
+@login_required
+def messages(conversation_id: int):
+    page = services.history(
+        current_user.id,
+        conversation_id,
+        before_seq=int_arg("before_seq"),
+        after_seq=int_arg("after_seq"),
+        limit=int_arg("limit", minimum=1, maximum=services.HISTORY_PAGE_MAX, default=50),
+    )
+    return jsonify(page)
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+@login_required
+def send(conversation_id: int):
+    data = parse_json(schemas.MessageIn)
+    check_send_rate(current_user.id)
+    message, created = services.send_message(
+        current_user.id, conversation_id, data.client_msg_id, data.body.model_dump()
+    )
+    return jsonify(message=message, duplicate=not created), 201 if created else 200
+
+
+@bp.post("/conversations/<int:conversation_id>/read")
+@login_required
+def read(conversation_id: int):
+    data = parse_json(schemas.SeqIn)
+    return jsonify(services.mark_read(current_user.id, conversation_id, data.seq))
+
+
+@bp.get("/conversations/<int:conversation_id>/messages/<int:seq>/readers")
+@login_required
+def readers(conversation_id: int, seq: int):
+    return jsonify(services.readers(current_user.id, conversation_id, seq))
+
+
+@bp.get("/sync")
+@login_required
+def sync():
+    cursor = services.parse_cursor(request.args.get("cursor"))
+    limit = int_arg("limit", minimum=1, maximum=services.SYNC_PAGE_MAX, default=services.SYNC_PAGE_MAX)
+    return jsonify(services.sync(current_user.id, cursor, limit))
+
+
+@bp.get("/presence")
+@login_required
+def presence():
+    raw = request.args.get("user_ids", "")
+    parts = [part for part in raw.split(",") if part]
+    if not parts or len(parts) > 200 or not all(part.isdigit() for part in parts):
+        raise ApiError("invalid_input", "Some fields are invalid.", 400, {"user_ids": "1 to 200 user ids"})
+    return jsonify(presence=presence_of([int(part) for part in parts]))

@@ -1,0 +1,568 @@
+"""Conversations and messages: sending, reading, history, the conversation list and sync.
+
+Ordering rules that keep this correct under concurrency:
+- A message's `seq` comes from `UPDATE conversations SET last_seq = last_seq + 1 ... RETURNING`,
+  so it is assigned under the conversation's row lock, in the same transaction as the insert.
+- Every user-visible change also takes the next global stream position (`next_stream_pos`),
+  *after* every other row lock of its transaction, so positions commit strictly in order and
+  no transaction waits for a lock while holding the counter. Locks are always taken in the
+  order conversation row, member rows, stream counter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from app import presenters, realtime
+from app.errors import ApiError, not_found
+from app.extensions import db
+from app.models import (
+    Conversation,
+    ConversationMember,
+    Group,
+    GroupMember,
+    Message,
+    Sanction,
+    StreamCounter,
+    User,
+    utcnow,
+)
+
+HISTORY_PAGE_MAX = 100
+SYNC_PAGE_MAX = 500
+
+
+# --- stream positions ----------------------------------------------------------------------
+
+
+def next_stream_pos() -> int:
+    """Take the next stream position; the row lock is held until this transaction ends."""
+    return db.session.execute(
+        update(StreamCounter)
+        .where(StreamCounter.id == 1)
+        .values(pos=StreamCounter.pos + 1)
+        .returning(StreamCounter.pos)
+    ).scalar_one()
+
+
+def current_stream_pos() -> int:
+    """Every change numbered up to the returned position is committed and visible."""
+    return db.session.scalar(select(StreamCounter.pos).where(StreamCounter.id == 1))
+
+
+def parse_cursor(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 0
+    if not raw.isdigit() or len(raw) > 19:
+        raise ApiError("invalid_cursor", "The sync cursor is malformed.", 400, {"cursor": "not a cursor"})
+    return int(raw)
+
+
+# --- access --------------------------------------------------------------------------------
+
+
+@dataclass
+class SendContext:
+    conversation: Conversation
+    member: ConversationMember
+    sender: User
+    group: Group | None
+    role: str | None
+    member_muted_until: datetime | None
+    site_muted: bool
+
+
+def _mute_clause(user_id_column):
+    now = utcnow()
+    return (
+        select(Sanction.id)
+        .where(
+            Sanction.user_id == user_id_column,
+            Sanction.kind == "mute",
+            Sanction.lifted_at.is_(None),
+            or_(Sanction.expires_at.is_(None), Sanction.expires_at > now),
+        )
+        .exists()
+    )
+
+
+def require_member(user_id: int, conversation_id: int, *, active: bool = True) -> ConversationMember:
+    """The user's membership of the conversation; unknown conversations and strangers get 404."""
+    member = db.session.get(ConversationMember, (conversation_id, user_id))
+    if member is None:
+        raise not_found("conversation")
+    if active and not member.active:
+        raise ApiError("not_member", "You are no longer a member of this conversation.", 403)
+    return member
+
+
+def _send_context(user_id: int, conversation_id: int) -> SendContext:
+    """Everything the right to speak depends on, in one query."""
+    row = db.session.execute(
+        select(
+            Conversation,
+            ConversationMember,
+            User,
+            Group,
+            GroupMember.role,
+            GroupMember.muted_until,
+            _mute_clause(ConversationMember.user_id),
+        )
+        .join(Conversation, Conversation.id == ConversationMember.conversation_id)
+        .join(User, User.id == ConversationMember.user_id)
+        .outerjoin(Group, Group.conversation_id == Conversation.id)
+        .outerjoin(
+            GroupMember,
+            and_(GroupMember.group_id == Group.id, GroupMember.user_id == ConversationMember.user_id),
+        )
+        .where(
+            ConversationMember.conversation_id == conversation_id,
+            ConversationMember.user_id == user_id,
+        )
+    ).first()
+    if row is None:
+        raise not_found("conversation")
+    return SendContext(*row)
+
+
+def check_can_speak(context: SendContext) -> None:
+    if context.site_muted:
+        raise ApiError("muted", "You are muted and cannot send messages.", 403)
+    group = context.group
+    if group is not None and group.dissolved_at is not None:
+        raise ApiError("group_dissolved", "This group was dissolved; it is read-only.", 403)
+    if not context.member.active:
+        raise ApiError("not_member", "You are no longer a member of this conversation.", 403)
+    if group is not None:
+        if group.muted_all and context.role == "member":
+            raise ApiError("group_muted", "Only the owner and admins can speak in this group now.", 403)
+        if context.member_muted_until is not None and context.member_muted_until > utcnow():
+            raise ApiError("member_muted", "You are muted in this group.", 403)
+
+
+# --- writing messages ----------------------------------------------------------------------
+
+
+def active_member_ids(conversation_id: int) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(ConversationMember.user_id).where(
+                ConversationMember.conversation_id == conversation_id,
+                ConversationMember.active.is_(True),
+            )
+        )
+    )
+
+
+def append_message(
+    conversation_id: int,
+    sender: User | None,
+    body: dict,
+    client_msg_id: str | None = None,
+) -> Message:
+    """Store a message with the next seq and stream position, and deliver it after commit.
+
+    The caller has checked the right to speak and commits.
+    """
+    now = utcnow()
+    seq = db.session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(last_seq=Conversation.last_seq + 1, last_activity_at=now)
+        .returning(Conversation.last_seq)
+    ).scalar_one()
+    if sender is not None:
+        # Sending reads everything before it: the sender's unread count stays at zero.
+        db.session.execute(
+            update(ConversationMember)
+            .where(
+                ConversationMember.conversation_id == conversation_id,
+                ConversationMember.user_id == sender.id,
+            )
+            .values(read_seq=seq)
+        )
+    pos = next_stream_pos()
+    message = Message(
+        conversation_id=conversation_id,
+        seq=seq,
+        sender_id=sender.id if sender else None,
+        type=body["type"],
+        body=body,
+        client_msg_id=client_msg_id,
+        stream_pos=pos,
+        created_at=now,
+    )
+    db.session.add(message)
+    db.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(stream_pos=pos))
+    db.session.flush()
+    payload = presenters.message(message, sender)
+    realtime.emit_after_commit("message:new", payload, active_member_ids(conversation_id))
+    return message
+
+
+def _existing(sender_id: int, client_msg_id: str) -> Message | None:
+    return db.session.scalar(
+        select(Message).where(Message.sender_id == sender_id, Message.client_msg_id == client_msg_id)
+    )
+
+
+def send_message(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> tuple[dict, bool]:
+    """Send a message; returns its payload and whether it was new.
+
+    A resend of a `client_msg_id` already stored returns the stored message and delivers
+    nothing again.
+    """
+    existing = _existing(user_id, client_msg_id)
+    if existing is not None:
+        return _replay(existing, user_id, conversation_id), False
+    context = _send_context(user_id, conversation_id)
+    check_can_speak(context)
+    try:
+        message = append_message(conversation_id, context.sender, body, client_msg_id)
+        db.session.commit()
+    except IntegrityError:
+        # The same client message id raced in from another device or process.
+        db.session.rollback()
+        existing = _existing(user_id, client_msg_id)
+        if existing is None:
+            raise
+        return _replay(existing, user_id, conversation_id), False
+    return presenters.message(message, context.sender), True
+
+
+def _replay(message: Message, user_id: int, conversation_id: int) -> dict:
+    if message.conversation_id != conversation_id:
+        raise ApiError(
+            "duplicate_client_msg_id",
+            "This client_msg_id was already used for another conversation.",
+            409,
+            {"client_msg_id": "already used"},
+        )
+    return presenters.message(message, db.session.get(User, user_id))
+
+
+# --- read state ----------------------------------------------------------------------------
+
+
+def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
+    """Move the read position up to `seq` (never backwards, never past the last message)."""
+    member = require_member(user_id, conversation_id, active=False)
+    conversation = db.session.get(Conversation, conversation_id)
+    visible_last = member.left_seq if member.left_seq is not None else conversation.last_seq
+    target = min(seq, visible_last)
+    if target <= member.read_seq:
+        return {
+            "conversation_id": conversation_id,
+            "read_seq": member.read_seq,
+            "unread": _unread(member, conversation),
+        }
+    db.session.execute(
+        update(ConversationMember)
+        .where(
+            ConversationMember.conversation_id == conversation_id,
+            ConversationMember.user_id == user_id,
+            ConversationMember.read_seq < target,
+        )
+        .values(read_seq=target)
+    )
+    pos = next_stream_pos()
+    db.session.execute(
+        update(ConversationMember)
+        .where(ConversationMember.conversation_id == conversation_id, ConversationMember.user_id == user_id)
+        .values(stream_pos=pos)
+    )
+    db.session.refresh(member)
+    state = {
+        "conversation_id": conversation_id,
+        "read_seq": member.read_seq,
+        "unread": _unread(member, conversation),
+    }
+    receipt = {"conversation_id": conversation_id, "user_id": user_id, "read_seq": member.read_seq}
+    realtime.emit_after_commit("conversation:read", {**receipt, "unread": state["unread"]}, [user_id])
+    if conversation.kind == "direct":
+        peers = [uid for uid in active_member_ids(conversation_id) if uid != user_id]
+        realtime.emit_after_commit("receipt:read", receipt, peers)
+    db.session.commit()
+    return state
+
+
+def _unread(member: ConversationMember, conversation: Conversation) -> int:
+    last = member.left_seq if member.left_seq is not None else conversation.last_seq
+    return max(0, last - max(member.read_seq, member.joined_seq))
+
+
+def readers(user_id: int, conversation_id: int, seq: int) -> dict:
+    """Who has read message `seq`, derived from the members' read positions."""
+    require_member(user_id, conversation_id, active=False)
+    message = db.session.scalar(
+        select(Message).where(Message.conversation_id == conversation_id, Message.seq == seq)
+    )
+    if message is None:
+        raise not_found("message")
+    rows = db.session.execute(
+        select(User, ConversationMember.read_seq)
+        .join(ConversationMember, ConversationMember.user_id == User.id)
+        .where(
+            ConversationMember.conversation_id == conversation_id,
+            ConversationMember.active.is_(True),
+            ConversationMember.joined_seq < seq,
+            User.id != message.sender_id,
+        )
+        .order_by(User.id)
+    ).all()
+    read = [presenters.user_public(user) for user, read_seq in rows if read_seq >= seq]
+    unread = [presenters.user_public(user) for user, read_seq in rows if read_seq < seq]
+    return {"seq": seq, "read_by": read, "unread_by": unread}
+
+
+# --- conversations -------------------------------------------------------------------------
+
+
+def open_direct(user_id: int, peer_id: int) -> tuple[dict, bool]:
+    """The direct conversation between two users, created (and announced) if it is new."""
+    if peer_id == user_id:
+        raise ApiError("invalid_peer", "You cannot open a conversation with yourself.", 400)
+    peer = db.session.get(User, peer_id)
+    if peer is None:
+        raise not_found("user")
+    low, high = sorted((user_id, peer_id))
+    key = f"{low}:{high}"
+    conversation = db.session.scalar(select(Conversation).where(Conversation.direct_key == key))
+    created = False
+    if conversation is None:
+        conversation = Conversation(kind="direct", direct_key=key)
+        db.session.add(conversation)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            conversation = db.session.scalar(select(Conversation).where(Conversation.direct_key == key))
+        else:
+            created = True
+            add_members(conversation.id, [user_id, peer_id])
+            stamp_members(conversation.id, [user_id, peer_id])
+            db.session.commit()
+    summary = conversation_summaries([user_id], conversation_ids=[conversation.id])[0]
+    return summary, created
+
+
+def add_members(conversation_id: int, user_ids: list[int]) -> None:
+    """Make users members (or members again) from the conversation's current seq on, and
+    announce the conversation to their devices after commit.
+
+    Locks the conversation row, then the member rows; the caller takes the stream position
+    last (`stamp_members`, or by appending a message) and commits.
+    """
+    conversation = db.session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+    )
+    now = utcnow()
+    for user_id in user_ids:
+        member = db.session.get(ConversationMember, (conversation_id, user_id))
+        if member is None:
+            member = ConversationMember(conversation_id=conversation_id, user_id=user_id)
+            db.session.add(member)
+        member.active = True
+        member.left_seq = None
+        member.hidden = False
+        member.joined_seq = conversation.last_seq
+        member.read_seq = conversation.last_seq
+        member.joined_at = now
+        member.updated_at = now
+    db.session.flush()
+    realtime.before_commit(lambda: announce_conversation(conversation_id, user_ids))
+
+
+def stamp_members(conversation_id: int, user_ids: list[int]) -> None:
+    """Mark these members' own state as changed, for sync. Call after their rows are locked."""
+    pos = next_stream_pos()
+    db.session.execute(
+        update(ConversationMember)
+        .where(
+            ConversationMember.conversation_id == conversation_id, ConversationMember.user_id.in_(user_ids)
+        )
+        .values(stream_pos=pos)
+    )
+
+
+def announce_conversation(conversation_id: int, user_ids: list[int]) -> None:
+    """Send each user their own summary of the conversation once the transaction commits."""
+    for summary in conversation_summaries(user_ids, conversation_ids=[conversation_id]):
+        user_id = summary.pop("_user_id", user_ids[0])
+        realtime.emit_after_commit("conversation:new", summary, [user_id], first=True)
+
+
+def conversation_summaries(
+    user_ids: list[int],
+    *,
+    conversation_ids: list[int] | None = None,
+    changed_after: int | None = None,
+    changed_upto: int | None = None,
+) -> list[dict]:
+    """Conversation list items for `user_ids`, pinned first, then by last activity.
+
+    One query whatever the number of conversations. With several users, each item carries
+    `_user_id`, the user it was made for.
+    """
+    member = ConversationMember
+    peer_member = aliased(ConversationMember)
+    peer = aliased(User)
+    last = aliased(Message)
+    last_sender = aliased(User)
+    visible_last = case((member.left_seq.is_not(None), member.left_seq), else_=Conversation.last_seq)
+    query = (
+        select(member, Conversation, Group, peer, last, last_sender)
+        .join(Conversation, Conversation.id == member.conversation_id)
+        .outerjoin(Group, Group.conversation_id == Conversation.id)
+        .outerjoin(
+            peer_member,
+            and_(
+                Conversation.kind == "direct",
+                peer_member.conversation_id == Conversation.id,
+                peer_member.user_id != member.user_id,
+            ),
+        )
+        .outerjoin(peer, peer.id == peer_member.user_id)
+        .outerjoin(
+            last,
+            and_(
+                last.conversation_id == Conversation.id,
+                last.seq == visible_last,
+                last.seq > member.joined_seq,
+            ),
+        )
+        .outerjoin(last_sender, last_sender.id == last.sender_id)
+        .where(member.user_id.in_(user_ids), member.hidden.is_(False))
+        .order_by(
+            member.user_id, member.pinned.desc(), Conversation.last_activity_at.desc(), Conversation.id.desc()
+        )
+    )
+    if conversation_ids is not None:
+        query = query.where(member.conversation_id.in_(conversation_ids))
+    if changed_after is not None:
+        upto = changed_upto if changed_upto is not None else 2**62
+        query = query.where(
+            or_(
+                and_(Conversation.stream_pos > changed_after, Conversation.stream_pos <= upto),
+                and_(member.stream_pos > changed_after, member.stream_pos <= upto),
+            )
+        )
+    rows = db.session.execute(query).all()
+    online = realtime.presence().online({row[3].id for row in rows if row[3] is not None})
+    items = []
+    for membership, conversation, group, peer_user, last_message, sender in rows:
+        item = presenters.conversation(
+            membership,
+            conversation,
+            group,
+            peer_user,
+            last_message,
+            sender,
+            unread=_unread(membership, conversation),
+            online=peer_user is not None and peer_user.id in online,
+        )
+        if len(user_ids) > 1:
+            item["_user_id"] = membership.user_id
+        items.append(item)
+    return items
+
+
+def conversation_list(user_id: int) -> dict:
+    cursor = current_stream_pos()
+    return {"conversations": conversation_summaries([user_id]), "cursor": str(cursor)}
+
+
+def set_member_flags(user_id: int, conversation_id: int, changes: dict) -> dict:
+    """Pin, mute notifications of, or hide a conversation for oneself; synced to every device."""
+    member = require_member(user_id, conversation_id, active=False)
+    for name in ("pinned", "muted", "hidden"):
+        if name in changes:
+            setattr(member, name, changes[name])
+    member.updated_at = utcnow()
+    db.session.flush()
+    member.stream_pos = next_stream_pos()
+    db.session.commit()
+    summary_list = conversation_summaries([user_id], conversation_ids=[conversation_id])
+    summary = summary_list[0] if summary_list else {"id": conversation_id, "hidden": True}
+    realtime.emit_to_users("conversation:update", summary, [user_id])
+    return summary
+
+
+# --- history and sync ----------------------------------------------------------------------
+
+
+def history(
+    user_id: int,
+    conversation_id: int,
+    before_seq: int | None = None,
+    after_seq: int | None = None,
+    limit: int = 50,
+) -> dict:
+    """A page of messages by seq, oldest first, within what the member may see."""
+    member = require_member(user_id, conversation_id, active=False)
+    conversation = db.session.get(Conversation, conversation_id)
+    lowest = member.joined_seq
+    highest = member.left_seq if member.left_seq is not None else conversation.last_seq
+    query = (
+        select(Message, User)
+        .outerjoin(User, User.id == Message.sender_id)
+        .where(Message.conversation_id == conversation_id, Message.seq > lowest, Message.seq <= highest)
+    )
+    if after_seq is not None:
+        query = query.where(Message.seq > after_seq)
+        if before_seq is not None:
+            query = query.where(Message.seq < before_seq)
+        rows = db.session.execute(query.order_by(Message.seq).limit(limit + 1)).all()
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+    else:
+        if before_seq is not None:
+            query = query.where(Message.seq < before_seq)
+        rows = db.session.execute(query.order_by(Message.seq.desc()).limit(limit + 1)).all()
+        has_more = len(rows) > limit
+        rows = list(reversed(rows[:limit]))
+    return {
+        "messages": [presenters.message(message, sender) for message, sender in rows],
+        "has_more": has_more,
+    }
+
+
+def sync(user_id: int, cursor: int, limit: int = SYNC_PAGE_MAX) -> dict:
+    """Everything that changed for the user after `cursor`: new (or changed) messages in their
+    conversations in stream order, and the current summary of each conversation touched.
+
+    Replaying pages until `has_more` is false leaves a client in the state a fresh load gives.
+    """
+    high = current_stream_pos()
+    member = ConversationMember
+    rows = db.session.execute(
+        select(Message, User)
+        .join(
+            member,
+            and_(member.conversation_id == Message.conversation_id, member.user_id == user_id),
+        )
+        .outerjoin(User, User.id == Message.sender_id)
+        .where(
+            Message.stream_pos > cursor,
+            Message.stream_pos <= high,
+            Message.seq > member.joined_seq,
+            or_(member.left_seq.is_(None), Message.seq <= member.left_seq),
+        )
+        .order_by(Message.stream_pos)
+        .limit(limit + 1)
+    ).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    upto = rows[-1][0].stream_pos if has_more else high
+    summaries = conversation_summaries([user_id], changed_after=cursor, changed_upto=upto)
+    return {
+        "messages": [presenters.message(message, sender) for message, sender in rows],
+        "conversations": summaries,
+        "cursor": str(upto),
+        "has_more": has_more,
+    }

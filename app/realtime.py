@@ -1,0 +1,94 @@
+"""The one place that knows room names and talks to socket.io.
+
+Services never emit directly: they call `on_commit(...)` helpers here, and the
+events leave only after the database transaction commits (and are dropped if it
+rolls back). Every socket joins its user's room `user:<id>`, so one emit reaches
+every device of the user, on every process (Flask-SocketIO's message queue
+carries it when REDIS_URL is set).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from app.extensions import db, socketio
+
+log = logging.getLogger(__name__)
+PENDING = "parley.after_commit"
+PREPARE = "parley.before_commit"
+
+
+def user_room(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def on_commit(action: Callable[[], None]) -> None:
+    """Run `action` once the current transaction has committed."""
+    db.session.info.setdefault(PENDING, []).append(action)
+
+
+def before_commit(action: Callable[[], None]) -> None:
+    """Run `action` just before the transaction commits, when it can still query the
+    final state (to build the payloads it hands to `emit_after_commit`)."""
+    db.session.info.setdefault(PREPARE, []).append(action)
+
+
+@event.listens_for(Session, "before_commit")
+def _run_prepare(session: Session) -> None:
+    while session.info.get(PREPARE):
+        session.info[PREPARE].pop(0)()
+
+
+@event.listens_for(Session, "after_commit")
+def _run_pending(session: Session) -> None:
+    for action in session.info.pop(PENDING, ()):
+        try:
+            action()
+        except Exception:
+            log.exception("after-commit action failed")
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(session: Session) -> None:
+    session.info.pop(PENDING, None)
+    session.info.pop(PREPARE, None)
+
+
+def presence():
+    return current_app.extensions["parley.presence"]
+
+
+def emit_to_users(name: str, data, user_ids: Iterable[int], skip_sid: str | None = None) -> None:
+    rooms = [user_room(user_id) for user_id in dict.fromkeys(user_ids)]
+    if rooms:
+        socketio.emit(name, data, to=rooms, skip_sid=skip_sid)
+
+
+def emit_after_commit(name: str, data, user_ids: Iterable[int], *, first: bool = False) -> None:
+    """Deliver `name` to every device of `user_ids` once the transaction commits
+    (`first`: ahead of the events queued so far, e.g. a new conversation before its messages)."""
+    targets = list(user_ids)
+    pending = db.session.info.setdefault(PENDING, [])
+    pending.insert(0 if first else len(pending), lambda: emit_to_users(name, data, targets))
+
+
+def disconnect_sids(sids: Iterable[str]) -> None:
+    """Drop sockets wherever they are connected (the message queue reaches other processes)."""
+    for sid in sids:
+        socketio.server.disconnect(sid, namespace="/")
+
+
+def disconnect_devices_after_commit(device_ids: Iterable[int]) -> None:
+    ids = list(device_ids)
+    store = presence()
+    on_commit(lambda: disconnect_sids(sid for device_id in ids for sid in store.sids_of_device(device_id)))
+
+
+def disconnect_user_after_commit(user_id: int) -> None:
+    store = presence()
+    on_commit(lambda: disconnect_sids(store.sids_of_user(user_id)))
