@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import realtime
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.models import DeviceSession, Sanction, User, utcnow
@@ -277,22 +278,30 @@ def revoke_device(user: User, device_id: int) -> None:
     device = db.session.get(DeviceSession, device_id)
     if device is None or device.user_id != user.id or device.revoked_at is not None:
         raise not_found("device")
-    device.revoked_at = utcnow()
-    db.session.commit()
+    end_device_session(device)
 
 
 def revoke_all_devices(user_id: int, keep_device_id: int | None = None) -> int:
     """Sign out every device of the user except `keep_device_id`; returns how many."""
-    query = update(DeviceSession).where(DeviceSession.user_id == user_id, DeviceSession.revoked_at.is_(None))
+    query = select(DeviceSession.id).where(
+        DeviceSession.user_id == user_id, DeviceSession.revoked_at.is_(None)
+    )
     if keep_device_id is not None:
         query = query.where(DeviceSession.id != keep_device_id)
-    result = db.session.execute(query.values(revoked_at=utcnow()))
+    device_ids = list(db.session.scalars(query))
+    if device_ids:
+        db.session.execute(
+            update(DeviceSession).where(DeviceSession.id.in_(device_ids)).values(revoked_at=utcnow())
+        )
+        realtime.disconnect_devices_after_commit(device_ids)
     db.session.commit()
-    return result.rowcount
+    return len(device_ids)
 
 
 def end_device_session(device: DeviceSession) -> None:
+    """Sign one device out: its next request is refused and its sockets are dropped."""
     device.revoked_at = utcnow()
+    realtime.disconnect_devices_after_commit([device.id])
     db.session.commit()
 
 
