@@ -21,6 +21,7 @@ from app.auth.session import current_device
 from app.chat import schemas, services
 from app.errors import ApiError
 from app.extensions import db, limiter, socketio
+from app.presence import REFRESH_SECONDS
 from app.presence_service import announce_presence
 from app.validation import validate
 
@@ -33,8 +34,25 @@ _typing_sent: dict[tuple[str, int], float] = {}
 TYPING_INTERVAL = 2.0
 
 
+_refresher_started = False
+
+
+def _keep_presence_fresh(store) -> None:
+    """Refresh this process's presence entries so they outlive their expiry while connected."""
+    while True:
+        socketio.sleep(REFRESH_SECONDS)
+        try:
+            store.refresh()
+        except Exception:
+            log.exception("presence refresh failed")
+
+
 @socketio.on("connect")
 def on_connect(auth=None):
+    global _refresher_started
+    if not _refresher_started:
+        _refresher_started = True
+        socketio.start_background_task(_keep_presence_fresh, realtime.presence())
     if not current_user.is_authenticated:
         raise ConnectionRefusedError({"code": "unauthenticated", "message": "Sign in first."})
     device = current_device()
