@@ -75,11 +75,13 @@ def create_app(config: Config | None = None) -> Flask:
     from app.cli import register_commands
     from app.errors import register_error_handlers
     from app.security import register_csrf
+    from app.social import routes as social_routes
 
     register_error_handlers(app)
     register_csrf(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(chat_routes.bp)
+    app.register_blueprint(social_routes.bp)
     app.register_blueprint(pages.bp)
     register_commands(app)
 

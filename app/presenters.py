@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.models import Conversation, ConversationMember, DeviceSession, Group, Message, User
+from app.models import (
+    Conversation,
+    ConversationMember,
+    DeviceSession,
+    FriendRequest,
+    Group,
+    GroupJoinRequest,
+    GroupMember,
+    Message,
+    User,
+)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -115,4 +125,64 @@ def conversation(
         "muted": member.muted,
         "active": member.active,
         "last_activity_at": iso(row.last_activity_at),
+    }
+
+
+def friend_request(row: FriendRequest, sender: User, recipient: User) -> dict:
+    return {
+        "id": row.id,
+        "from": user_public(sender),
+        "to": user_public(recipient),
+        "message": row.message,
+        "status": row.status,
+        "created_at": iso(row.created_at),
+        "responded_at": iso(row.responded_at),
+    }
+
+
+def friend(user: User, remark: str | None, since: datetime, *, online: bool) -> dict:
+    return {
+        "user": user_public(user),
+        "remark": remark,
+        "online": online,
+        "last_seen_at": None if online else iso(user.last_seen_at),
+        "since": iso(since),
+    }
+
+
+def group(row: Group) -> dict:
+    return {
+        **group_brief(row),
+        "conversation_id": row.conversation_id,
+        "intro": row.intro,
+        "announcement": row.announcement,
+        "join_policy": row.join_policy,
+        "discoverable": row.discoverable,
+        "owner_id": row.owner_id,
+        "member_limit": row.member_limit,
+        "created_at": iso(row.created_at),
+        "dissolved_at": iso(row.dissolved_at),
+        "dissolved_reason": row.dissolved_reason,
+    }
+
+
+def group_member(member: GroupMember, user: User, *, online: bool) -> dict:
+    return {
+        "user": user_public(user),
+        "role": member.role,
+        "muted_until": iso(member.muted_until),
+        "joined_at": iso(member.joined_at),
+        "online": online,
+    }
+
+
+def join_request(row: GroupJoinRequest, user: User, group_row: Group) -> dict:
+    return {
+        "id": row.id,
+        "group": group_brief(group_row),
+        "user": user_public(user),
+        "message": row.message,
+        "status": row.status,
+        "created_at": iso(row.created_at),
+        "responded_at": iso(row.responded_at),
     }

@@ -23,9 +23,9 @@ import requests
 from flask_migrate import upgrade
 from sqlalchemy import event, text
 
-from app import create_app, init_socketio
+from app import create_app
 from app.auth import services as auth_services
-from app.extensions import db, limiter
+from app.extensions import db, limiter, socketio
 from config import BASE_DIR, Config
 
 TEST_DB = os.environ.get("PARLEY_TEST_DB", "sqlite")
@@ -128,11 +128,13 @@ def app(database_url, instance_path):
 def make_app(app, database_url, instance_path):
     """Another application on the test database (a second process, or other settings);
     its connections are closed at the end of the test. Flask-SocketIO binds one app at a
-    time, so the session's app is bound again afterwards."""
+    time: the session app keeps its socket.io server."""
     made = []
 
     def make(**overrides: str):
+        server = socketio.server
         application = create_app(Config.from_env(server_env(database_url, instance_path, **overrides)))
+        socketio.server = server
         made.append(application)
         return application
 
@@ -140,7 +142,6 @@ def make_app(app, database_url, instance_path):
     for application in made:
         with application.app_context():
             db.engine.dispose()
-    init_socketio(app)
 
 
 def _clean(application) -> None:
@@ -197,11 +198,30 @@ def make_user(app):
 
 
 @pytest.fixture
+def befriend(app):
+    """Make two users friends through the request-and-accept services."""
+
+    def make_friends(user_id: int, other_id: int) -> None:
+        from app.social import services as social
+
+        with app.app_context():
+            request, _ = social.send_friend_request(user_id, other_id, "")
+            social.respond_to_request(other_id, request["id"], accept=True)
+
+    return make_friends
+
+
+@pytest.fixture
 def login(app):
     """A new test client signed in as `username` (a new device session each call)."""
 
+    addresses = iter(range(1, 60000))
+
     def sign_in(username: str, password: str = PASSWORD, user_agent: str = "pytest"):
+        # Each device signs in from its own address, so only the per-username limit applies.
+        number = next(addresses)
         new_client = app.test_client()
+        new_client.environ_base["REMOTE_ADDR"] = f"10.{number // 250}.{number % 250}.1"
         response = new_client.post(
             "/api/v1/auth/login",
             json={"username": username, "password": password},

@@ -14,15 +14,14 @@ from tests.chat_helpers import connect, new_client_msg_id
 
 
 @pytest.fixture
-def pair(app, make_user, login):
-    """Alice (phone and laptop) and Bob (phone) with a direct conversation."""
-    make_user("alice")
-    make_user("bob")
+def pair(app, make_user, login, befriend):
+    """Alice (phone and laptop) and Bob (phone), friends with a direct conversation."""
+    befriend(make_user("alice"), make_user("bob"))
     alice_phone = connect(app, login("alice"))
     alice_laptop = connect(app, login("alice"))
     bob = connect(app, login("bob"))
     response = alice_phone.http.post("/api/v1/conversations", json={"user_id": bob.user_id})
-    assert response.status_code == 201
+    assert response.status_code == 200
     conversation_id = response.get_json()["conversation"]["id"]
     for device in (alice_phone, alice_laptop, bob):
         device.received()  # drop the connect-time events
@@ -73,9 +72,10 @@ def test_resending_a_client_msg_id_returns_the_original_and_delivers_nothing(pai
     assert message_count(app) == 1
 
 
-def test_a_client_msg_id_cannot_be_reused_for_another_conversation(pair, app, make_user, login):
+def test_a_client_msg_id_cannot_be_reused_for_another_conversation(pair, app, make_user, befriend):
     alice_phone, _, _, conversation_id = pair
     carol_id = make_user("carol")
+    befriend(alice_phone.user_id, carol_id)
     other = alice_phone.http.post("/api/v1/conversations", json={"user_id": carol_id}).get_json()
     alice_phone.send(conversation_id, "x", client_msg_id="reused-0001")
     ack = alice_phone.send(other["conversation"]["id"], "x", client_msg_id="reused-0001")
@@ -164,9 +164,10 @@ def test_an_expired_mute_lets_the_user_speak(pair, app):
 
 
 @pytest.fixture
-def group(app, make_user, login):
+def group(app, make_user, login, befriend):
     owner_id = make_user("owner")
     member_id = make_user("member")
+    befriend(owner_id, member_id)
     with app.app_context():
         group = create_group(owner_id, "Team", [member_id])
         ids = (group.id, group.conversation_id)

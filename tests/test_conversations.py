@@ -8,6 +8,7 @@ from app.auth import services as auth_services
 from app.chat import services as chat
 from app.extensions import db
 from app.groups.services import create_group
+from app.social import services as social
 from tests.chat_helpers import connect, new_client_msg_id
 
 
@@ -20,7 +21,11 @@ def send(app, user_id: int, conversation_id: int, text: str = "hi") -> dict:
 
 
 def open_direct(app, user_id: int, peer_id: int) -> int:
+    """Make the two users friends (which opens their direct conversation) and return it."""
     with app.app_context():
+        if social.friendship(user_id, peer_id) is None:
+            request, _ = social.send_friend_request(user_id, peer_id, "")
+            social.respond_to_request(peer_id, request["id"], accept=True)
         summary, _ = chat.open_direct(user_id, peer_id)
         return summary["id"]
 
@@ -31,12 +36,16 @@ def alice(make_user, login, app):
     return user_id, login("alice")
 
 
-def test_opening_a_direct_conversation_twice_gives_the_same_one(alice, make_user):
-    _, client = alice
+def test_opening_a_direct_conversation_needs_a_friend(alice, make_user, befriend):
+    alice_id, client = alice
     bob_id = make_user("bob")
+    refused = client.post("/api/v1/conversations", json={"user_id": bob_id})
+    assert refused.status_code == 403
+    assert refused.get_json()["error"]["code"] == "not_friends"
+    befriend(alice_id, bob_id)
     first = client.post("/api/v1/conversations", json={"user_id": bob_id})
     second = client.post("/api/v1/conversations", json={"user_id": bob_id})
-    assert (first.status_code, second.status_code) == (201, 200)
+    assert (first.status_code, second.status_code) == (200, 200)
     assert first.get_json()["conversation"]["id"] == second.get_json()["conversation"]["id"]
 
 
@@ -112,6 +121,8 @@ def test_the_list_costs_the_same_queries_at_5_and_200_conversations(alice, app, 
         for index in range(200):
             peer = auth_services.create_user(f"many{index}", None)
             db.session.commit()
+            request, _ = social.send_friend_request(peer.id, alice_id, "")
+            social.respond_to_request(alice_id, request["id"], accept=True)
             summary, _ = chat.open_direct(alice_id, peer.id)
             chat.send_message(peer.id, summary["id"], new_client_msg_id(), {"type": "txt", "msg": "x"})
             if index == 4:
@@ -162,8 +173,10 @@ def test_read_over_rest(alice, make_user, app):
     assert response.get_json() == {"conversation_id": conversation_id, "read_seq": 1, "unread": 0}
 
 
-def test_group_members_can_ask_who_has_read_a_message(app, make_user, login):
+def test_group_members_can_ask_who_has_read_a_message(app, make_user, login, befriend):
     owner_id, a_id, b_id = make_user("owner"), make_user("anna"), make_user("bert")
+    befriend(owner_id, a_id)
+    befriend(owner_id, b_id)
     with app.app_context():
         conversation_id = create_group(owner_id, "Readers", [a_id, b_id]).conversation_id
     message = send(app, owner_id, conversation_id, "read me")
@@ -242,9 +255,10 @@ def _comparable(summary: dict) -> dict:
     return kept
 
 
-def test_replaying_sync_ends_in_the_state_a_fresh_load_gives(alice, make_user, app, login):
+def test_replaying_sync_ends_in_the_state_a_fresh_load_gives(alice, make_user, app, login, befriend):
     alice_id, client = alice
     bob_id, carol_id = make_user("bob"), make_user("carol")
+    befriend(bob_id, carol_id)
     first = open_direct(app, alice_id, bob_id)
     for i in range(4):
         send(app, bob_id, first, f"early {i}")

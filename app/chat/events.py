@@ -54,7 +54,7 @@ def on_connect(auth=None):
         _refresher_started = True
         socketio.start_background_task(_keep_presence_fresh, realtime.presence())
     if not current_user.is_authenticated:
-        raise ConnectionRefusedError({"code": "unauthenticated", "message": "Sign in first."})
+        raise ConnectionRefusedError("Sign in first.", {"code": "unauthenticated"})
     device = current_device()
     user_id = current_user.id
     _identity[request.sid] = (user_id, device.id)

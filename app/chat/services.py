@@ -22,8 +22,10 @@ from app import presenters, realtime
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.models import (
+    Block,
     Conversation,
     ConversationMember,
+    Friendship,
     Group,
     GroupMember,
     Message,
@@ -75,6 +77,9 @@ class SendContext:
     role: str | None
     member_muted_until: datetime | None
     site_muted: bool
+    peer: User | None = None
+    friends: bool = False
+    blocked: bool = False
 
 
 def _mute_clause(user_id_column):
@@ -103,6 +108,28 @@ def require_member(user_id: int, conversation_id: int, *, active: bool = True) -
 
 def _send_context(user_id: int, conversation_id: int) -> SendContext:
     """Everything the right to speak depends on, in one query."""
+    peer_member = aliased(ConversationMember)
+    peer = aliased(User)
+    friends = (
+        select(Friendship.id)
+        .where(
+            or_(
+                and_(Friendship.user_a_id == user_id, Friendship.user_b_id == peer.id),
+                and_(Friendship.user_a_id == peer.id, Friendship.user_b_id == user_id),
+            )
+        )
+        .exists()
+    )
+    blocked = (
+        select(Block.user_id)
+        .where(
+            or_(
+                and_(Block.user_id == peer.id, Block.blocked_user_id == user_id),
+                and_(Block.user_id == user_id, Block.blocked_user_id == peer.id),
+            )
+        )
+        .exists()
+    )
     row = db.session.execute(
         select(
             Conversation,
@@ -112,6 +139,9 @@ def _send_context(user_id: int, conversation_id: int) -> SendContext:
             GroupMember.role,
             GroupMember.muted_until,
             _mute_clause(ConversationMember.user_id),
+            peer,
+            friends,
+            blocked,
         )
         .join(Conversation, Conversation.id == ConversationMember.conversation_id)
         .join(User, User.id == ConversationMember.user_id)
@@ -120,6 +150,15 @@ def _send_context(user_id: int, conversation_id: int) -> SendContext:
             GroupMember,
             and_(GroupMember.group_id == Group.id, GroupMember.user_id == ConversationMember.user_id),
         )
+        .outerjoin(
+            peer_member,
+            and_(
+                Conversation.kind == "direct",
+                peer_member.conversation_id == Conversation.id,
+                peer_member.user_id != user_id,
+            ),
+        )
+        .outerjoin(peer, peer.id == peer_member.user_id)
         .where(
             ConversationMember.conversation_id == conversation_id,
             ConversationMember.user_id == user_id,
@@ -138,6 +177,11 @@ def check_can_speak(context: SendContext) -> None:
         raise ApiError("group_dissolved", "This group was dissolved; it is read-only.", 403)
     if not context.member.active:
         raise ApiError("not_member", "You are no longer a member of this conversation.", 403)
+    if context.peer is not None and not (context.peer.is_bot or context.sender.is_bot):
+        if context.blocked:
+            raise ApiError("blocked", "You cannot message this user.", 403)
+        if not context.friends:
+            raise ApiError("not_friends", "You can only message your friends.", 403)
     if group is not None:
         if group.muted_all and context.role == "member":
             raise ApiError("group_muted", "Only the owner and admins can speak in this group now.", 403)
@@ -164,8 +208,10 @@ def append_message(
     sender: User | None,
     body: dict,
     client_msg_id: str | None = None,
+    also_to: list[int] | None = None,
 ) -> Message:
-    """Store a message with the next seq and stream position, and deliver it after commit.
+    """Store a message with the next seq and stream position, and deliver it after commit to
+    the active members (and `also_to`, e.g. members being removed, who see their notice).
 
     The caller has checked the right to speak and commits.
     """
@@ -201,8 +247,21 @@ def append_message(
     db.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(stream_pos=pos))
     db.session.flush()
     payload = presenters.message(message, sender)
-    realtime.emit_after_commit("message:new", payload, active_member_ids(conversation_id))
+    recipients = active_member_ids(conversation_id)
+    if sender is not None and len(recipients) > 2:
+        recipients = _without_blockers(recipients, sender.id)
+    realtime.emit_after_commit("message:new", payload, [*recipients, *(also_to or [])])
     return message
+
+
+def _without_blockers(user_ids: list[int], sender_id: int) -> list[int]:
+    """Group members who blocked the sender don't receive their messages live."""
+    blockers = set(
+        db.session.scalars(
+            select(Block.user_id).where(Block.blocked_user_id == sender_id, Block.user_id.in_(user_ids))
+        )
+    )
+    return [user_id for user_id in user_ids if user_id not in blockers]
 
 
 def _existing(sender_id: int, client_msg_id: str) -> Message | None:
@@ -330,6 +389,12 @@ def open_direct(user_id: int, peer_id: int) -> tuple[dict, bool]:
     peer = db.session.get(User, peer_id)
     if peer is None:
         raise not_found("user")
+    me = db.session.get(User, user_id)
+    if not (peer.is_bot or me.is_bot):
+        if _is_blocked_pair(user_id, peer_id):
+            raise ApiError("blocked", "You cannot message this user.", 403)
+        if not _are_friends(user_id, peer_id):
+            raise ApiError("not_friends", "You can only message your friends.", 403)
     low, high = sorted((user_id, peer_id))
     key = f"{low}:{high}"
     conversation = db.session.scalar(select(Conversation).where(Conversation.direct_key == key))
@@ -349,6 +414,22 @@ def open_direct(user_id: int, peer_id: int) -> tuple[dict, bool]:
             db.session.commit()
     summary = conversation_summaries([user_id], conversation_ids=[conversation.id])[0]
     return summary, created
+
+
+def _are_friends(user_id: int, other_id: int) -> bool:
+    low, high = sorted((user_id, other_id))
+    query = select(Friendship.id).where(Friendship.user_a_id == low, Friendship.user_b_id == high)
+    return db.session.scalar(query) is not None
+
+
+def _is_blocked_pair(user_id: int, other_id: int) -> bool:
+    query = select(Block.user_id).where(
+        or_(
+            and_(Block.user_id == user_id, Block.blocked_user_id == other_id),
+            and_(Block.user_id == other_id, Block.blocked_user_id == user_id),
+        )
+    )
+    return db.session.scalar(query) is not None
 
 
 def add_members(conversation_id: int, user_ids: list[int]) -> None:

@@ -1,29 +1,122 @@
-"""Groups: creation and membership, each change a committed service call with its system message."""
+"""Groups: creation, settings, roles and membership.
+
+Every membership change is one committed service call that writes a system message into the
+group conversation and emits after commit: a new member's devices get the conversation, a
+removed member's devices stop receiving at once (delivery goes to active members only).
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app import presenters, realtime
 from app.chat import services as chat
 from app.errors import ApiError, not_found
 from app.extensions import db
-from app.models import Conversation, Group, GroupMember, User
+from app.models import (
+    Conversation,
+    ConversationMember,
+    Group,
+    GroupJoinRequest,
+    GroupMember,
+    User,
+    utcnow,
+)
+from app.social.services import friendship
+
+RANKS = {"member": 0, "admin": 1, "owner": 2}
+PAGE_MAX = 100
 
 
-def system_body(event: str, actor: User, text: str, **extra) -> dict:
-    return {"type": "system", "event": event, "actor_id": actor.id, "text": text, **extra}
+def system_body(event: str, actor: User | None, text: str, **extra) -> dict:
+    return {"type": "system", "event": event, "actor_id": actor.id if actor else None, "text": text, **extra}
+
+
+def _names(user_ids: list[int]) -> str:
+    users = db.session.scalars(select(User).where(User.id.in_(user_ids)).order_by(User.id))
+    return ", ".join(user.nickname for user in users)
+
+
+# --- access --------------------------------------------------------------------------------
+
+
+def get_group(group_id: int, *, lock: bool = False) -> Group:
+    """The group; `lock` takes its row lock first, so changes to one group queue up
+    (lock order: group, conversation, members, stream counter)."""
+    statement = select(Group).where(Group.id == group_id)
+    group = db.session.scalar(statement.with_for_update() if lock else statement)
+    if group is None:
+        raise not_found("group")
+    return group
+
+
+def membership(group_id: int, user_id: int) -> GroupMember | None:
+    return db.session.get(GroupMember, (group_id, user_id))
+
+
+def require_group_role(
+    user_id: int, group_id: int, role: str = "member", *, live: bool = True, lock: bool = False
+) -> tuple:
+    """The group and the user's membership, if they hold at least `role`; codes otherwise."""
+    group = get_group(group_id, lock=lock)
+    member = membership(group_id, user_id)
+    if member is None:
+        if group.discoverable and group.dissolved_at is None:
+            raise ApiError("not_member", "You are not a member of this group.", 403)
+        raise not_found("group")
+    if live and group.dissolved_at is not None:
+        raise ApiError("group_dissolved", "This group was dissolved.", 403)
+    if RANKS[member.role] < RANKS[role]:
+        raise ApiError("forbidden", f"Only the group's {role}s can do that.", 403)
+    return group, member
+
+
+def _announce_group(group: Group) -> None:
+    """Tell every member's devices the group's settings changed."""
+    conversation_id = group.conversation_id
+
+    def prepare():
+        realtime.emit_after_commit(
+            "group:update",
+            presenters.group(db.session.get(Group, group.id)),
+            chat.active_member_ids(conversation_id),
+        )
+
+    realtime.before_commit(prepare)
+
+
+def _touch_conversation(conversation_id: int) -> None:
+    """Mark the conversation as changed for sync (name, avatar...) when no message does."""
+    pos = chat.next_stream_pos()
+    db.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(stream_pos=pos))
+
+
+def _member_limit() -> int:
+    return current_app.config["GROUP_MEMBER_LIMIT"]
+
+
+def _require_friends(user_id: int, others: list[int]) -> None:
+    for other in others:
+        if db.session.get(User, other) is None:
+            raise not_found("user")
+        if friendship(user_id, other) is None:
+            raise ApiError("not_friends", "You can only add your friends.", 403, {"user_ids": str(other)})
+
+
+# --- creating and editing ------------------------------------------------------------------
 
 
 def create_group(owner_id: int, name: str, member_ids: list[int] | None = None) -> Group:
-    """A new group owned by `owner_id`, with its conversation and a "created" system message."""
+    """A new group owned by `owner_id`, with the owner's friends as first members."""
     owner = db.session.get(User, owner_id)
-    name = name.strip()
-    if not name or len(name) > 64:
-        raise ApiError("invalid_input", "Some fields are invalid.", 400, {"name": "1 to 64 characters"})
     others = [uid for uid in dict.fromkeys(member_ids or []) if uid != owner_id]
+    _require_friends(owner_id, others)
     if len(others) + 1 > _member_limit():
         raise ApiError("group_full", "That is more members than a group may have.", 409)
-    for uid in others:
-        if db.session.get(User, uid) is None:
-            raise not_found("user")
     conversation = Conversation(kind="group")
     db.session.add(conversation)
     db.session.flush()
@@ -51,7 +144,411 @@ def create_group(owner_id: int, name: str, member_ids: list[int] | None = None) 
     return group
 
 
-def _member_limit() -> int:
-    from flask import current_app
+EDITABLE = ("name", "avatar_url", "intro", "announcement", "join_policy", "discoverable")
 
-    return current_app.config["GROUP_MEMBER_LIMIT"]
+
+def update_group(actor_id: int, group_id: int, changes: dict) -> dict:
+    """Owner and admins edit the group's settings; renames and announcements are told in the chat."""
+    group, _ = require_group_role(actor_id, group_id, "admin", lock=True)
+    actor = db.session.get(User, actor_id)
+    notes = []
+    for name in EDITABLE:
+        if name in changes and changes[name] != getattr(group, name):
+            setattr(group, name, changes[name])
+            if name == "name":
+                notes.append(
+                    system_body(
+                        "group_renamed", actor, f'{actor.nickname} renamed the group to "{group.name}"'
+                    )
+                )
+            elif name == "announcement" and group.announcement:
+                notes.append(
+                    system_body("group_announcement", actor, f"{actor.nickname} posted an announcement")
+                )
+    db.session.flush()
+    for body in notes:
+        chat.append_message(group.conversation_id, None, body)
+    if not notes:
+        _touch_conversation(group.conversation_id)
+    _announce_group(group)
+    db.session.commit()
+    return presenters.group(group)
+
+
+# --- joining -------------------------------------------------------------------------------
+
+
+def _join(group: Group, user_ids: list[int], actor: User, event: str, text: str) -> None:
+    """Add users to the group and its conversation, with one system message; caller commits."""
+    new = [uid for uid in user_ids if membership(group.id, uid) is None]
+    if not new:
+        return
+    if group.member_count + len(new) > group.member_limit:
+        raise ApiError("group_full", "The group is full.", 409)
+    for uid in new:
+        db.session.add(GroupMember(group_id=group.id, user_id=uid, role="member", invited_by_id=actor.id))
+    group.member_count += len(new)
+    db.session.flush()
+    chat.add_members(group.conversation_id, new)
+    chat.append_message(group.conversation_id, None, system_body(event, actor, text, user_ids=new))
+    chat.stamp_members(group.conversation_id, new)
+    _announce_group(group)
+
+
+def invite(actor_id: int, group_id: int, user_ids: list[int]) -> dict:
+    """Members add their friends (in an invite-only group, only owner and admins may)."""
+    group, member = require_group_role(actor_id, group_id, lock=True)
+    if group.join_policy == "invite" and member.role == "member":
+        raise ApiError("forbidden", "Only the owner and admins can invite to this group.", 403)
+    others = [uid for uid in dict.fromkeys(user_ids) if uid != actor_id]
+    _require_friends(actor_id, others)
+    actor = db.session.get(User, actor_id)
+    new = [uid for uid in others if membership(group_id, uid) is None]
+    if new:
+        _join(group, new, actor, "members_invited", f"{actor.nickname} invited {_names(new)}")
+        _resolve_requests(group.id, new, actor_id)
+    db.session.commit()
+    return {"added": new}
+
+
+def request_to_join(user_id: int, group_id: int, message: str) -> tuple[dict, bool]:
+    """Join an open group at once, or ask the owner and admins of an approval group."""
+    group = get_group(group_id, lock=True)
+    if group.dissolved_at is not None or not group.discoverable and membership(group_id, user_id) is None:
+        raise not_found("group")
+    if membership(group_id, user_id) is not None:
+        raise ApiError("already_member", "You are already a member.", 409)
+    user = db.session.get(User, user_id)
+    if group.join_policy == "invite":
+        raise ApiError("invite_only", "This group can only be joined by invitation.", 403)
+    if group.join_policy == "open":
+        _join(group, [user_id], user, "member_joined", f"{user.nickname} joined the group")
+        db.session.commit()
+        return {"status": "joined", "group": presenters.group(group)}, True
+    pending = db.session.scalar(
+        select(GroupJoinRequest).where(
+            GroupJoinRequest.group_id == group_id,
+            GroupJoinRequest.user_id == user_id,
+            GroupJoinRequest.status == "pending",
+        )
+    )
+    if pending is not None:
+        return presenters.join_request(pending, user, group), False
+    request = GroupJoinRequest(group_id=group_id, user_id=user_id, message=message)
+    db.session.add(request)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return request_to_join(user_id, group_id, message)
+    payload = presenters.join_request(request, user, group)
+    realtime.emit_after_commit("group:join_request", payload, [*_moderator_ids(group_id), user_id])
+    db.session.commit()
+    return payload, True
+
+
+def _moderator_ids(group_id: int) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(GroupMember.user_id).where(GroupMember.group_id == group_id, GroupMember.role != "member")
+        )
+    )
+
+
+def _resolve_requests(group_id: int, user_ids: list[int], actor_id: int) -> None:
+    db.session.execute(
+        update(GroupJoinRequest)
+        .where(
+            GroupJoinRequest.group_id == group_id,
+            GroupJoinRequest.user_id.in_(user_ids),
+            GroupJoinRequest.status == "pending",
+        )
+        .values(status="accepted", handled_by_id=actor_id, responded_at=utcnow())
+    )
+
+
+def answer_join_request(actor_id: int, request_id: int, *, approve: bool) -> dict:
+    request = db.session.get(GroupJoinRequest, request_id)
+    if request is None:
+        raise not_found("join request")
+    group, _ = require_group_role(actor_id, request.group_id, "admin", lock=True)
+    if request.status != "pending":
+        raise ApiError("request_not_pending", f"This request was already {request.status}.", 409)
+    actor = db.session.get(User, actor_id)
+    user = db.session.get(User, request.user_id)
+    request.status = "accepted" if approve else "rejected"
+    request.handled_by_id = actor_id
+    request.responded_at = utcnow()
+    if approve:
+        _join(group, [user.id], actor, "member_joined", f"{user.nickname} joined the group")
+    payload = presenters.join_request(request, user, group)
+    realtime.emit_after_commit("group:join_request", payload, [*_moderator_ids(group.id), user.id])
+    db.session.commit()
+    return payload
+
+
+def withdraw_join_request(user_id: int, request_id: int) -> dict:
+    request = db.session.get(GroupJoinRequest, request_id)
+    if request is None or request.user_id != user_id:
+        raise not_found("join request")
+    if request.status != "pending":
+        raise ApiError("request_not_pending", f"This request was already {request.status}.", 409)
+    request.status = "withdrawn"
+    request.responded_at = utcnow()
+    group = db.session.get(Group, request.group_id)
+    payload = presenters.join_request(request, db.session.get(User, user_id), group)
+    realtime.emit_after_commit("group:join_request", payload, [*_moderator_ids(group.id), user_id])
+    db.session.commit()
+    return payload
+
+
+def pending_join_requests(actor_id: int, group_id: int) -> list[dict]:
+    group, _ = require_group_role(actor_id, group_id, "admin")
+    rows = db.session.execute(
+        select(GroupJoinRequest, User)
+        .join(User, User.id == GroupJoinRequest.user_id)
+        .where(GroupJoinRequest.group_id == group_id, GroupJoinRequest.status == "pending")
+        .order_by(GroupJoinRequest.created_at)
+        .limit(PAGE_MAX)
+    ).all()
+    return [presenters.join_request(request, user, group) for request, user in rows]
+
+
+# --- leaving -------------------------------------------------------------------------------
+
+
+def _remove(group: Group, user_ids: list[int], body: dict) -> None:
+    """Take users out of the group; they keep the history up to (and including) the notice.
+
+    The caller holds the group's row lock."""
+    for uid in user_ids:
+        row = membership(group.id, uid)
+        if row is not None:
+            db.session.delete(row)
+    group.member_count -= len(user_ids)
+    db.session.execute(
+        select(Conversation.id).where(Conversation.id == group.conversation_id).with_for_update()
+    )
+    leaving = (
+        update(ConversationMember)
+        .where(
+            ConversationMember.conversation_id == group.conversation_id,
+            ConversationMember.user_id.in_(user_ids),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.execute(
+        leaving.values(active=False, updated_at=utcnow())
+    )  # member rows locked before the counter
+    message = chat.append_message(group.conversation_id, None, body, also_to=user_ids)
+    db.session.execute(leaving.values(left_seq=message.seq))
+    chat.stamp_members(group.conversation_id, user_ids)
+    conversation_id = group.conversation_id
+
+    def prepare():
+        for summary in chat.conversation_summaries(user_ids, conversation_ids=[conversation_id]):
+            realtime.emit_after_commit("conversation:update", summary, [summary.pop("_user_id", user_ids[0])])
+
+    realtime.before_commit(prepare)
+    _announce_group(group)
+
+
+def leave(user_id: int, group_id: int) -> None:
+    group, member = require_group_role(user_id, group_id, lock=True)
+    if member.role == "owner":
+        raise ApiError("owner_cannot_leave", "Transfer the group or dissolve it before you leave.", 409)
+    user = db.session.get(User, user_id)
+    _remove(
+        group,
+        [user_id],
+        system_body("member_left", user, f"{user.nickname} left the group", user_ids=[user_id]),
+    )
+    db.session.commit()
+
+
+def kick(actor_id: int, group_id: int, user_id: int) -> None:
+    """Admins remove members; the owner removes anyone but themself."""
+    group, actor_member = require_group_role(actor_id, group_id, "admin", lock=True)
+    target = membership(group_id, user_id)
+    if target is None:
+        raise not_found("member")
+    if target.role == "owner":
+        raise ApiError("cannot_kick_owner", "The owner cannot be removed.", 403)
+    if RANKS[target.role] >= RANKS[actor_member.role]:
+        raise ApiError("forbidden", "Only the owner can remove an admin.", 403)
+    actor = db.session.get(User, actor_id)
+    user = db.session.get(User, user_id)
+    _remove(
+        group,
+        [user_id],
+        system_body("member_removed", actor, f"{actor.nickname} removed {user.nickname}", user_ids=[user_id]),
+    )
+    db.session.commit()
+
+
+# --- roles ---------------------------------------------------------------------------------
+
+
+def set_role(actor_id: int, group_id: int, user_id: int, role: str) -> dict:
+    """The owner promotes members to admin or demotes admins."""
+    group, _ = require_group_role(actor_id, group_id, "owner", lock=True)
+    target = membership(group_id, user_id)
+    if target is None:
+        raise not_found("member")
+    if target.role == "owner":
+        raise ApiError("forbidden", "Transfer ownership instead.", 403)
+    if target.role != role:
+        target.role = role
+        actor = db.session.get(User, actor_id)
+        user = db.session.get(User, user_id)
+        verb = "made" if role == "admin" else "removed"
+        text = f"{actor.nickname} {verb} {user.nickname} {'an admin' if role == 'admin' else 'as admin'}"
+        chat.append_message(
+            group.conversation_id, None, system_body(f"role_{role}", actor, text, user_ids=[user_id])
+        )
+        _announce_group(group)
+    db.session.commit()
+    return presenters.group_member(target, db.session.get(User, user_id), online=False)
+
+
+def transfer(actor_id: int, group_id: int, user_id: int) -> dict:
+    group, owner = require_group_role(actor_id, group_id, "owner", lock=True)
+    target = membership(group_id, user_id)
+    if target is None or user_id == actor_id:
+        raise not_found("member")
+    owner.role = "admin"
+    target.role = "owner"
+    group.owner_id = user_id
+    actor = db.session.get(User, actor_id)
+    user = db.session.get(User, user_id)
+    chat.append_message(
+        group.conversation_id,
+        None,
+        system_body(
+            "owner_changed", actor, f"{actor.nickname} made {user.nickname} the owner", user_ids=[user_id]
+        ),
+    )
+    _announce_group(group)
+    db.session.commit()
+    return presenters.group(group)
+
+
+def mute_all(actor_id: int, group_id: int, muted: bool) -> dict:
+    group, _ = require_group_role(actor_id, group_id, "admin", lock=True)
+    if group.muted_all != muted:
+        group.muted_all = muted
+        actor = db.session.get(User, actor_id)
+        text = f"{actor.nickname} {'muted' if muted else 'unmuted'} the group"
+        chat.append_message(
+            group.conversation_id, None, system_body("group_muted" if muted else "group_unmuted", actor, text)
+        )
+        _announce_group(group)
+    db.session.commit()
+    return presenters.group(group)
+
+
+def mute_member(actor_id: int, group_id: int, user_id: int, minutes: int) -> dict:
+    """Mute one member for `minutes` (0 lifts it); admins mute members, the owner anyone."""
+    group, actor_member = require_group_role(actor_id, group_id, "admin", lock=True)
+    target = membership(group_id, user_id)
+    if target is None:
+        raise not_found("member")
+    if RANKS[target.role] >= RANKS[actor_member.role]:
+        raise ApiError("forbidden", "You cannot mute this member.", 403)
+    target.muted_until = utcnow() + timedelta(minutes=minutes) if minutes else None
+    actor = db.session.get(User, actor_id)
+    user = db.session.get(User, user_id)
+    text = (
+        f"{actor.nickname} muted {user.nickname} for {minutes} min"
+        if minutes
+        else f"{actor.nickname} unmuted {user.nickname}"
+    )
+    chat.append_message(
+        group.conversation_id, None, system_body("member_muted", actor, text, user_ids=[user_id])
+    )
+    db.session.commit()
+    return presenters.group_member(target, user, online=False)
+
+
+def dissolve(actor_id: int, group_id: int, reason: str = "", *, by_site_admin: bool = False) -> dict:
+    """Close the group for good: the conversation becomes read-only and says why."""
+    group = get_group(group_id, lock=True)
+    if not by_site_admin:
+        group, _ = require_group_role(actor_id, group_id, "owner")
+    elif group.dissolved_at is not None:
+        raise ApiError("group_dissolved", "This group was already dissolved.", 409)
+    actor = db.session.get(User, actor_id)
+    group.dissolved_at = utcnow()
+    group.dissolved_reason = reason or None
+    text = "The group was dissolved" + (f": {reason}" if reason else "")
+    chat.append_message(
+        group.conversation_id, None, system_body("group_dissolved", actor, text, reason=reason)
+    )
+    _announce_group(group)
+    db.session.commit()
+    return presenters.group(group)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def group_detail(viewer_id: int, group_id: int) -> dict:
+    group = get_group(group_id)
+    member = membership(group_id, viewer_id)
+    if member is None and not (group.discoverable and group.dissolved_at is None):
+        raise not_found("group")
+    return {**presenters.group(group), "my_role": member.role if member else None}
+
+
+def list_members(viewer_id: int, group_id: int, after: int | None, limit: int) -> dict:
+    require_group_role(viewer_id, group_id, live=False)
+    statement = (
+        select(GroupMember, User)
+        .join(User, User.id == GroupMember.user_id)
+        .where(GroupMember.group_id == group_id)
+        .order_by(User.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        statement = statement.where(User.id > after)
+    rows = db.session.execute(statement).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    online = realtime.presence().online([user.id for _, user in rows])
+    return {
+        "members": [presenters.group_member(member, user, online=user.id in online) for member, user in rows],
+        "next": rows[-1][1].id if has_more else None,
+    }
+
+
+def my_groups(user_id: int) -> list[dict]:
+    groups = db.session.scalars(
+        select(Group)
+        .join(GroupMember, GroupMember.group_id == Group.id)
+        .where(GroupMember.user_id == user_id)
+        .order_by(Group.id)
+    )
+    return [presenters.group(group) for group in groups]
+
+
+def search_groups(query: str, after: int | None, limit: int) -> dict:
+    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    statement = (
+        select(Group)
+        .where(
+            func.lower(Group.name).like(f"%{escaped}%", escape="\\"),
+            Group.discoverable.is_(True),
+            Group.dissolved_at.is_(None),
+        )
+        .order_by(Group.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        statement = statement.where(Group.id > after)
+    groups = list(db.session.scalars(statement))
+    has_more = len(groups) > limit
+    groups = groups[:limit]
+    return {
+        "groups": [presenters.group(group) for group in groups],
+        "next": groups[-1].id if has_more else None,
+    }
