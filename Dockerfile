@@ -1,4 +1,11 @@
 # Parley in one image: migrations, then gunicorn with the geventwebsocket worker.
+
+# The browser client's socket.io library, from npm as pinned by package-lock.json.
+FROM node:20-slim AS vendor
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,6 +21,7 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 COPY . .
+COPY --from=vendor /build/node_modules/socket.io-client/dist/socket.io.esm.min.js app/static/vendor/
 RUN useradd --create-home --uid 10001 parley \
     && mkdir -p /data \
     && chown -R parley:parley /data

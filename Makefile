@@ -8,7 +8,10 @@ PORT   ?= 5000
 GUNICORN := $(BIN)/gunicorn -k geventwebsocket.gunicorn.workers.GeventWebSocketWorker -w 1 \
 	--worker-connections 10000 --graceful-timeout 5 --bind $(HOST):$(PORT)
 
-.PHONY: run test lint format test-sqlite test-postgresql migration clean
+.PHONY: run test lint format test-sqlite test-postgresql migration clean chromium
+
+# The browser client's third-party code comes from npm (package-lock.json), never a CDN.
+VENDOR := app/static/vendor/socket.io.esm.min.js
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +25,20 @@ $(VENV)/.dev: requirements-dev.txt requirements.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-run: $(VENV)/.runtime
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(VENDOR): node_modules/.package-lock.json
+	mkdir -p $(@D)
+	cp node_modules/socket.io-client/dist/socket.io.esm.min.js $@
+
+# The browser tests drive Debian's Chromium (with a colour emoji font for the screenshots).
+chromium:
+	(command -v chromium >/dev/null && dpkg -s fonts-noto-color-emoji >/dev/null 2>&1) || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-color-emoji)
+
+run: $(VENV)/.runtime $(VENDOR)
 	$(BIN)/flask db upgrade
 	$(GUNICORN) wsgi:app
 
@@ -34,13 +50,22 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test-sqlite: $(VENV)/.dev
+test-sqlite: $(VENV)/.dev $(VENDOR) chromium
 	PARLEY_TEST_DB=sqlite $(BIN)/pytest
 
-test-postgresql: $(VENV)/.dev
+test-postgresql: $(VENV)/.dev $(VENDOR) chromium
 	PARLEY_TEST_DB=postgresql $(BIN)/pytest
 
 test: lint test-sqlite test-postgresql
+
+# Benchmarks (docs/PERFORMANCE.md): the bare socket.io transport, then Parley on SQLite, on
+# PostgreSQL and as two processes with Redis, driven by one load generator on its own core; then
+# history, catch-up and list timings on a big database of each kind. Bounded: about 25 minutes.
+.PHONY: bench
+bench: $(VENV)/.runtime node_modules/.package-lock.json
+	$(BIN)/python -m bench run --out bench-results.json
+	$(BIN)/python -m bench history --db sqlite --messages 1000000
+	$(BIN)/python -m bench history --db postgresql --messages 1000000
 
 # make migration m="what changed"
 migration: $(VENV)/.runtime

@@ -153,8 +153,13 @@ class Config:
 
         self.REDIS_URL = reader.url("REDIS_URL", {"redis", "rediss", "unix"})
         self.PUBLIC_BASE_URL = reader.url("PUBLIC_BASE_URL", {"http", "https"})
+        self.TRUSTED_PROXIES = reader.int("TRUSTED_PROXIES", 0, 0, 5)
 
         self.UPLOAD_FOLDER = reader.str("UPLOAD_FOLDER", str(instance / "uploads"))
+        if Path(self.UPLOAD_FOLDER).resolve().is_relative_to(BASE_DIR / "app" / "static"):
+            raise ConfigError("UPLOAD_FOLDER", "must be outside the static folder (uploads are checked)")
+        self.MAX_IMAGE_PIXELS = reader.int("MAX_IMAGE_PIXELS", 40_000_000, 1, 89_000_000)
+        self.UPLOAD_RATE_LIMIT = reader.rate("UPLOAD_RATE_LIMIT", "30 per minute")
         self.MAX_IMAGE_BYTES = reader.int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, 1)
         self.MAX_VIDEO_BYTES = reader.int("MAX_VIDEO_BYTES", 100 * 1024 * 1024, 1)
         self.MAX_FILE_BYTES = reader.int("MAX_FILE_BYTES", 50 * 1024 * 1024, 1)
@@ -167,10 +172,23 @@ class Config:
             missing = "GITHUB_CLIENT_SECRET" if self.GITHUB_CLIENT_ID else "GITHUB_CLIENT_ID"
             raise ConfigError(missing, "must be set together with the other GitHub credential")
         self.GITHUB_BASE_URL = reader.url("GITHUB_BASE_URL", {"http", "https"})
+        self.GITHUB_TIMEOUT = reader.int("GITHUB_TIMEOUT", 10, 1, 120)
+        if production and reader.str("OAUTHLIB_INSECURE_TRANSPORT"):
+            raise ConfigError("OAUTHLIB_INSECURE_TRANSPORT", "must not be set when PARLEY_ENV=production")
         self.UNIT_API_KEY = reader.str("UNIT_API_KEY")
         self.UNIT_SECRET_KEY = reader.str("UNIT_SECRET_KEY")
         self.UNIT_SERVICE_ID = reader.str("UNIT_SERVICE_ID")
+        unit_keys = ("UNIT_API_KEY", "UNIT_SECRET_KEY", "UNIT_SERVICE_ID")
+        unit_set = [name for name in unit_keys if getattr(self, name)]
+        if unit_set and len(unit_set) < len(unit_keys):
+            missing = next(name for name in unit_keys if name not in unit_set)
+            raise ConfigError(missing, "must be set together with the other UNIT credentials")
         self.UNIT_BASE_URL = reader.url("UNIT_BASE_URL", {"http", "https"}, "https://aip.baidubce.com")
+        self.BOT_ENABLED = reader.bool("BOT_ENABLED", True)
+        self.BOT_NICKNAME = reader.str("BOT_NICKNAME", "Parley 助手")
+        if len(self.BOT_NICKNAME) > 64:
+            raise ConfigError("BOT_NICKNAME", "must be at most 64 characters")
+        self.BOT_REPLY_TIMEOUT = reader.int("BOT_REPLY_TIMEOUT", 5, 1, 60)
 
         session_days = reader.int("SESSION_DAYS", 30, 1, 3650)
         self.DEVICE_SESSION_LIFETIME = timedelta(days=session_days)
@@ -192,6 +210,8 @@ class Config:
         self.PASSWORD_HASH_MEMORY_KIB = reader.int("PASSWORD_HASH_MEMORY_KIB", 65536, 8192, 4194304)
         self.WTF_CSRF_TIME_LIMIT = None
         self.JSON_SORT_KEYS = False
+        # The server moves long-lived objects out of the garbage collector this often (0: never).
+        self.GC_FREEZE_SECONDS = reader.int("GC_FREEZE_SECONDS", 5, 0, 3600)
         self.LOG_LEVEL = reader.str("LOG_LEVEL", "INFO").upper()
         if self.LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError("LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")

@@ -8,6 +8,7 @@ import sqlite3
 from flask import Flask, jsonify
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import csrf, db, limiter, login_manager, migrate, socketio
 from app.models.types import render_item
@@ -35,6 +36,9 @@ def init_socketio(app: Flask) -> None:
         message_queue=redis_url,
         cors_allowed_origins=[public_url] if public_url else None,
         manage_session=False,
+        # One socket's events are handled one after another, in the order it sent them, so a
+        # device's messages get their seqs in that order (and no greenlet is spawned per event).
+        async_handlers=False,
     )
     if "parley.presence" not in app.extensions:
         app.extensions["parley.presence"] = RedisPresence(redis_url) if redis_url else MemoryPresence()
@@ -66,14 +70,23 @@ def create_app(config: Config | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     init_socketio(app)
+    if config.TRUSTED_PROXIES:
+        # Behind N proxies: take the client's address, scheme and host from their headers.
+        hops = config.TRUSTED_PROXIES
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     from app import models  # noqa: F401  (every model on the metadata)
+    from app.admin import init_admin
     from app.auth import pages, routes
     from app.auth import session as _session  # noqa: F401  (registers the user loader)
+    from app.auth.github import init_github
+    from app.bots import routes as bot_routes  # (its service answers messages to the robot)
+    from app.bots import state as bot_state
     from app.chat import events as _events  # noqa: F401  (registers the socket handlers)
     from app.chat import routes as chat_routes
     from app.cli import register_commands
     from app.errors import register_error_handlers
+    from app.media import routes as media_routes
     from app.security import register_csrf
     from app.social import routes as social_routes
 
@@ -83,7 +96,12 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(chat_routes.bp)
     app.register_blueprint(social_routes.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(media_routes.bp)
+    app.register_blueprint(bot_routes.bp)
+    bot_state.init_app(app)
+    init_github(app)
     register_commands(app)
+    init_admin(app)
 
     @app.get("/healthz")
     def health():

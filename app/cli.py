@@ -1,8 +1,9 @@
-"""`flask` commands: making the first administrator."""
+"""`flask` commands: making the first administrator, cleaning up unused uploads."""
 
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 
 import click
 from flask import Flask
@@ -10,6 +11,7 @@ from flask import Flask
 from app.auth import services
 from app.errors import ApiError
 from app.extensions import db
+from app.media import services as media
 
 
 def register_commands(app: Flask) -> None:
@@ -34,3 +36,10 @@ def register_commands(app: Flask) -> None:
             raise click.ClickException(f"{error.message} {error.fields or ''}".strip()) from None
         db.session.commit()
         click.echo(f"Created administrator {user.username}.")
+
+    @app.cli.command("cleanup-uploads")
+    @click.option("--older-than-hours", default=24, show_default=True, type=click.IntRange(min=1))
+    def cleanup_uploads(older_than_hours: int) -> None:
+        """Delete uploads no message carries and no avatar uses, once they are this old."""
+        removed = media.cleanup_uploads(timedelta(hours=older_than_hours))
+        click.echo(f"Removed {removed} unused uploads.")

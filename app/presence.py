@@ -60,6 +60,9 @@ class MemoryPresence:
     def online(self, user_ids) -> set[int]:
         return {user_id for user_id in user_ids if self._by_user.get(user_id)}
 
+    def online_count(self) -> int:
+        return sum(1 for sids in self._by_user.values() if sids)
+
     def refresh(self) -> None:
         """Nothing expires in memory."""
 
@@ -132,6 +135,15 @@ class RedisPresence:
         for user_id in user_ids:
             pipe.zcount(self._user_key(user_id), now, "+inf")
         return {user_id for user_id, count in zip(user_ids, pipe.execute(), strict=True) if count}
+
+    def online_count(self) -> int:
+        """Users online across all processes (scans the presence keys: for dashboards, not hot paths)."""
+        now = time.time()
+        keys = list(self.redis.scan_iter(f"{self.prefix}:u:*", count=1000))
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.zcount(key, now, "+inf")
+        return sum(1 for count in pipe.execute() if count) if keys else 0
 
     def refresh(self) -> None:
         """Push this process's sockets' expiry forward (called every REFRESH_SECONDS)."""

@@ -6,6 +6,7 @@ from sqlalchemy import and_, select, union, update
 from sqlalchemy.orm import aliased
 
 from app import realtime
+from app.bots.state import shows_online
 from app.extensions import db
 from app.models import Conversation, ConversationMember, Friendship, User, utcnow
 from app.presenters import iso
@@ -38,8 +39,11 @@ def announce_presence(user_id: int, *, online: bool) -> None:
 
 def presence_of(user_ids: list[int]) -> list[dict]:
     online = realtime.presence().online(user_ids)
-    rows = db.session.execute(select(User.id, User.last_seen_at).where(User.id.in_(user_ids))).all()
+    rows = db.session.execute(
+        select(User.id, User.last_seen_at, User.is_bot).where(User.id.in_(user_ids))
+    ).all()
+    online |= {row.id for row in rows if shows_online(row)}
     return [
         {"user_id": uid, "online": uid in online, "last_seen_at": None if uid in online else iso(seen)}
-        for uid, seen in rows
+        for uid, seen, _ in rows
     ]

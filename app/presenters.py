@@ -13,6 +13,8 @@ from app.models import (
     GroupJoinRequest,
     GroupMember,
     Message,
+    OAuthIdentity,
+    Upload,
     User,
 )
 
@@ -54,6 +56,10 @@ def device(session: DeviceSession, current_id: int | None) -> dict:
     }
 
 
+def identity(row: OAuthIdentity) -> dict:
+    return {"provider": row.provider, "login": row.provider_login, "linked_at": iso(row.created_at)}
+
+
 def sender(user: User | None) -> dict | None:
     if user is None:
         return None
@@ -65,6 +71,12 @@ def sender(user: User | None) -> dict | None:
     }
 
 
+def _recalled_body(row: Message) -> dict:
+    by = "sender" if row.recalled_by_id is not None and row.recalled_by_id == row.sender_id else "admin"
+    text = "This message was withdrawn" if by == "sender" else "Removed by an administrator"
+    return {"type": row.type, "recalled": True, "by": by, "text": text}
+
+
 def message(row: Message, author: User | None) -> dict:
     recalled = row.recalled_at is not None
     return {
@@ -73,7 +85,7 @@ def message(row: Message, author: User | None) -> dict:
         "seq": row.seq,
         "sender": sender(author),
         "type": row.type,
-        "body": {"type": row.type, "recalled": True} if recalled else row.body,
+        "body": _recalled_body(row) if recalled else row.body,
         "client_msg_id": row.client_msg_id,
         "created_at": iso(row.created_at),
         "edited_at": iso(row.edited_at),
@@ -102,6 +114,7 @@ def conversation(
     *,
     unread: int,
     online: bool,
+    peer_read_seq: int | None = None,
 ) -> dict:
     if group is not None:
         name, avatar = group.name, group.avatar_url
@@ -120,6 +133,7 @@ def conversation(
         "last_message": message(last, last_sender) if last is not None else None,
         "last_seq": member.left_seq if member.left_seq is not None else row.last_seq,
         "read_seq": member.read_seq,
+        "peer_read_seq": peer_read_seq,
         "unread": unread,
         "pinned": member.pinned,
         "muted": member.muted,
@@ -186,3 +200,24 @@ def join_request(row: GroupJoinRequest, user: User, group_row: Group) -> dict:
         "created_at": iso(row.created_at),
         "responded_at": iso(row.responded_at),
     }
+
+
+def upload(row: Upload) -> dict:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "mime": row.mime,
+        "ext": row.ext,
+        "size": row.size,
+        "w": row.width,
+        "h": row.height,
+        "duration": row.duration,
+        "name": row.original_name,
+        "url": row.url,
+        "thumb": row.thumb_url,
+        "created_at": iso(row.created_at),
+    }
+
+
+def typing(conversation_id: int, user: User) -> dict:
+    return {"conversation_id": conversation_id, "user_id": user.id, "nickname": user.nickname}

@@ -57,6 +57,80 @@ def _run_pending(session: Session) -> None:
 def _drop_pending(session: Session) -> None:
     session.info.pop(PENDING, None)
     session.info.pop(PREPARE, None)
+    for conversation_id, seq in session.info.pop(IN_FLIGHT, ()):
+        _ordered.abandon(conversation_id, seq)
+
+
+IN_FLIGHT = "parley.in_flight"
+
+
+class OrderedDelivery:
+    """Emits each conversation's messages in seq order from this process.
+
+    A sender's transaction gets its seq under the conversation's row lock, so the next sender
+    can commit as soon as this one has — and its after-commit emit may then run first. Every
+    seq is registered here when it is assigned; a committed message waits until all lower
+    seqs this process assigned are emitted (or rolled back), and one greenlet at a time
+    drains a conversation, so emits that yield cannot interleave either. Seqs assigned by
+    other processes are not waited for: across processes clients order by seq.
+    """
+
+    def __init__(self):
+        self._in_flight: dict[int, set[int]] = {}
+        self._ready: dict[int, dict[int, Callable[[], None]]] = {}
+        self._draining: set[int] = set()
+
+    def begin(self, conversation_id: int, seq: int) -> None:
+        self._in_flight.setdefault(conversation_id, set()).add(seq)
+
+    def abandon(self, conversation_id: int, seq: int) -> None:
+        self._in_flight.get(conversation_id, set()).discard(seq)
+        self._drain(conversation_id)
+
+    def complete(self, conversation_id: int, seq: int, emit: Callable[[], None]) -> None:
+        self._ready.setdefault(conversation_id, {})[seq] = emit
+        self._drain(conversation_id)
+
+    def _drain(self, conversation_id: int) -> None:
+        if conversation_id in self._draining:
+            return  # the greenlet draining this conversation will get to it
+        self._draining.add(conversation_id)
+        try:
+            while True:
+                in_flight = self._in_flight.get(conversation_id)
+                ready = self._ready.get(conversation_id)
+                if not in_flight or not ready or min(in_flight) not in ready:
+                    break
+                seq = min(in_flight)
+                emit = ready.pop(seq)
+                in_flight.discard(seq)
+                try:
+                    emit()
+                except Exception:
+                    log.exception("emitting message %s of conversation %s failed", seq, conversation_id)
+            if not self._in_flight.get(conversation_id):
+                self._in_flight.pop(conversation_id, None)
+                self._ready.pop(conversation_id, None)
+        finally:
+            self._draining.discard(conversation_id)
+
+
+_ordered = OrderedDelivery()
+
+
+def deliver_message_after_commit(
+    conversation_id: int, seq: int, payload: dict, user_ids: Iterable[int]
+) -> None:
+    """Queue `message:new` for after commit, in seq order per conversation (see OrderedDelivery)."""
+    _ordered.begin(conversation_id, seq)
+    db.session.info.setdefault(IN_FLIGHT, []).append((conversation_id, seq))
+    targets = list(user_ids)
+
+    def deliver():
+        db.session.info.get(IN_FLIGHT, []).remove((conversation_id, seq))
+        _ordered.complete(conversation_id, seq, lambda: emit_to_users("message:new", payload, targets))
+
+    db.session.info.setdefault(PENDING, []).append(deliver)
 
 
 def presence():

@@ -279,6 +279,8 @@ class LiveServer:
             "geventwebsocket.gunicorn.workers.GeventWebSocketWorker",
             "-w",
             "1",
+            "--graceful-timeout",
+            "2",
             "--bind",
             f"127.0.0.1:{self.port}",
             "wsgi:app",
@@ -305,6 +307,7 @@ class LiveServer:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+                self.process.wait(10)
         self.log.close()
 
 

@@ -331,3 +331,24 @@ def test_a_forged_cookie_without_a_device_token_is_refused(app, make_user):
         session["_user_id"] = str(user_id)
         session["device_token"] = "made-up"
     assert forged.get("/api/v1/auth/me").status_code == 401
+
+
+def test_behind_a_trusted_proxy_the_client_address_comes_from_its_header(make_app, make_user):
+    make_user("alice")
+    proxied = make_app(TRUSTED_PROXIES="1").test_client()
+    response = proxied.post(
+        "/api/v1/auth/login",
+        json={"username": "alice", "password": PASSWORD},
+        headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"},
+    )
+    assert response.get_json()["device"]["ip"] == "203.0.113.9"
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored(client, make_user):
+    make_user("alice")
+    response = client.post(
+        "/api/v1/auth/login",
+        json={"username": "alice", "password": PASSWORD},
+        headers={"X-Forwarded-For": "203.0.113.9"},
+    )
+    assert response.get_json()["device"]["ip"] == "127.0.0.1"

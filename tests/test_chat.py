@@ -250,7 +250,9 @@ def test_typing_reaches_the_others_but_not_the_typist(pair):
         "throttled": False,
     }
     assert alice_phone.emit("typing", {"conversation_id": conversation_id}) == {"ok": True, "throttled": True}
-    assert bob.received("typing") == [{"conversation_id": conversation_id, "user_id": alice_phone.user_id}]
+    assert bob.received("typing") == [
+        {"conversation_id": conversation_id, "user_id": alice_phone.user_id, "nickname": "alice"}
+    ]
     assert alice_laptop.received("typing") == []
 
 

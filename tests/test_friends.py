@@ -237,3 +237,11 @@ def test_the_friend_list_costs_the_same_queries_as_it_grows(people, befriend, ma
     page = clients["alice"].get("/api/v1/friends?limit=20").get_json()
     rest = clients["alice"].get(f"/api/v1/friends?limit=100&after={page['next']}").get_json()
     assert len(page["friends"]) + len(rest["friends"]) == 43
+
+
+def test_the_robot_needs_no_friend_request_and_is_not_in_search(people):
+    _, clients = people
+    bot = clients["alice"].get("/api/v1/bot").get_json()["bot"]
+    response = clients["alice"].post("/api/v1/friend-requests", json={"user_id": bot["id"]})
+    assert (response.status_code, error_code(response)) == (400, "cannot_add_bot")
+    assert clients["alice"].get(f"/api/v1/users/search?q={bot['nickname'][:6]}").get_json()["users"] == []

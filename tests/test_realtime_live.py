@@ -4,6 +4,7 @@ server processes."""
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -361,7 +362,11 @@ def test_typing_reaches_the_other_member_but_not_the_typists_devices(device, mak
     assert alice_phone.typing(conversation_id) == {"ok": True, "throttled": False}
     assert alice_phone.typing(conversation_id) == {"ok": True, "throttled": True}
 
-    assert bob.wait_for("typing") == {"conversation_id": conversation_id, "user_id": alice_id}
+    assert bob.wait_for("typing") == {
+        "conversation_id": conversation_id,
+        "user_id": alice_id,
+        "nickname": "alice",
+    }
     time.sleep(QUIET_SECONDS)
     assert len(bob.events("typing")) == 1
     assert alice_phone.events("typing") == alice_laptop.events("typing") == []
@@ -407,3 +412,30 @@ def test_two_processes_share_delivery_presence_receipts_and_revocation(
             bob_laptop.connect()
         offline = alice.wait_for("presence", lambda event: event["user_id"] == bob_id and not event["online"])
         assert offline["last_seen_at"] is not None
+
+
+def test_a_burst_from_one_device_is_stored_in_the_order_it_was_sent(device, make_user, befriend):
+    alice_id, bob_id = make_user("alice"), make_user("bob")
+    befriend(alice_id, bob_id)
+    alice = device("alice")
+    conversation_id = open_direct(alice, bob_id)
+    acks: dict[int, dict] = {}
+    all_acked = threading.Event()
+
+    def acked(index: int, ack: dict) -> None:
+        acks[index] = ack
+        if len(acks) == 40:
+            all_acked.set()
+
+    for index in range(40):  # no waiting for acks in between
+        alice.sio.emit(
+            "message:send",
+            {
+                "conversation_id": conversation_id,
+                "client_msg_id": f"burst-{index:04d}",
+                "body": {"type": "txt", "msg": f"burst {index}"},
+            },
+            callback=lambda ack, index=index: acked(index, ack),
+        )
+    assert all_acked.wait(20)
+    assert [acks[index]["message"]["seq"] for index in range(40)] == list(range(1, 41))

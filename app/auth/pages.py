@@ -10,6 +10,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import URL, DataRequired, Length, Optional
 
+from app import presenters
 from app.auth import services
 from app.auth.routes import rate_limited_login
 from app.auth.session import current_device, sign_in, sign_out
@@ -114,7 +115,8 @@ def logout():
 @bp.route("/", methods=["GET"])
 @login_required
 def home():
-    return redirect(url_for("pages.account"))
+    """The chat client: Jinja renders the shell, ES modules in app/static/js do the rest."""
+    return render_template("app.html", me=presenters.user_self(current_user))
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -156,6 +158,7 @@ def account():
             action=ActionForm(),
             devices=services.list_devices(current_user),
             current_device=current_device(),
+            github=services.user_identity(current_user.id, "github"),
         ),
         status,
     )
@@ -167,4 +170,17 @@ def revoke_device(device_id: int):
     if ActionForm().validate_on_submit():
         services.revoke_device(current_user, device_id)
         flash("Device signed out.", "info")
+    return redirect(url_for("pages.account"))
+
+
+@bp.post("/account/identities/<provider>/unlink")
+@login_required
+def unlink_identity(provider: str):
+    if ActionForm().validate_on_submit():
+        try:
+            services.unlink_identity(current_user.id, provider)
+        except ApiError as error:
+            flash(error.message, "error")
+        else:
+            flash(f"{services.PROVIDERS[provider]} account unlinked.", "info")
     return redirect(url_for("pages.account"))

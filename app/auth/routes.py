@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
 from pydantic import Field
 
 from app import presenters
@@ -22,7 +23,7 @@ def _login_limit() -> str:
 def _login_username() -> str:
     """Rate-limit key for login attempts against one account, whatever the IP."""
     data = request.get_json(silent=True) if request.is_json else request.form
-    name = data.get("username") if isinstance(data, dict) or hasattr(data, "get") else None
+    name = data.get("username") if isinstance(data, dict) else request.form.get("username")
     return f"login-user:{str(name or '').lower()[:64]}"
 
 
@@ -148,3 +149,24 @@ def sign_out_others():
     parse_json(Empty)
     count = services.revoke_all_devices(current_user.id, current_device().id)
     return jsonify(signed_out_devices=count)
+
+
+@bp.get("/identities")
+@login_required
+def identities():
+    rows = services.list_identities(current_user.id)
+    available = ["github"] if current_app.config["GITHUB_CLIENT_ID"] else []
+    return jsonify(identities=[presenters.identity(row) for row in rows], available=available)
+
+
+@bp.delete("/identities/<provider>")
+@login_required
+def unlink_identity(provider: str):
+    services.unlink_identity(current_user.id, provider)
+    return "", 204
+
+
+@bp.get("/csrf")
+def csrf_token():
+    """The token a non-JSON API write (a multipart upload) carries in `X-CSRFToken`."""
+    return jsonify(csrf_token=generate_csrf())

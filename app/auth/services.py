@@ -1,4 +1,5 @@
-"""Accounts and device sessions: every write about who a user is and where they are signed in."""
+"""Accounts, their outside sign-in identities and device sessions: every write about who a user is
+and where they are signed in."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import realtime
+from app.concurrency import off_loop
 from app.errors import ApiError, not_found
 from app.extensions import db
-from app.models import DeviceSession, Sanction, User, utcnow
+from app.models import DeviceSession, OAuthIdentity, Sanction, User, utcnow
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
 PASSWORD_MIN = 8
@@ -38,28 +40,16 @@ def _hasher() -> tuple[PasswordHasher, str]:
     return state
 
 
-def _off_loop(fn, *args):
-    """Run CPU-heavy hashing on gevent's thread pool (argon2 releases the GIL), so one
-    sign-in does not stall every socket of the process for its ~100 ms."""
-    from gevent import monkey
-
-    if monkey.is_module_patched("socket"):
-        from gevent import get_hub
-
-        return get_hub().threadpool.apply(fn, args)
-    return fn(*args)
-
-
 def hash_password(password: str) -> str:
     hasher, _ = _hasher()
-    return _off_loop(hasher.hash, password)
+    return off_loop(hasher.hash, password)
 
 
 def check_password(user: User | None, password: str) -> bool:
     hasher, dummy = _hasher()
     stored = user.password_hash if user is not None and user.password_hash else dummy
     try:
-        ok = _off_loop(hasher.verify, stored, password)
+        ok = off_loop(hasher.verify, stored, password)
     except (VerificationError, InvalidHashError):
         return False
     return ok and user is not None and user.password_hash is not None
@@ -334,4 +324,131 @@ def change_password(user: User, current: str, new: str, keep_device_id: int | No
 def set_password(user: User, new: str) -> None:
     validate_password(new)
     user.password_hash = hash_password(new)
+    db.session.commit()
+
+
+# --- outside sign-in identities ----------------------------------------------------------
+
+# Providers an account can be linked to, with the name users know them by.
+PROVIDERS = {"github": "GitHub"}
+# Numbered usernames to try ("octocat-2" … "octocat-21") before a random suffix.
+USERNAME_TRIES = 20
+
+
+def find_identity(provider: str, provider_user_id: str) -> OAuthIdentity | None:
+    """The identity with this provider's own user id: the only key Parley matches on."""
+    return db.session.scalar(
+        select(OAuthIdentity).where(
+            OAuthIdentity.provider == provider, OAuthIdentity.provider_user_id == provider_user_id
+        )
+    )
+
+
+def user_identity(user_id: int, provider: str) -> OAuthIdentity | None:
+    return db.session.scalar(
+        select(OAuthIdentity).where(OAuthIdentity.user_id == user_id, OAuthIdentity.provider == provider)
+    )
+
+
+def list_identities(user_id: int) -> list[OAuthIdentity]:
+    return list(
+        db.session.scalars(
+            select(OAuthIdentity).where(OAuthIdentity.user_id == user_id).order_by(OAuthIdentity.provider)
+        )
+    )
+
+
+def identity_sign_in(provider: str, provider_user_id: str, login: str) -> User | None:
+    """The account linked to this outside identity, or None for an identity never seen; the
+    provider login is refreshed (it may have been renamed), banned accounts are refused."""
+    identity = find_identity(provider, provider_user_id)
+    if identity is None:
+        return None
+    if is_banned(identity.user):
+        raise ApiError("account_banned", "This account is banned.", 403)
+    identity.provider_login = login
+    db.session.commit()
+    return identity.user
+
+
+def _username_candidates(login: str, provider: str):
+    """Valid usernames for a new account named after an outside login, best first."""
+    base = re.sub(r"[^A-Za-z0-9_.-]", "-", login).lstrip("_.-")[:32]
+    if len(base) < 3:
+        base = f"{base}-{provider}" if base else provider
+    yield base
+    suffixes = [f"-{number}" for number in range(2, USERNAME_TRIES + 2)] + ["-" + secrets.token_hex(4)]
+    for suffix in suffixes:
+        yield base[: 32 - len(suffix)] + suffix
+
+
+def create_user_from_identity(
+    provider: str, provider_user_id: str, login: str, nickname: str | None, avatar_url: str | None
+) -> User:
+    """A new password-less account for the first sign-in of an outside identity. Its username is
+    the outside login, numbered when taken: an existing account of that name is never joined."""
+    for username in _username_candidates(login, provider):
+        if username_taken(username):
+            continue
+        try:
+            user = create_user(username, None, nickname or login)
+        except ApiError:  # taken in the meantime
+            continue
+        user.avatar_url = avatar_url
+        db.session.add(
+            OAuthIdentity(
+                user_id=user.id, provider=provider, provider_user_id=provider_user_id, provider_login=login
+            )
+        )
+        try:
+            db.session.commit()
+        except IntegrityError:  # the same identity's first sign-in, twice at once: the other won
+            db.session.rollback()
+            return identity_sign_in(provider, provider_user_id, login)
+        return user
+    raise ApiError("username_taken", "No free username could be made from that login.", 409)
+
+
+def link_identity(user_id: int, provider: str, provider_user_id: str, login: str) -> OAuthIdentity:
+    """Link an outside identity to an account: one per provider per account, and an identity
+    linked to another account stays with it."""
+    name = PROVIDERS[provider]
+    identity = find_identity(provider, provider_user_id)
+    if identity is not None and identity.user_id != user_id:
+        raise ApiError(
+            "identity_linked_elsewhere", f"That {name} account is linked to another Parley account.", 409
+        )
+    if identity is None:
+        if user_identity(user_id, provider) is not None:
+            raise ApiError(
+                "provider_already_linked",
+                f"This account is linked to another {name} account; unlink it first.",
+                409,
+            )
+        identity = OAuthIdentity(user_id=user_id, provider=provider, provider_user_id=provider_user_id)
+        db.session.add(identity)
+    identity.provider_login = login
+    try:
+        db.session.commit()
+    except IntegrityError:  # linked elsewhere in the meantime
+        db.session.rollback()
+        raise ApiError(
+            "identity_linked_elsewhere", f"That {name} account is linked to another Parley account.", 409
+        ) from None
+    return identity
+
+
+def unlink_identity(user_id: int, provider: str) -> None:
+    """Remove a linked identity, unless it is the account's last way to sign in."""
+    identity = user_identity(user_id, provider)
+    if identity is None:
+        raise not_found("linked account")
+    others = [row for row in list_identities(user_id) if row.id != identity.id]
+    if identity.user.password_hash is None and not others:
+        raise ApiError(
+            "last_sign_in_method",
+            f"Set a password first: {PROVIDERS[provider]} is this account's only way to sign in.",
+            409,
+        )
+    db.session.delete(identity)
     db.session.commit()

@@ -16,11 +16,12 @@ from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 from limits import parse
 
-from app import realtime
+from app import presenters, realtime
 from app.auth.session import current_device
 from app.chat import schemas, services
 from app.errors import ApiError
 from app.extensions import db, limiter, socketio
+from app.models import User
 from app.presence import REFRESH_SECONDS
 from app.presence_service import announce_presence
 from app.validation import validate
@@ -135,5 +136,6 @@ def typing(user_id: int, data: schemas.TypingIn) -> dict:
     services.require_member(user_id, data.conversation_id)
     _typing_sent[key] = now
     others = [uid for uid in services.active_member_ids(data.conversation_id) if uid != user_id]
-    realtime.emit_to_users("typing", {"conversation_id": data.conversation_id, "user_id": user_id}, others)
+    payload = presenters.typing(data.conversation_id, db.session.get(User, user_id))
+    realtime.emit_to_users("typing", payload, others)
     return {"throttled": False}

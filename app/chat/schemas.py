@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -10,6 +10,8 @@ from app.validation import Payload
 
 MAX_TEXT = 5000
 CLIENT_MSG_ID = r"^[A-Za-z0-9_-]{8,64}$"
+UPLOAD_ID = r"^[0-9a-f]{32}$"
+MAX_LOCATION_TITLE = 200
 
 
 class TextBody(Payload):
@@ -19,15 +21,42 @@ class TextBody(Payload):
     msg: str = Field(min_length=1, max_length=MAX_TEXT, pattern=r"\S")
 
 
+# Media bodies name an upload; the server fills in url, size, dimensions... from what it
+# measured (app/media/services.py), never from the client.
+class ImageBody(Payload):
+    type: Literal["img"]
+    upload_id: str = Field(pattern=UPLOAD_ID)
+
+
+class VideoBody(Payload):
+    type: Literal["video"]
+    upload_id: str = Field(pattern=UPLOAD_ID)
+
+
+class FileBody(Payload):
+    type: Literal["file"]
+    upload_id: str = Field(pattern=UPLOAD_ID)
+
+
+class LocationBody(Payload):
+    type: Literal["loc"]
+    title: str = Field(min_length=1, max_length=MAX_LOCATION_TITLE)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lng: float = Field(ge=-180, le=180, allow_inf_nan=False)
+
+
+Body = Annotated[TextBody | ImageBody | VideoBody | FileBody | LocationBody, Field(discriminator="type")]
+
+
 class SendIn(Payload):
     conversation_id: int = Field(gt=0)
     client_msg_id: str = Field(pattern=CLIENT_MSG_ID)
-    body: TextBody
+    body: Body
 
 
 class MessageIn(Payload):
     client_msg_id: str = Field(pattern=CLIENT_MSG_ID)
-    body: TextBody
+    body: Body
 
 
 class ReadIn(Payload):

@@ -11,16 +11,20 @@ Ordering rules that keep this correct under concurrency:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, or_, select, update
+from blinker import signal
+from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app import presenters, realtime
+from app.bots.state import shows_online
 from app.errors import ApiError, not_found
 from app.extensions import db
+from app.media import services as media
 from app.models import (
     Block,
     Conversation,
@@ -37,6 +41,10 @@ from app.models import (
 
 HISTORY_PAGE_MAX = 100
 SYNC_PAGE_MAX = 500
+
+# Sent with (context, message=...) when send_message has stored a new message, before the
+# commit: receivers queue their follow-up work with `realtime.on_commit` (the robot answers).
+message_stored = signal("parley.message-stored")
 
 
 # --- stream positions ----------------------------------------------------------------------
@@ -82,8 +90,7 @@ class SendContext:
     blocked: bool = False
 
 
-def _mute_clause(user_id_column):
-    now = utcnow()
+def _mute_clause(user_id_column, now):
     return (
         select(Sanction.id)
         .where(
@@ -106,8 +113,11 @@ def require_member(user_id: int, conversation_id: int, *, active: bool = True) -
     return member
 
 
-def _send_context(user_id: int, conversation_id: int) -> SendContext:
-    """Everything the right to speak depends on, in one query."""
+@functools.cache
+def _send_context_query():
+    """The statement of `_send_context`, built once: constructing this many-join statement
+    costs several times the CPU the database needs to run it, on every message sent."""
+    user_id = bindparam("user_id")
     peer_member = aliased(ConversationMember)
     peer = aliased(User)
     friends = (
@@ -130,7 +140,7 @@ def _send_context(user_id: int, conversation_id: int) -> SendContext:
         )
         .exists()
     )
-    row = db.session.execute(
+    return (
         select(
             Conversation,
             ConversationMember,
@@ -138,7 +148,7 @@ def _send_context(user_id: int, conversation_id: int) -> SendContext:
             Group,
             GroupMember.role,
             GroupMember.muted_until,
-            _mute_clause(ConversationMember.user_id),
+            _mute_clause(ConversationMember.user_id, bindparam("now")),
             peer,
             friends,
             blocked,
@@ -160,9 +170,16 @@ def _send_context(user_id: int, conversation_id: int) -> SendContext:
         )
         .outerjoin(peer, peer.id == peer_member.user_id)
         .where(
-            ConversationMember.conversation_id == conversation_id,
+            ConversationMember.conversation_id == bindparam("conversation_id"),
             ConversationMember.user_id == user_id,
         )
+    )
+
+
+def _send_context(user_id: int, conversation_id: int) -> SendContext:
+    """Everything the right to speak depends on, in one query."""
+    row = db.session.execute(
+        _send_context_query(), {"user_id": user_id, "conversation_id": conversation_id, "now": utcnow()}
     ).first()
     if row is None:
         raise not_found("conversation")
@@ -250,7 +267,7 @@ def append_message(
     recipients = active_member_ids(conversation_id)
     if sender is not None and len(recipients) > 2:
         recipients = _without_blockers(recipients, sender.id)
-    realtime.emit_after_commit("message:new", payload, [*recipients, *(also_to or [])])
+    realtime.deliver_message_after_commit(conversation_id, seq, payload, [*recipients, *(also_to or [])])
     return message
 
 
@@ -281,8 +298,14 @@ def send_message(user_id: int, conversation_id: int, client_msg_id: str, body: d
         return _replay(existing, user_id, conversation_id), False
     context = _send_context(user_id, conversation_id)
     check_can_speak(context)
+    body, upload = media.resolve_body(user_id, conversation_id, body)
     try:
         message = append_message(conversation_id, context.sender, body, client_msg_id)
+        if upload is not None:
+            media.bind(upload, message)
+        message_stored.send(context, message=message)
+        # Built before the commit expires the rows: afterwards it would cost two reloads.
+        payload = presenters.message(message, context.sender)
         db.session.commit()
     except IntegrityError:
         # The same client message id raced in from another device or process.
@@ -291,7 +314,7 @@ def send_message(user_id: int, conversation_id: int, client_msg_id: str, body: d
         if existing is None:
             raise
         return _replay(existing, user_id, conversation_id), False
-    return presenters.message(message, context.sender), True
+    return payload, True
 
 
 def _replay(message: Message, user_id: int, conversation_id: int) -> dict:
@@ -497,7 +520,7 @@ def conversation_summaries(
     last_sender = aliased(User)
     visible_last = case((member.left_seq.is_not(None), member.left_seq), else_=Conversation.last_seq)
     query = (
-        select(member, Conversation, Group, peer, last, last_sender)
+        select(member, Conversation, Group, peer, last, last_sender, peer_member.read_seq)
         .join(Conversation, Conversation.id == member.conversation_id)
         .outerjoin(Group, Group.conversation_id == Conversation.id)
         .outerjoin(
@@ -536,7 +559,7 @@ def conversation_summaries(
     rows = db.session.execute(query).all()
     online = realtime.presence().online({row[3].id for row in rows if row[3] is not None})
     items = []
-    for membership, conversation, group, peer_user, last_message, sender in rows:
+    for membership, conversation, group, peer_user, last_message, sender, peer_read_seq in rows:
         item = presenters.conversation(
             membership,
             conversation,
@@ -545,7 +568,8 @@ def conversation_summaries(
             last_message,
             sender,
             unread=_unread(membership, conversation),
-            online=peer_user is not None and peer_user.id in online,
+            online=peer_user is not None and (peer_user.id in online or shows_online(peer_user)),
+            peer_read_seq=peer_read_seq,
         )
         if len(user_ids) > 1:
             item["_user_id"] = membership.user_id

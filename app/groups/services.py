@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import presenters, realtime
+from app.bots.state import shows_online
 from app.chat import services as chat
 from app.errors import ApiError, not_found
 from app.extensions import db
@@ -59,10 +60,23 @@ def membership(group_id: int, user_id: int) -> GroupMember | None:
 
 
 def require_group_role(
-    user_id: int, group_id: int, role: str = "member", *, live: bool = True, lock: bool = False
+    user_id: int,
+    group_id: int,
+    role: str = "member",
+    *,
+    live: bool = True,
+    lock: bool = False,
+    site_admin: bool = False,
 ) -> tuple:
-    """The group and the user's membership, if they hold at least `role`; codes otherwise."""
+    """The group and the user's membership, if they hold at least `role`; codes otherwise.
+
+    `site_admin` is for the admin console (its caller has checked the admin role): it acts
+    with the owner's rights without being a member, and gets no membership back."""
     group = get_group(group_id, lock=lock)
+    if site_admin:
+        if live and group.dissolved_at is not None:
+            raise ApiError("group_dissolved", "This group was dissolved.", 409)
+        return group, None
     member = membership(group_id, user_id)
     if member is None:
         if group.discoverable and group.dissolved_at is None:
@@ -99,11 +113,17 @@ def _member_limit() -> int:
     return current_app.config["GROUP_MEMBER_LIMIT"]
 
 
-def _require_friends(user_id: int, others: list[int]) -> None:
+def _require_friends(user_id: int, others: list[int], *, may_add_bots: bool = False) -> None:
+    """Only friends may be added; the robot needs no friendship, but only owners and admins add it."""
     for other in others:
-        if db.session.get(User, other) is None:
+        user = db.session.get(User, other)
+        if user is None:
             raise not_found("user")
-        if friendship(user_id, other) is None:
+        if user.is_bot:
+            if not may_add_bots:
+                message = "Only the group's owner and admins can add the robot."
+                raise ApiError("forbidden", message, 403, {"user_ids": str(other)})
+        elif friendship(user_id, other) is None:
             raise ApiError("not_friends", "You can only add your friends.", 403, {"user_ids": str(other)})
 
 
@@ -114,7 +134,7 @@ def create_group(owner_id: int, name: str, member_ids: list[int] | None = None) 
     """A new group owned by `owner_id`, with the owner's friends as first members."""
     owner = db.session.get(User, owner_id)
     others = [uid for uid in dict.fromkeys(member_ids or []) if uid != owner_id]
-    _require_friends(owner_id, others)
+    _require_friends(owner_id, others, may_add_bots=True)
     if len(others) + 1 > _member_limit():
         raise ApiError("group_full", "That is more members than a group may have.", 409)
     conversation = Conversation(kind="group")
@@ -201,7 +221,7 @@ def invite(actor_id: int, group_id: int, user_ids: list[int]) -> dict:
     if group.join_policy == "invite" and member.role == "member":
         raise ApiError("forbidden", "Only the owner and admins can invite to this group.", 403)
     others = [uid for uid in dict.fromkeys(user_ids) if uid != actor_id]
-    _require_friends(actor_id, others)
+    _require_friends(actor_id, others, may_add_bots=member.role != "member")
     actor = db.session.get(User, actor_id)
     new = [uid for uid in others if membership(group_id, uid) is None]
     if new:
@@ -366,15 +386,15 @@ def leave(user_id: int, group_id: int) -> None:
     db.session.commit()
 
 
-def kick(actor_id: int, group_id: int, user_id: int) -> None:
-    """Admins remove members; the owner removes anyone but themself."""
-    group, actor_member = require_group_role(actor_id, group_id, "admin", lock=True)
+def kick(actor_id: int, group_id: int, user_id: int, *, site_admin: bool = False) -> None:
+    """Admins remove members; the owner (and the admin console) removes anyone but the owner."""
+    group, actor_member = require_group_role(actor_id, group_id, "admin", lock=True, site_admin=site_admin)
     target = membership(group_id, user_id)
     if target is None:
         raise not_found("member")
     if target.role == "owner":
         raise ApiError("cannot_kick_owner", "The owner cannot be removed.", 403)
-    if RANKS[target.role] >= RANKS[actor_member.role]:
+    if actor_member is not None and RANKS[target.role] >= RANKS[actor_member.role]:
         raise ApiError("forbidden", "Only the owner can remove an admin.", 403)
     actor = db.session.get(User, actor_id)
     user = db.session.get(User, user_id)
@@ -433,8 +453,8 @@ def transfer(actor_id: int, group_id: int, user_id: int) -> dict:
     return presenters.group(group)
 
 
-def mute_all(actor_id: int, group_id: int, muted: bool) -> dict:
-    group, _ = require_group_role(actor_id, group_id, "admin", lock=True)
+def mute_all(actor_id: int, group_id: int, muted: bool, *, site_admin: bool = False) -> dict:
+    group, _ = require_group_role(actor_id, group_id, "admin", lock=True, site_admin=site_admin)
     if group.muted_all != muted:
         group.muted_all = muted
         actor = db.session.get(User, actor_id)
@@ -470,13 +490,9 @@ def mute_member(actor_id: int, group_id: int, user_id: int, minutes: int) -> dic
     return presenters.group_member(target, user, online=False)
 
 
-def dissolve(actor_id: int, group_id: int, reason: str = "", *, by_site_admin: bool = False) -> dict:
+def dissolve(actor_id: int, group_id: int, reason: str = "", *, site_admin: bool = False) -> dict:
     """Close the group for good: the conversation becomes read-only and says why."""
-    group = get_group(group_id, lock=True)
-    if not by_site_admin:
-        group, _ = require_group_role(actor_id, group_id, "owner")
-    elif group.dissolved_at is not None:
-        raise ApiError("group_dissolved", "This group was already dissolved.", 409)
+    group, _ = require_group_role(actor_id, group_id, "owner", lock=True, site_admin=site_admin)
     actor = db.session.get(User, actor_id)
     group.dissolved_at = utcnow()
     group.dissolved_reason = reason or None
@@ -516,7 +532,10 @@ def list_members(viewer_id: int, group_id: int, after: int | None, limit: int) -
     rows = rows[:limit]
     online = realtime.presence().online([user.id for _, user in rows])
     return {
-        "members": [presenters.group_member(member, user, online=user.id in online) for member, user in rows],
+        "members": [
+            presenters.group_member(member, user, online=user.id in online or shows_online(user))
+            for member, user in rows
+        ],
         "next": rows[-1][1].id if has_more else None,
     }
 

@@ -1,6 +1,7 @@
 """All models, imported here so Alembic and the app see one complete metadata."""
 
 from app.models.chat import Conversation, ConversationMember, Message, StreamCounter
+from app.models.media import Upload
 from app.models.moderation import AuditLog, Sanction
 from app.models.social import Block, FriendRequest, Friendship, Group, GroupJoinRequest, GroupMember
 from app.models.types import utcnow
@@ -21,6 +22,7 @@ __all__ = [
     "OAuthIdentity",
     "Sanction",
     "StreamCounter",
+    "Upload",
     "User",
     "utcnow",
 ]

@@ -15,10 +15,11 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+from app.models.users import User
 
 CONVERSATION_KINDS = ("direct", "group")
 MESSAGE_TYPES = ("txt", "img", "video", "loc", "file", "system")
@@ -83,6 +84,9 @@ class Message(db.Model):
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recalled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    # For the admin console's lists (loaded with a join there); chat code selects users itself.
+    sender: Mapped[User | None] = relationship(foreign_keys=[sender_id], viewonly=True)
 
     __table_args__ = (
         UniqueConstraint("conversation_id", "seq"),

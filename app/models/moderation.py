@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+from app.models.users import User
 
 SANCTION_KINDS = ("ban", "mute")
 
@@ -47,5 +48,7 @@ class AuditLog(db.Model):
     reason: Mapped[str] = mapped_column(String(500), default="")
     details: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    admin: Mapped[User | None] = relationship(foreign_keys=[admin_id], viewonly=True)
 
     __table_args__ = (Index("ix_audit_log_target", "target_type", "target_id"),)

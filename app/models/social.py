@@ -15,10 +15,11 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
+from app.models.users import User
 
 REQUEST_STATUSES = ("pending", "accepted", "rejected", "withdrawn")
 GROUP_ROLES = ("owner", "admin", "member")
@@ -102,6 +103,9 @@ class Group(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dissolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dissolved_reason: Mapped[str | None] = mapped_column(String(200))
+
+    # For the admin console's lists (loaded with a join there).
+    owner: Mapped[User] = relationship(foreign_keys=[owner_id], viewonly=True)
 
     __table_args__ = (
         CheckConstraint(f"join_policy IN {JOIN_POLICIES}", name="join_policy"),

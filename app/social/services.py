@@ -58,6 +58,7 @@ def search_users(viewer_id: int, query: str, after: str | None, limit: int) -> d
                 func.lower(User.nickname).like(pattern, escape="\\"),
             ),
             ~ban_clause(User.id),
+            User.is_bot.is_(False),
         )
         .order_by(User.username_key)
         .limit(limit + 1)
@@ -104,6 +105,8 @@ def send_friend_request(user_id: int, to_user_id: int, message: str) -> tuple[di
     if to_user_id == user_id:
         raise ApiError("cannot_add_self", "You cannot add yourself as a friend.", 400)
     recipient = _active_user(to_user_id)
+    if recipient.is_bot:
+        raise ApiError("cannot_add_bot", "The robot needs no friend request: just open its chat.", 400)
     sender = db.session.get(User, user_id)
     if friendship(user_id, to_user_id) is not None:
         raise ApiError("already_friends", "You are already friends.", 409)

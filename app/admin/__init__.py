@@ -1,0 +1,26 @@
+"""The admin console at /admin (Flask-Admin), for users with the admin role only."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_admin import Admin
+from flask_admin.theme import Bootstrap4Theme
+
+from app.admin import views
+from app.extensions import db
+from app.models import AuditLog, Group, Message, User
+
+
+def init_admin(app: Flask) -> None:
+    """Flask-Admin views hold per-app state, so each application gets its own set."""
+    admin = Admin(
+        app,
+        name="Parley admin",
+        theme=Bootstrap4Theme(swatch="default"),
+        index_view=views.DashboardView(name="Dashboard", url="/admin"),
+    )
+    admin.add_view(views.UserView(User, db, name="Users"))
+    admin.add_view(views.GroupView(Group, db, name="Groups"))
+    admin.add_view(views.MessageView(Message, db, name="Messages"))
+    admin.add_view(views.AuditLogView(AuditLog, db, name="Audit log", endpoint="auditlog"))
+    admin.add_view(views.BotView(name="Robot", endpoint="bot"))

@@ -1,0 +1,296 @@
+"""Uploads as a service: receiving one, sending it in a message, deciding who may see it, and
+removing the ones nobody used.
+
+An upload is received into a scratch folder, inspected (`inspect.py`, on gevent's thread pool:
+decoding an image is CPU work), moved into the storage under keys made from its random id, and
+only then recorded; a refusal or an error removes whatever was written. Sending a message that
+refers to it binds it to that message in the message's own transaction, which is what lets the
+conversation's members see it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import unicodedata
+from datetime import timedelta
+from typing import IO
+
+from flask import current_app
+from limits import parse
+from sqlalchemy import delete, or_, select, update
+
+from app.concurrency import off_loop
+from app.errors import ApiError, not_found
+from app.extensions import db, limiter
+from app.media.inspect import FileType, Limits, inspect, unsupported
+from app.media.storage import get_storage
+from app.models import ConversationMember, Group, Message, Upload, User, utcnow
+
+UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
+PURPOSES = ("message", "avatar")
+# Message body type -> the kind of upload it carries.
+BODY_KINDS = {"img": "image", "video": "video", "file": "file"}
+MAX_NAME = 200
+# Endings refused whatever the content: they would make a browser or a desktop run the file.
+DANGEROUS_ENDINGS = {
+    "htm", "html", "xhtml", "shtml", "mht", "mhtml", "svg", "svgz", "xml", "xsl", "js", "mjs", "swf",
+    "hta", "exe", "com", "scr", "bat", "cmd", "msi", "ps1", "vbs", "wsf", "jar", "lnk",
+}  # fmt: skip
+BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+MEDIA_URL = re.compile(r"/media/([0-9a-f]{32})")
+CLEANUP_BATCH = 500
+
+
+# --- receiving -----------------------------------------------------------------------------
+
+
+def check_upload_rate(user_id: int) -> None:
+    item = parse(current_app.config["UPLOAD_RATE_LIMIT"])
+    if not limiter.limiter.hit(item, "upload", str(user_id)):
+        raise ApiError("rate_limited", "You are uploading too fast; wait a moment.", 429)
+
+
+def clean_name(raw: str | None) -> str | None:
+    """The client's file name, for display only; a name that tries to be a path is refused."""
+    if raw is None:
+        return None
+    name = unicodedata.normalize("NFC", raw).strip()
+    if not name:
+        return None
+    if (
+        "/" in name
+        or "\\" in name
+        or name in (".", "..")
+        or len(name) > MAX_NAME
+        or BIDI_CONTROLS.search(name)
+        or any(unicodedata.category(char) == "Cc" for char in name)
+    ):
+        raise ApiError(
+            "invalid_filename",
+            "The file name must be a plain name, not a path.",
+            400,
+            {"file": f"a name of at most {MAX_NAME} characters without slashes or control characters"},
+        )
+    if _ending(name) in DANGEROUS_ENDINGS:
+        raise unsupported("Web pages, SVG, scripts and programs are not accepted.")
+    return name
+
+
+def _ending(name: str) -> str:
+    return name.rsplit(".", 1)[-1].lower() if "." in name else ""
+
+
+def _display_name(name: str | None, file_type: FileType) -> str:
+    """The name shown and downloaded: the client's, ending as its real type does."""
+    if name is None:
+        return f"{file_type.kind}.{file_type.ext}"
+    return name if _ending(name) in file_type.names() else f"{name}.{file_type.ext}"
+
+
+def create_upload(user_id: int, stream: IO[bytes], filename: str | None, purpose: str) -> Upload:
+    """Receive, inspect and store one upload for `user_id`; nothing is left behind on refusal."""
+    if purpose not in PURPOSES:
+        raise ApiError("invalid_input", "Some fields are invalid.", 400, {"purpose": "message or avatar"})
+    name = clean_name(filename)
+    limits = Limits.from_config(current_app.config)
+    storage = get_storage()
+    upload_id = secrets.token_hex(16)
+    main_key = f"{upload_id[:2]}/{upload_id}"
+    placed: list[str] = []
+    workdir = storage.scratch()
+    try:
+        received = workdir / "received"
+        with open(received, "wb") as target:
+            shutil.copyfileobj(stream, target)
+        media = off_loop(inspect, received, purpose, limits, workdir)
+        upload = Upload(
+            id=upload_id,
+            owner_id=user_id,
+            kind=media.kind,
+            mime=media.type.mime,
+            ext=media.type.ext,
+            size=media.path.stat().st_size,
+            width=media.width,
+            height=media.height,
+            duration=media.duration,
+            storage_key=main_key,
+            thumb_key=f"{main_key}.thumb" if media.thumb else None,
+            original_name=None if media.kind == "avatar" else _display_name(name, media.type),
+        )
+        storage.put(main_key, media.path)
+        placed.append(main_key)
+        if media.thumb is not None:
+            storage.put(upload.thumb_key, media.thumb)
+            placed.append(upload.thumb_key)
+        db.session.add(upload)
+        db.session.commit()
+        return upload
+    except BaseException:
+        db.session.rollback()
+        for key in placed:
+            storage.delete(key)
+        raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+def resolve_body(user_id: int, conversation_id: int, body: dict) -> tuple[dict, Upload | None]:
+    """The body to store for a message: an `img`, `video` or `file` body names one of the
+    sender's uploads by id, and gets the facts the server measured. The upload is claimed for
+    the conversation (a second message cannot take it); `bind` ties it to the message.
+
+    Other bodies are returned as they are. Call inside the sending transaction, before the
+    conversation's row is locked (the upload row is locked first).
+    """
+    kind = BODY_KINDS.get(body["type"])
+    if kind is None:
+        return body, None
+    upload = db.session.get(Upload, body["upload_id"])
+    if upload is None:
+        raise ApiError("upload_not_found", "No such upload.", 404, {"upload_id": "no such upload"})
+    if upload.owner_id != user_id:
+        raise ApiError(
+            "not_your_upload", "You can only send your own uploads.", 403, {"upload_id": "not yours"}
+        )
+    if upload.kind != kind:
+        raise ApiError(
+            "upload_wrong_kind",
+            f"A {body['type']} message needs an upload of kind {kind}.",
+            400,
+            {"upload_id": f"is of kind {upload.kind}"},
+        )
+    claimed = db.session.execute(
+        update(Upload)
+        .where(Upload.id == upload.id, Upload.conversation_id.is_(None), Upload.message_id.is_(None))
+        .values(conversation_id=conversation_id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        raise ApiError("upload_in_use", "This upload was sent already; upload it again.", 409)
+    return message_body(upload, body["type"]), upload
+
+
+def message_body(upload: Upload, body_type: str) -> dict:
+    common = {"type": body_type, "upload_id": upload.id, "url": upload.url}
+    if body_type == "img":
+        return {
+            **common,
+            "ext": upload.ext,
+            "w": upload.width,
+            "h": upload.height,
+            "size": upload.size,
+            "thumb": upload.thumb_url,
+        }
+    if body_type == "video":
+        return {
+            **common,
+            "ext": upload.ext,
+            "w": upload.width,
+            "h": upload.height,
+            "size": upload.size,
+            "duration": upload.duration,
+            "mime": upload.mime,
+        }
+    return {
+        **common,
+        "name": upload.original_name,
+        "size": upload.size,
+        "mime": upload.mime,
+        "ext": upload.ext,
+    }
+
+
+def bind(upload: Upload, message: Message) -> None:
+    """Tie a claimed upload to the message that carries it (its row is locked already)."""
+    db.session.execute(
+        update(Upload)
+        .where(Upload.id == upload.id)
+        .values(conversation_id=message.conversation_id, message_id=message.id)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- viewing -------------------------------------------------------------------------------
+
+
+def viewable_upload(viewer_id: int | None, upload_id: str) -> Upload:
+    """The upload, if the viewer may see it: avatars are public; anything else is seen by its
+    owner, and by the members of the conversation it was sent in whose history covers the
+    message (unless the message was recalled)."""
+    upload = db.session.get(Upload, upload_id) if UPLOAD_ID.match(upload_id) else None
+    if upload is None:
+        raise not_found("upload")
+    if upload.kind == "avatar":
+        return upload
+    if viewer_id is None:
+        raise ApiError("unauthenticated", "Sign in first.", 401)
+    if upload.owner_id == viewer_id:
+        return upload
+    if upload.message_id is not None:
+        member = ConversationMember
+        sees = db.session.scalar(
+            select(member.user_id)
+            .join(Message, Message.conversation_id == member.conversation_id)
+            .where(
+                Message.id == upload.message_id,
+                Message.recalled_at.is_(None),
+                member.user_id == viewer_id,
+                Message.seq > member.joined_seq,
+                or_(member.left_seq.is_(None), Message.seq <= member.left_seq),
+            )
+        )
+        if sees is not None:
+            return upload
+    raise ApiError("forbidden", "You cannot see this file.", 403)
+
+
+# --- cleaning up ---------------------------------------------------------------------------
+
+
+def _avatars_in_use() -> set[str]:
+    """Upload ids named by a user's or a group's avatar URL."""
+    used: set[str] = set()
+    for column in (User.avatar_url, Group.avatar_url):
+        for url in db.session.scalars(select(column).where(column.like("%/media/%"))):
+            used.update(MEDIA_URL.findall(url))
+    return used
+
+
+def cleanup_uploads(older_than: timedelta = timedelta(days=1)) -> int:
+    """Remove uploads older than `older_than` that no message carries and no avatar URL names,
+    and scratch files of uploads that never finished. Returns how many uploads went."""
+    cutoff = utcnow() - older_than
+    storage = get_storage()
+    avatars = _avatars_in_use()
+    removed = 0
+    after = ""
+    while True:
+        rows = db.session.execute(
+            select(Upload.id, Upload.kind)
+            .where(Upload.id > after, Upload.created_at < cutoff, Upload.message_id.is_(None))
+            .order_by(Upload.id)
+            .limit(CLEANUP_BATCH)
+        ).all()
+        if not rows:
+            break
+        after = rows[-1].id
+        ids = [row.id for row in rows if not (row.kind == "avatar" and row.id in avatars)]
+        # A message may have claimed one since it was read: the condition is checked again.
+        gone = db.session.execute(
+            delete(Upload)
+            .where(Upload.id.in_(ids), Upload.message_id.is_(None))
+            .returning(Upload.storage_key, Upload.thumb_key)
+        ).all()
+        db.session.commit()
+        for storage_key, thumb_key in gone:
+            storage.delete(storage_key)
+            if thumb_key:
+                storage.delete(thumb_key)
+        removed += len(gone)
+    storage.sweep_scratch(older_than)
+    return removed

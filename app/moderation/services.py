@@ -1,0 +1,211 @@
+"""What administrators do: bans, mutes, admin rights, password resets, group actions and
+message recalls. Each takes effect at once on every process and writes an audit row.
+
+The admin console calls these and nothing else; they reuse the same services users' own
+actions go through (device sign-out, group dissolve, kick...).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+
+from app import presenters, realtime
+from app.auth import services as auth
+from app.chat import services as chat
+from app.errors import ApiError, not_found
+from app.extensions import db
+from app.groups import services as groups
+from app.models import AuditLog, Conversation, Message, Sanction, User, utcnow
+
+
+def audit(admin_id: int, action: str, target_type: str, target_id: int | None, reason: str = "", **details):
+    db.session.add(
+        AuditLog(
+            admin_id=admin_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            reason=reason,
+            details=details or None,
+        )
+    )
+
+
+def _require_admin(admin_id: int) -> User:
+    admin = db.session.get(User, admin_id)
+    if admin is None or not admin.is_admin:
+        raise ApiError("forbidden", "Administrators only.", 403)
+    return admin
+
+
+def _target(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise not_found("user")
+    return user
+
+
+def active_sanctions(user_id: int, kind: str) -> list[Sanction]:
+    now = utcnow()
+    return list(
+        db.session.scalars(
+            select(Sanction).where(
+                Sanction.user_id == user_id,
+                Sanction.kind == kind,
+                Sanction.lifted_at.is_(None),
+                or_(Sanction.expires_at.is_(None), Sanction.expires_at > now),
+            )
+        )
+    )
+
+
+def _sanction(admin_id: int, user_id: int, kind: str, reason: str, expires_at: datetime | None) -> User:
+    _require_admin(admin_id)
+    user = _target(user_id)
+    if user_id == admin_id:
+        raise ApiError("cannot_sanction_self", "You cannot do that to your own account.", 400)
+    if user.is_admin:
+        raise ApiError("cannot_sanction_admin", "Remove the admin role first.", 409)
+    if expires_at is not None and expires_at <= utcnow():
+        raise ApiError(
+            "invalid_input", "Some fields are invalid.", 400, {"expires_at": "must be in the future"}
+        )
+    for current in active_sanctions(user_id, kind):
+        current.lifted_at = utcnow()
+        current.lifted_by_id = admin_id
+    db.session.add(
+        Sanction(user_id=user_id, kind=kind, reason=reason, created_by_id=admin_id, expires_at=expires_at)
+    )
+    return user
+
+
+def ban_user(admin_id: int, user_id: int, reason: str, expires_at: datetime | None = None) -> None:
+    """Ban: every device is signed out and its sockets dropped now; sign-in is refused."""
+    _sanction(admin_id, user_id, "ban", reason, expires_at)
+    audit(admin_id, "ban", "user", user_id, reason, expires_at=presenters.iso(expires_at))
+    db.session.flush()
+    auth.revoke_all_devices(user_id)  # commits all of it, then drops every socket of the user
+
+
+def unban(admin_id: int, user_id: int, reason: str = "") -> int:
+    return _lift(admin_id, user_id, "ban", reason)
+
+
+def mute_user(admin_id: int, user_id: int, reason: str, minutes: int | None) -> None:
+    """Mute site-wide: sends are refused with `muted` at once, open sockets included."""
+    expires_at = utcnow() + timedelta(minutes=minutes) if minutes else None
+    _sanction(admin_id, user_id, "mute", reason, expires_at)
+    audit(admin_id, "mute", "user", user_id, reason, expires_at=presenters.iso(expires_at))
+    realtime.emit_after_commit(
+        "account:sanction",
+        {"kind": "mute", "active": True, "expires_at": presenters.iso(expires_at)},
+        [user_id],
+    )
+    db.session.commit()
+
+
+def unmute(admin_id: int, user_id: int, reason: str = "") -> int:
+    lifted = _lift(admin_id, user_id, "mute", reason)
+    realtime.emit_to_users(
+        "account:sanction", {"kind": "mute", "active": False, "expires_at": None}, [user_id]
+    )
+    return lifted
+
+
+def _lift(admin_id: int, user_id: int, kind: str, reason: str) -> int:
+    _require_admin(admin_id)
+    _target(user_id)
+    current = active_sanctions(user_id, kind)
+    if not current:
+        code = {"ban": "not_banned", "mute": "not_muted"}[kind]
+        raise ApiError(code, f"The user is not {code[4:]}.", 409)
+    for sanction in current:
+        sanction.lifted_at = utcnow()
+        sanction.lifted_by_id = admin_id
+    audit(admin_id, f"un{kind}", "user", user_id, reason)
+    db.session.commit()
+    return len(current)
+
+
+def set_admin(admin_id: int, user_id: int, value: bool) -> None:
+    """Grant or take the admin role; the last administrator always stays."""
+    _require_admin(admin_id)
+    user = _target(user_id)
+    if user.is_admin == value:
+        return
+    if not value:
+        admins = db.session.scalar(select(func.count(User.id)).where(User.is_admin.is_(True)))
+        if admins <= 1:
+            raise ApiError("last_admin", "Parley must keep at least one administrator.", 409)
+    user.is_admin = value
+    audit(admin_id, "make_admin" if value else "unmake_admin", "user", user_id)
+    db.session.commit()
+
+
+def reset_password(admin_id: int, user_id: int, new_password: str) -> None:
+    """Set a new password and sign the user out everywhere."""
+    _require_admin(admin_id)
+    user = _target(user_id)
+    auth.validate_password(new_password)
+    user.password_hash = auth.hash_password(new_password)
+    audit(admin_id, "reset_password", "user", user_id)
+    db.session.flush()
+    auth.revoke_all_devices(user_id)
+
+
+def dissolve_group(admin_id: int, group_id: int, reason: str) -> None:
+    _require_admin(admin_id)
+    audit(admin_id, "dissolve_group", "group", group_id, reason)
+    groups.dissolve(admin_id, group_id, reason, site_admin=True)
+
+
+def mute_group(admin_id: int, group_id: int, muted: bool, reason: str = "") -> None:
+    _require_admin(admin_id)
+    audit(admin_id, "mute_group" if muted else "unmute_group", "group", group_id, reason)
+    groups.mute_all(admin_id, group_id, muted, site_admin=True)
+
+
+def remove_group_member(admin_id: int, group_id: int, user_id: int, reason: str = "") -> None:
+    _require_admin(admin_id)
+    audit(admin_id, "remove_member", "group", group_id, reason, user_id=user_id)
+    groups.kick(admin_id, group_id, user_id, site_admin=True)
+
+
+def recall_message(admin_id: int, message_id: int, reason: str) -> None:
+    """Remove a message everywhere: devices get `message:recalled` now, and sync hands the
+    recalled version to devices that were away (the message takes a new stream position)."""
+    _require_admin(admin_id)
+    message = db.session.get(Message, message_id)
+    if message is None:
+        raise not_found("message")
+    if message.recalled_at is not None:
+        raise ApiError("already_recalled", "This message was already removed.", 409)
+    db.session.execute(
+        select(Conversation.id).where(Conversation.id == message.conversation_id).with_for_update()
+    )
+    message.recalled_at = utcnow()
+    message.recalled_by_id = admin_id
+    audit(admin_id, "recall_message", "message", message_id, reason, conversation_id=message.conversation_id)
+    db.session.flush()
+    pos = chat.next_stream_pos()
+    message.stream_pos = pos
+    db.session.execute(
+        update(Conversation).where(Conversation.id == message.conversation_id).values(stream_pos=pos)
+    )
+    payload = presenters.message(
+        message, db.session.get(User, message.sender_id) if message.sender_id else None
+    )
+    realtime.emit_after_commit("message:recalled", payload, chat.active_member_ids(message.conversation_id))
+    db.session.commit()
+
+
+def set_bot_enabled(admin_id: int, enabled: bool) -> dict:
+    """Switch the robot on or off for every process."""
+    from app.bots import service as bots
+
+    _require_admin(admin_id)
+    audit(admin_id, "bot_on" if enabled else "bot_off", "bot", None)
+    db.session.commit()
+    return bots.set_enabled(enabled)

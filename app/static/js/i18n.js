@@ -1,0 +1,142 @@
+// English and Chinese. Follows the browser until the user picks one; the choice is kept.
+const KEY = "parley.locale";
+export const LOCALES = ["en", "zh-CN"];
+
+const STRINGS = {
+  en: {
+    "tab.chats": "Chats", "tab.contacts": "Contacts", "tab.me": "Me",
+    online: "online", offline: "offline", today: "Today", yesterday: "Yesterday", loading: "Loading…",
+    back: "Back", close: "Close", cancel: "Cancel", ok: "OK", save: "Save", saved: "Saved.",
+    "conn.offline": "Connecting…", "conn.syncing": "Updating…",
+    "error.network": "Network problem. Try again.", "error.upload": "The upload failed.",
+    "chats.empty": "No chats yet. Add a friend to start talking.", "pick.chat": "Pick a chat to start messaging",
+    "chat.placeholder": "Message", "chat.send": "Send", "chat.attach": "More", "chat.emoji": "Emoji", "chat.more": "Chat options",
+    "chat.typing": "typing…", "chat.typing_named": "{name} typing…", "chat.members": "{n} members", "chat.bot": "robot", "chat.someone": "Someone",
+    "chat.beginning": "Beginning of the conversation", "chat.inactive": "You are no longer in this chat.", "chat.dissolved": "This group was dissolved.",
+    "chat.image": "Photo", "chat.video": "Video", "chat.file": "File", "chat.location": "Location", "chat.not_found": "Chat not found.",
+    "chat.pin": "Pin to top", "chat.unpin": "Unpin", "chat.mute": "Mute notifications", "chat.unmute": "Unmute", "chat.hide": "Delete chat",
+    "chat.hide_confirm": "Remove this chat from the list? It comes back when a new message arrives.",
+    "msg.sending": "Sending…", "msg.sent": "Sent", "msg.read": "Read", "msg.failed": "Not sent", "msg.retry": "Send again",
+    "msg.recalled": "A message was recalled", "msg.image": "Photo", "msg.open_image": "Open photo", "msg.video": "Video", "msg.file": "File",
+    "msg.location": "Location", "msg.map": "Map", "msg.download": "Download", "msg.unsupported": "Unsupported message",
+    "sys.generic": "Group updated", "sys.group_created": "Group created",
+    "loc.title": "Place name", "loc.lat": "Latitude", "loc.lng": "Longitude", "loc.use_mine": "Use my location", "loc.locating": "Locating…",
+    "loc.denied": "Location is not available. Enter coordinates instead.", "loc.unavailable": "This browser cannot locate you.",
+    "loc.invalid": "Enter a latitude (−90…90) and a longitude (−180…180).", "loc.my_location": "My location", "loc.pinned": "Pinned location",
+    "contacts.requests": "New friends", "contacts.add": "Add friends", "contacts.groups": "Groups ({n})", "contacts.friends": "Friends ({n})",
+    "contacts.no_friends": "No friends yet.", "contacts.profile": "Profile", "contacts.message": "Message", "contacts.set_remark": "Set remark",
+    "contacts.remove": "Remove friend", "contacts.remove_confirm": "Remove {name} from your friends?", "contacts.block": "Block",
+    "contacts.block_confirm": "Block {name}? They can no longer message you.", "contacts.blocked": "Blocked.", "contacts.not_friend": "Not in your contacts.",
+    "search.placeholder": "Username, nickname or group", "search.users": "People", "search.groups": "Groups", "search.none": "Nothing found.",
+    "search.add": "Add", "search.requested": "Requested", "search.join": "Join", "search.ask_join": "Ask to join",
+    "search.request_title": "Add {name}", "search.request_default": "Hi, I'm {name}", "search.send_request": "Send request", "search.request_sent": "Request sent.",
+    "requests.accept": "Accept", "requests.reject": "Decline", "requests.withdraw": "Withdraw", "requests.waiting": "Waiting for an answer",
+    "requests.none": "No friend requests.", "requests.accepted": "Added", "requests.rejected": "Declined", "requests.withdrawn": "Withdrawn", "requests.pending": "Pending",
+    "group.create": "New group", "group.name": "Group name", "group.pick_members": "Members", "group.no_friends_to_pick": "No friends to add.",
+    "group.info": "Group info", "group.intro": "Introduction", "group.announcement": "Announcement", "group.no_announcement": "No announcement.",
+    "group.members": "Members", "group.invite": "Invite", "group.join_requests": "Join requests", "group.edit": "Edit group",
+    "group.mute_all": "Mute everyone", "group.unmute_all": "Let everyone speak", "group.leave": "Leave group", "group.leave_confirm": "Leave {name}?",
+    "group.dissolve": "Dissolve group", "group.dissolve_confirm": "Dissolve {name} for everyone?", "group.reason": "Reason (optional)",
+    "group.make_admin": "Make admin", "group.make_member": "Remove admin", "group.transfer": "Make owner", "group.remove": "Remove from group",
+    "group.mute_member": "Mute for an hour", "group.unmute_member": "Unmute",
+    "group.role_owner": "Owner", "group.role_admin": "Admin", "group.role_member": "Member",
+    "group.policy": "Who can join", "group.policy_open": "Anyone can join", "group.policy_approval": "Approval needed", "group.policy_invite": "Invitation only",
+    "group.discoverable": "Can be found in search",
+    "me.profile": "Profile", "me.devices": "Devices", "me.settings": "Settings", "me.password": "Password and account", "me.sign_out": "Sign out",
+    "me.sign_out_confirm": "Sign out of this device?",
+    "profile.nickname": "Nickname", "profile.avatar": "Avatar URL", "profile.signature": "What's up",
+    "devices.this": "This device", "devices.sign_out": "Sign out", "devices.sign_out_others": "Sign out all other devices",
+    "devices.others_confirm": "Every other device will need to sign in again.", "devices.last_seen": "last seen",
+    "settings.language": "Language", "settings.theme": "Theme", "theme.auto": "Follow the system", "theme.light": "Light", "theme.dark": "Dark",
+    "lang.en": "English", "lang.zh-CN": "简体中文",
+    "emoji.none": "No recent emoji yet.", "emoji.recent": "Recent", "emoji.smileys": "Smileys", "emoji.people": "People", "emoji.animals": "Nature",
+    "emoji.food": "Food", "emoji.activities": "Activities", "emoji.travel": "Places", "emoji.objects": "Objects", "emoji.symbols": "Symbols",
+  },
+  "zh-CN": {
+    "tab.chats": "消息", "tab.contacts": "通讯录", "tab.me": "我",
+    online: "在线", offline: "离线", today: "今天", yesterday: "昨天", loading: "加载中…",
+    back: "返回", close: "关闭", cancel: "取消", ok: "确定", save: "保存", saved: "已保存。",
+    "conn.offline": "连接中…", "conn.syncing": "收取中…",
+    "error.network": "网络异常，请重试。", "error.upload": "上传失败。",
+    "chats.empty": "还没有聊天。添加好友开始聊天吧。", "pick.chat": "选择一个聊天开始发消息",
+    "chat.placeholder": "发消息", "chat.send": "发送", "chat.attach": "更多", "chat.emoji": "表情", "chat.more": "聊天设置",
+    "chat.typing": "对方正在输入…", "chat.typing_named": "{name} 正在输入…", "chat.members": "{n} 位成员", "chat.bot": "机器人", "chat.someone": "有人",
+    "chat.beginning": "以上是全部消息", "chat.inactive": "你已不在此聊天中。", "chat.dissolved": "该群已解散。",
+    "chat.image": "照片", "chat.video": "视频", "chat.file": "文件", "chat.location": "位置", "chat.not_found": "找不到该聊天。",
+    "chat.pin": "置顶聊天", "chat.unpin": "取消置顶", "chat.mute": "消息免打扰", "chat.unmute": "关闭免打扰", "chat.hide": "删除聊天",
+    "chat.hide_confirm": "从列表中移除该聊天？收到新消息时会重新出现。",
+    "msg.sending": "发送中…", "msg.sent": "已发送", "msg.read": "已读", "msg.failed": "发送失败", "msg.retry": "重新发送",
+    "msg.recalled": "一条消息已撤回", "msg.image": "图片", "msg.open_image": "查看图片", "msg.video": "视频", "msg.file": "文件",
+    "msg.location": "位置", "msg.map": "地图", "msg.download": "下载", "msg.unsupported": "暂不支持的消息",
+    "sys.generic": "群信息已更新", "sys.group_created": "群已创建",
+    "loc.title": "地点名称", "loc.lat": "纬度", "loc.lng": "经度", "loc.use_mine": "使用我的位置", "loc.locating": "定位中…",
+    "loc.denied": "无法获取位置，请手动输入坐标。", "loc.unavailable": "此浏览器无法定位。",
+    "loc.invalid": "请输入纬度（−90…90）和经度（−180…180）。", "loc.my_location": "我的位置", "loc.pinned": "标记的位置",
+    "contacts.requests": "新的朋友", "contacts.add": "添加朋友", "contacts.groups": "群聊（{n}）", "contacts.friends": "好友（{n}）",
+    "contacts.no_friends": "还没有好友。", "contacts.profile": "资料", "contacts.message": "发消息", "contacts.set_remark": "设置备注",
+    "contacts.remove": "删除好友", "contacts.remove_confirm": "将 {name} 从好友中删除？", "contacts.block": "加入黑名单",
+    "contacts.block_confirm": "将 {name} 加入黑名单？对方将无法给你发消息。", "contacts.blocked": "已加入黑名单。", "contacts.not_friend": "不在你的通讯录中。",
+    "search.placeholder": "用户名、昵称或群名", "search.users": "用户", "search.groups": "群聊", "search.none": "没有找到。",
+    "search.add": "添加", "search.requested": "已申请", "search.join": "加入", "search.ask_join": "申请加入",
+    "search.request_title": "添加 {name}", "search.request_default": "我是 {name}", "search.send_request": "发送申请", "search.request_sent": "申请已发送。",
+    "requests.accept": "接受", "requests.reject": "拒绝", "requests.withdraw": "撤回", "requests.waiting": "等待验证",
+    "requests.none": "暂无好友申请。", "requests.accepted": "已添加", "requests.rejected": "已拒绝", "requests.withdrawn": "已撤回", "requests.pending": "待处理",
+    "group.create": "发起群聊", "group.name": "群名称", "group.pick_members": "选择成员", "group.no_friends_to_pick": "没有可添加的好友。",
+    "group.info": "群聊信息", "group.intro": "群介绍", "group.announcement": "群公告", "group.no_announcement": "暂无公告。",
+    "group.members": "群成员", "group.invite": "邀请", "group.join_requests": "入群申请", "group.edit": "编辑群资料",
+    "group.mute_all": "全员禁言", "group.unmute_all": "解除全员禁言", "group.leave": "退出群聊", "group.leave_confirm": "退出 {name}？",
+    "group.dissolve": "解散群聊", "group.dissolve_confirm": "为所有人解散 {name}？", "group.reason": "原因（可选）",
+    "group.make_admin": "设为管理员", "group.make_member": "取消管理员", "group.transfer": "转让群主", "group.remove": "移出群聊",
+    "group.mute_member": "禁言一小时", "group.unmute_member": "解除禁言",
+    "group.role_owner": "群主", "group.role_admin": "管理员", "group.role_member": "成员",
+    "group.policy": "加群方式", "group.policy_open": "任何人可加入", "group.policy_approval": "需要审核", "group.policy_invite": "仅限邀请",
+    "group.discoverable": "允许被搜索到",
+    "me.profile": "个人资料", "me.devices": "登录设备", "me.settings": "设置", "me.password": "密码与账号", "me.sign_out": "退出登录",
+    "me.sign_out_confirm": "退出此设备的登录？",
+    "profile.nickname": "昵称", "profile.avatar": "头像链接", "profile.signature": "个性签名",
+    "devices.this": "本机", "devices.sign_out": "下线", "devices.sign_out_others": "下线所有其他设备",
+    "devices.others_confirm": "其他设备都需要重新登录。", "devices.last_seen": "最近使用",
+    "settings.language": "语言", "settings.theme": "主题", "theme.auto": "跟随系统", "theme.light": "浅色", "theme.dark": "深色",
+    "lang.en": "English", "lang.zh-CN": "简体中文",
+    "emoji.none": "还没有最近使用的表情。", "emoji.recent": "最近", "emoji.smileys": "笑脸", "emoji.people": "人物", "emoji.animals": "自然",
+    "emoji.food": "食物", "emoji.activities": "活动", "emoji.travel": "地点", "emoji.objects": "物品", "emoji.symbols": "符号",
+  },
+};
+
+function initial() {
+  const saved = localStorage.getItem(KEY);
+  if (LOCALES.includes(saved)) return saved;
+  return (navigator.language || "en").toLowerCase().startsWith("zh") ? "zh-CN" : "en";
+}
+
+let current = initial();
+const listeners = new Set();
+
+export function locale() {
+  return current;
+}
+
+export function t(key, vars) {
+  let text = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
+  for (const [name, value] of Object.entries(vars || {})) text = text.replaceAll(`{${name}}`, String(value));
+  return text;
+}
+
+/** Fill the shell's static labels: data-i18n (text), data-i18n-label (aria-label). */
+export function translatePage(root = document) {
+  document.documentElement.lang = current;
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+}
+
+export function onLocale(fn) {
+  listeners.add(fn);
+}
+
+export function setLocale(code) {
+  if (!LOCALES.includes(code)) return;
+  current = code;
+  localStorage.setItem(KEY, code);
+  translatePage();
+  for (const fn of listeners) fn(code);
+}

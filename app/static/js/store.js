@@ -1,0 +1,127 @@
+// The client's state: conversation summaries, messages keyed by (conversation_id, seq), pending
+// sends keyed by client_msg_id, presence, contacts — and a tiny publish/subscribe so views redraw.
+
+export const state = {
+  me: null,
+  cursor: null,
+  connected: false,
+  conversations: new Map(),
+  buckets: new Map(),
+  presence: new Map(),
+  typing: new Map(),
+  peerRead: new Map(),
+  friends: [],
+  incoming: [],
+  outgoing: [],
+  groups: [],
+};
+
+const listeners = new Map();
+
+export function on(topic, fn) {
+  if (!listeners.has(topic)) listeners.set(topic, new Set());
+  listeners.get(topic).add(fn);
+  return () => listeners.get(topic).delete(fn);
+}
+
+export function emit(topic, detail) {
+  for (const fn of listeners.get(topic) || []) fn(detail);
+}
+
+/** Messages of one conversation: stored ones by seq, and this device's sends not yet stored. */
+export function bucket(conversationId) {
+  let found = state.buckets.get(conversationId);
+  if (!found) {
+    found = { bySeq: new Map(), pending: new Map(), minSeq: null, hasMoreBefore: true, loaded: false };
+    state.buckets.set(conversationId, found);
+  }
+  return found;
+}
+
+function recount(summary) {
+  summary.unread = Math.max(0, summary.last_seq - summary.read_seq);
+}
+
+/**
+ * Take a summary from the server. A summary can be older than a live message already applied
+ * (it was computed before that message committed): positions never move backwards here.
+ */
+export function putSummary(summary) {
+  const known = state.conversations.get(summary.id);
+  const next = { ...summary };
+  if (known && summary.active && known.last_seq > next.last_seq) {
+    next.last_seq = known.last_seq;
+    next.last_message = known.last_message;
+    next.last_activity_at = known.last_activity_at;
+    recount(next);
+  }
+  if (known && known.read_seq > next.read_seq) {
+    next.read_seq = known.read_seq;
+    recount(next);
+  }
+  state.conversations.set(summary.id, next);
+  if (next.peer) state.presence.set(next.peer.id, next.online);
+  emit("conversations");
+  emit(`conversation:${summary.id}`);
+}
+
+/** Store a message once, whether it came from a live event, a sync page, history or an ack. */
+export function putMessage(message, { live = false } = {}) {
+  const box = bucket(message.conversation_id);
+  const isNew = !box.bySeq.has(message.seq);
+  box.bySeq.set(message.seq, message);
+  if (message.client_msg_id && box.pending.delete(message.client_msg_id)) emit("pending");
+  const summary = state.conversations.get(message.conversation_id);
+  if (summary && message.seq >= summary.last_seq) {
+    summary.last_seq = message.seq;
+    summary.last_message = message;
+    summary.last_activity_at = message.created_at;
+    if (live && message.sender?.id === state.me.id) summary.read_seq = message.seq;
+    recount(summary);
+    emit("conversations");
+  }
+  if (isNew || live) emit(`messages:${message.conversation_id}`, message);
+  return isNew;
+}
+
+export function setRead(conversationId, readSeq) {
+  const summary = state.conversations.get(conversationId);
+  if (!summary || readSeq <= summary.read_seq) return;
+  summary.read_seq = readSeq;
+  recount(summary);
+  emit("conversations");
+  emit(`conversation:${conversationId}`);
+}
+
+export function setPresence(userId, online) {
+  state.presence.set(userId, online);
+  for (const summary of state.conversations.values()) {
+    if (summary.peer?.id === userId) summary.online = online;
+  }
+  for (const friend of state.friends) {
+    if (friend.user.id === userId) friend.online = online;
+  }
+  emit("presence", userId);
+  emit("conversations");
+}
+
+export function totalUnread() {
+  let total = 0;
+  for (const summary of state.conversations.values()) {
+    if (!summary.muted) total += summary.unread;
+  }
+  return total;
+}
+
+export function sortedConversations() {
+  return [...state.conversations.values()].sort((a, b) => {
+    if (a.pinned !== b.pinned) return a.pinned ? -1 : 1;
+    return (b.last_activity_at || "").localeCompare(a.last_activity_at || "");
+  });
+}
+
+export function displayName(user) {
+  if (!user) return "";
+  const friend = state.friends.find((item) => item.user.id === user.id);
+  return friend?.remark || user.nickname || user.username;
+}

@@ -1,0 +1,218 @@
+// Keeps the state complete, as docs/PROTOCOL.md "How a client stays complete" says:
+// list + cursor at start, then the socket, then after every (re)connect replay /sync pages while
+// has_more; upsert messages by (conversation_id, seq), replace summaries, and advance the cursor
+// only from sync answers.
+import { all, api, ApiError } from "./api.js";
+import { request, socket } from "./socket.js";
+import { bucket, emit, putMessage, putSummary, setPresence, setRead, state } from "./store.js";
+
+const SYNC_PAGE = 200;
+const MAX_SYNC_PAGES = 1000;
+let syncing = null;
+let syncAgain = false;
+
+export async function start(me) {
+  state.me = me;
+  const data = await api("/conversations");
+  state.cursor = data.cursor;
+  for (const summary of data.conversations) putSummary(summary);
+  wireSocket();
+  socket.connect();
+  // A browser that knows it went offline drops the socket at once, so nothing is half-delivered;
+  // coming back reconnects, and the connect handler catches up.
+  window.addEventListener("offline", () => socket.disconnect());
+  window.addEventListener("online", () => socket.connect());
+  loadContacts();
+}
+
+/** Replay /sync from the kept cursor until has_more is false; one run at a time. */
+export function catchUp() {
+  if (syncing) {
+    syncAgain = true;
+    return syncing;
+  }
+  syncing = (async () => {
+    do {
+      syncAgain = false;
+      for (let page = 0; page < MAX_SYNC_PAGES; page += 1) {
+        const data = await api("/sync", { params: { cursor: state.cursor, limit: SYNC_PAGE } });
+        for (const message of data.messages) putMessage(message);
+        for (const summary of data.conversations) putSummary(summary);
+        state.cursor = data.cursor;
+        if (!data.has_more) break;
+      }
+    } while (syncAgain);
+    emit("synced");
+  })().finally(() => {
+    syncing = null;
+  });
+  return syncing;
+}
+
+async function summaryOf(conversationId) {
+  try {
+    const data = await api(`/conversations/${conversationId}`);
+    putSummary(data.conversation);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+  }
+}
+
+function wireSocket() {
+  socket.on("connect", async () => {
+    state.connected = true;
+    emit("connection");
+    try {
+      await catchUp();
+      resendNetworkFailures();
+    } catch {
+      // The next reconnect tries again from the same cursor.
+    }
+  });
+  socket.on("disconnect", () => {
+    state.connected = false;
+    emit("connection");
+  });
+  socket.on("connect_error", (error) => {
+    if (error?.data?.code === "unauthenticated") window.location.assign("/login");
+  });
+  socket.on("message:new", (message) => {
+    if (!state.conversations.has(message.conversation_id)) summaryOf(message.conversation_id);
+    putMessage(message, { live: true });
+    const typing = state.typing.get(message.conversation_id);
+    if (message.sender && typing?.delete(message.sender.id)) emit(`typing:${message.conversation_id}`);
+  });
+  socket.on("conversation:new", putSummary);
+  socket.on("conversation:update", putSummary);
+  socket.on("conversation:read", (data) => setRead(data.conversation_id, data.read_seq));
+  socket.on("receipt:read", (data) => {
+    if ((state.peerRead.get(data.conversation_id) || 0) < data.read_seq) {
+      state.peerRead.set(data.conversation_id, data.read_seq);
+      emit(`messages:${data.conversation_id}`);
+    }
+  });
+  socket.on("presence", (data) => setPresence(data.user_id, data.online));
+  socket.on("typing", (data) => {
+    if (data.user_id === state.me.id) return;
+    if (!state.typing.has(data.conversation_id)) state.typing.set(data.conversation_id, new Map());
+    state.typing.get(data.conversation_id).set(data.user_id, Date.now() + 3000);
+    emit(`typing:${data.conversation_id}`);
+    setTimeout(() => emit(`typing:${data.conversation_id}`), 3100);
+  });
+  socket.on("friend:request", () => loadRequests());
+  socket.on("friend:update", (friend) => {
+    const index = state.friends.findIndex((item) => item.user.id === friend.user.id);
+    if (index >= 0) state.friends[index] = friend;
+    emit("friends");
+    emit("conversations");
+  });
+  socket.on("friend:removed", () => loadFriends());
+  socket.on("group:update", (group) => {
+    const index = state.groups.findIndex((item) => item.id === group.id);
+    if (index >= 0) state.groups[index] = group;
+    emit("groups");
+    emit(`group:${group.id}`, group);
+  });
+  socket.on("group:join_request", (joinRequest) => emit(`group:${joinRequest.group.id}`));
+}
+
+export async function loadFriends() {
+  state.friends = await all("/friends", "friends");
+  for (const friend of state.friends) state.presence.set(friend.user.id, friend.online);
+  emit("friends");
+  emit("conversations");
+}
+
+export async function loadRequests() {
+  const [incoming, outgoing] = await Promise.all([
+    api("/friend-requests", { params: { direction: "incoming" } }),
+    api("/friend-requests", { params: { direction: "outgoing" } }),
+  ]);
+  state.incoming = incoming.requests;
+  state.outgoing = outgoing.requests;
+  emit("requests");
+  if (incoming.requests.some((item) => item.status === "accepted") || outgoing.requests.some((item) => item.status === "accepted")) {
+    loadFriends();
+  }
+}
+
+export async function loadGroups() {
+  state.groups = (await api("/groups")).groups;
+  emit("groups");
+}
+
+function loadContacts() {
+  Promise.all([loadFriends(), loadRequests(), loadGroups()]).catch(() => {});
+}
+
+/** The newest page, or the page before the oldest message shown; keeps (conversation, seq) unique. */
+export async function loadHistory(conversationId, limit = 40) {
+  const box = bucket(conversationId);
+  const params = { limit };
+  if (box.loaded && box.minSeq !== null) params.before_seq = box.minSeq;
+  const data = await api(`/conversations/${conversationId}/messages`, { params });
+  for (const message of data.messages) putMessage(message);
+  if (data.messages.length) box.minSeq = Math.min(box.minSeq ?? Infinity, data.messages[0].seq);
+  box.hasMoreBefore = data.has_more;
+  box.loaded = true;
+  emit(`messages:${conversationId}`);
+}
+
+/** Optimistic send: shown at once as "sending"; the same client_msg_id is reused by every retry. */
+export function send(conversationId, body) {
+  const clientMsgId = crypto.randomUUID();
+  bucket(conversationId).pending.set(clientMsgId, { clientMsgId, body, state: "sending", error: null, createdAt: new Date().toISOString() });
+  emit(`messages:${conversationId}`);
+  deliver(conversationId, clientMsgId);
+  return clientMsgId;
+}
+
+export async function deliver(conversationId, clientMsgId) {
+  const pending = bucket(conversationId).pending.get(clientMsgId);
+  if (!pending) return;
+  pending.state = "sending";
+  pending.error = null;
+  emit(`messages:${conversationId}`);
+  try {
+    const ack = await request("message:send", { conversation_id: conversationId, client_msg_id: clientMsgId, body: pending.body }, 15000);
+    putMessage(ack.message, { live: true });
+  } catch (error) {
+    if (!bucket(conversationId).pending.has(clientMsgId)) return;
+    pending.state = "failed";
+    pending.error = error;
+    emit(`messages:${conversationId}`);
+  }
+}
+
+function resendNetworkFailures() {
+  for (const [conversationId, box] of state.buckets) {
+    for (const pending of box.pending.values()) {
+      if (pending.state === "failed" && pending.error?.code === "network") deliver(conversationId, pending.clientMsgId);
+    }
+  }
+}
+
+/** Everything up to the newest message is read; every device of mine clears its badge. */
+const reading = new Set();
+
+export async function markRead(conversationId) {
+  const summary = state.conversations.get(conversationId);
+  if (!summary || !state.connected || summary.unread === 0 || reading.has(conversationId)) return;
+  reading.add(conversationId);
+  try {
+    const ack = await request("conversation:read", { conversation_id: conversationId, seq: summary.last_seq });
+    setRead(conversationId, ack.read_seq);
+  } catch {
+    // Read state is retried the next time the conversation is looked at.
+  } finally {
+    reading.delete(conversationId);
+  }
+}
+
+let lastTyping = 0;
+
+export function typing(conversationId) {
+  if (!state.connected || Date.now() - lastTyping < 2000) return;
+  lastTyping = Date.now();
+  request("typing", { conversation_id: conversationId }).catch(() => {});
+}

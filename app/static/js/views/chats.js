@@ -1,0 +1,50 @@
+// The conversation list: pinned first, then by last activity; badges, presence, mute.
+import { avatar, batched, h, icon, shortTime } from "../dom.js";
+import { t } from "../i18n.js";
+import { displayName, on, sortedConversations, state } from "../store.js";
+import { preview } from "./message.js";
+
+export function mountChatList(container, currentId) {
+  const list = h("ul", { class: "list conv-list" });
+  const empty = h("div", { class: "empty" }, h("p", { text: t("chats.empty") }), h("a", { class: "btn primary", href: "#/search", text: t("contacts.add") }));
+  container.replaceChildren(list, empty);
+  const items = new Map();
+
+  function item(summary) {
+    const name = summary.peer ? displayName(summary.peer) : summary.name;
+    const badge = summary.unread > 0 ? h("span", { class: `badge${summary.muted ? " dot-badge" : ""}`, text: summary.muted ? "" : summary.unread > 99 ? "99+" : String(summary.unread) }) : null;
+    return h(
+      "li",
+      { class: `conv${summary.pinned ? " pinned" : ""}${summary.id === currentId() ? " current" : ""}`, dataset: { id: summary.id } },
+      h(
+        "a",
+        { href: `#/chat/${summary.id}`, class: "conv-link" },
+        h("span", { class: "conv-avatar" }, avatar(summary.name, summary.avatar_url, { online: summary.peer && !summary.peer.is_bot ? !!summary.online : null }), badge),
+        h(
+          "span",
+          { class: "conv-main" },
+          h("span", { class: "conv-top" }, h("span", { class: "conv-name", text: name }), h("time", { class: "conv-time", text: shortTime(summary.last_activity_at) })),
+          h("span", { class: "conv-bottom" }, h("span", { class: "conv-preview", text: preview(summary.last_message, summary.kind === "group", state.me.id) }), summary.muted ? icon("mute", "icon tiny muted-icon") : null),
+        ),
+      ),
+    );
+  }
+
+  function render() {
+    const ordered = sortedConversations();
+    const fresh = ordered.map((summary) => {
+      const el = item(summary);
+      const old = items.get(summary.id);
+      if (old && old.isEqualNode(el)) return old;
+      items.set(summary.id, el);
+      return el;
+    });
+    for (const [id, el] of items) if (!state.conversations.has(id)) { el.remove(); items.delete(id); }
+    list.replaceChildren(...fresh);
+    empty.hidden = ordered.length > 0;
+  }
+  const redraw = batched(render);
+  const off = [on("conversations", redraw), on("friends", redraw), on("route", redraw)];
+  render();
+  return () => off.forEach((fn) => fn());
+}
