@@ -116,7 +116,9 @@ def logout():
 @login_required
 def home():
     """The chat client: Jinja renders the shell, ES modules in app/static/js do the rest."""
-    return render_template("app.html", me=presenters.user_self(current_user))
+    from app.bots.state import is_enabled as robot_enabled
+
+    return render_template("app.html", me=presenters.user_self(current_user), robot=robot_enabled())
 
 
 @bp.route("/account", methods=["GET", "POST"])

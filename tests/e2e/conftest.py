@@ -41,7 +41,9 @@ def e2e_server(app, database_url, instance_path, tmp_path_factory):
         pytest.exit(
             f"{VENDOR} is missing: run `make test` (or `make {VENDOR.relative_to(BASE_DIR)}`)", returncode=4
         )
-    env = server_env(database_url, instance_path, LOGIN_RATE_LIMIT="1000 per minute")
+    # The robot is off here so that each scenario's list holds only its own chats; the robot's
+    # own browser test turns it on.
+    env = server_env(database_url, instance_path, LOGIN_RATE_LIMIT="1000 per minute", BOT_ENABLED="false")
     live = LiveServer(env, tmp_path_factory.mktemp("e2e") / "server.log")
     try:
         yield live.start()

@@ -16,6 +16,11 @@ export async function start(me) {
   const data = await api("/conversations");
   state.cursor = data.cursor;
   for (const summary of data.conversations) putSummary(summary);
+  // The robot's chat belongs in every list while the robot is on: open it once.
+  const robotOn = JSON.parse(document.getElementById("robot")?.textContent || "false");
+  if (robotOn && !data.conversations.some((summary) => summary.peer?.is_bot)) {
+    api("/bot").then((bot) => putSummary(bot.conversation)).catch(() => {});
+  }
   wireSocket();
   socket.connect();
   // A browser that knows it went offline drops the socket at once, so nothing is half-delivered;
