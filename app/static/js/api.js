@@ -14,7 +14,7 @@ export function csrfToken() {
 }
 
 function signedOut() {
-  window.location.assign(`/login?next=${encodeURIComponent(window.location.pathname)}`);
+  window.location.assign(`/login?signed_out=1&next=${encodeURIComponent(window.location.pathname)}`);
 }
 
 function query(params) {

@@ -74,12 +74,15 @@ function wireSocket() {
       // The next reconnect tries again from the same cursor.
     }
   });
-  socket.on("disconnect", () => {
+  socket.on("disconnect", (reason) => {
     state.connected = false;
     emit("connection");
+    // The server drops a device's sockets when it is signed out (elsewhere, by a password change
+    // or a ban): ask again, and the `unauthenticated` refusal below leads to the sign-in page.
+    if (reason === "io server disconnect") socket.connect();
   });
   socket.on("connect_error", (error) => {
-    if (error?.data?.code === "unauthenticated") window.location.assign("/login");
+    if (error?.data?.code === "unauthenticated") window.location.assign("/login?signed_out=1");
   });
   socket.on("message:new", (message) => {
     if (!state.conversations.has(message.conversation_id)) summaryOf(message.conversation_id);
