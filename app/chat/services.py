@@ -19,6 +19,8 @@ from blinker import signal
 from sqlalchemy import and_, bindparam, case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from app import presenters, realtime
 from app.bots.state import shows_online
@@ -50,14 +52,16 @@ message_stored = signal("parley.message-stored")
 # --- stream positions ----------------------------------------------------------------------
 
 
+# Built once: it runs for every user-visible change.
+_counter = StreamCounter.__table__
+_NEXT_STREAM_POS = (
+    update(_counter).where(_counter.c.id == 1).values(pos=_counter.c.pos + 1).returning(_counter.c.pos)
+)
+
+
 def next_stream_pos() -> int:
     """Take the next stream position; the row lock is held until this transaction ends."""
-    return db.session.execute(
-        update(StreamCounter)
-        .where(StreamCounter.id == 1)
-        .values(pos=StreamCounter.pos + 1)
-        .returning(StreamCounter.pos)
-    ).scalar_one()
+    return db.session.execute(_NEXT_STREAM_POS).scalar_one()
 
 
 def current_stream_pos() -> int:
@@ -210,14 +214,7 @@ def check_can_speak(context: SendContext) -> None:
 
 
 def active_member_ids(conversation_id: int) -> list[int]:
-    return list(
-        db.session.scalars(
-            select(ConversationMember.user_id).where(
-                ConversationMember.conversation_id == conversation_id,
-                ConversationMember.active.is_(True),
-            )
-        )
-    )
+    return list(db.session.scalars(_ACTIVE_MEMBER_IDS, {"conversation_id": conversation_id}))
 
 
 def append_message(
@@ -230,45 +227,79 @@ def append_message(
     """Store a message with the next seq and stream position, and deliver it after commit to
     the active members (and `also_to`, e.g. members being removed, who see their notice).
 
-    The caller has checked the right to speak and commits.
+    The caller has checked the right to speak and commits. The returned message is not in the
+    session: it was written with Core statements, which cost a fraction of the ORM's unit of
+    work on the path every message takes (docs/PERFORMANCE.md).
     """
     now = utcnow()
-    seq = db.session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id)
-        .values(last_seq=Conversation.last_seq + 1, last_activity_at=now)
-        .returning(Conversation.last_seq)
-    ).scalar_one()
+    execute = db.session.execute
+    seq = execute(_BUMP_SEQ, {"c_id": conversation_id, "c_now": now}).scalar_one()
     if sender is not None:
         # Sending reads everything before it: the sender's unread count stays at zero.
-        db.session.execute(
-            update(ConversationMember)
-            .where(
-                ConversationMember.conversation_id == conversation_id,
-                ConversationMember.user_id == sender.id,
-            )
-            .values(read_seq=seq)
-        )
+        execute(_SENDER_READ, {"c_id": conversation_id, "u_id": sender.id, "c_seq": seq})
     pos = next_stream_pos()
-    message = Message(
-        conversation_id=conversation_id,
-        seq=seq,
-        sender_id=sender.id if sender else None,
-        type=body["type"],
-        body=body,
-        client_msg_id=client_msg_id,
-        stream_pos=pos,
-        created_at=now,
-    )
-    db.session.add(message)
-    db.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(stream_pos=pos))
-    db.session.flush()
+    values = {
+        "conversation_id": conversation_id,
+        "seq": seq,
+        "sender_id": sender.id if sender else None,
+        "type": body["type"],
+        "body": body,
+        "client_msg_id": client_msg_id,
+        "stream_pos": pos,
+        "created_at": now,
+    }
+    message_id = execute(_INSERT_MESSAGE, values).scalar_one()
+    execute(_STAMP_CONVERSATION, {"c_id": conversation_id, "c_pos": pos})
+    _loaded_rows_changed(conversation_id, sender, seq, pos, now)
+    message = Message(id=message_id, **values)
     payload = presenters.message(message, sender)
     recipients = active_member_ids(conversation_id)
     if sender is not None and len(recipients) > 2:
         recipients = _without_blockers(recipients, sender.id)
     realtime.deliver_message_after_commit(conversation_id, seq, payload, [*recipients, *(also_to or [])])
     return message
+
+
+_conversations = Conversation.__table__
+_members = ConversationMember.__table__
+_messages = Message.__table__
+# The statements every message takes, built once: building one costs more CPU than SQLite takes
+# to run it. Their values are bound at execution.
+_BUMP_SEQ = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("c_id"))
+    .values(last_seq=_conversations.c.last_seq + 1, last_activity_at=bindparam("c_now"))
+    .returning(_conversations.c.last_seq)
+)
+_SENDER_READ = (
+    update(_members)
+    .where(_members.c.conversation_id == bindparam("c_id"), _members.c.user_id == bindparam("u_id"))
+    .values(read_seq=bindparam("c_seq"))
+)
+_INSERT_MESSAGE = _messages.insert().returning(_messages.c.id)
+_STAMP_CONVERSATION = (
+    update(_conversations)
+    .where(_conversations.c.id == bindparam("c_id"))
+    .values(stream_pos=bindparam("c_pos"))
+)
+
+
+def _loaded_rows_changed(
+    conversation_id: int, sender: User | None, seq: int, pos: int, now: datetime
+) -> None:
+    """Core statements bypass the session: rows it has loaded (the conversation, the sender's
+    membership) are brought up to date by hand, so later reads in this transaction agree with
+    the database."""
+    loaded = db.session.identity_map
+    conversation = loaded.get(identity_key(Conversation, conversation_id))
+    if conversation is not None:
+        set_committed_value(conversation, "last_seq", seq)
+        set_committed_value(conversation, "stream_pos", pos)
+        set_committed_value(conversation, "last_activity_at", now)
+    if sender is not None:
+        member = loaded.get(identity_key(ConversationMember, (conversation_id, sender.id)))
+        if member is not None:
+            set_committed_value(member, "read_seq", seq)
 
 
 def _without_blockers(user_ids: list[int], sender_id: int) -> list[int]:
@@ -281,10 +312,20 @@ def _without_blockers(user_ids: list[int], sender_id: int) -> list[int]:
     return [user_id for user_id in user_ids if user_id not in blockers]
 
 
+# Statements run for every message sent, built once (building one costs more CPU than SQLite
+# takes to run it); their values are bound at execution.
+_EXISTING = select(_messages.c.id).where(
+    _messages.c.sender_id == bindparam("sender_id"), _messages.c.client_msg_id == bindparam("client_msg_id")
+)
+_ACTIVE_MEMBER_IDS = select(_members.c.user_id).where(
+    _members.c.conversation_id == bindparam("conversation_id"), _members.c.active.is_(True)
+)
+
+
 def _existing(sender_id: int, client_msg_id: str) -> Message | None:
-    return db.session.scalar(
-        select(Message).where(Message.sender_id == sender_id, Message.client_msg_id == client_msg_id)
-    )
+    """The message this sender already stored under `client_msg_id` (a resend), if any."""
+    found = db.session.scalar(_EXISTING, {"sender_id": sender_id, "client_msg_id": client_msg_id})
+    return None if found is None else db.session.get(Message, found)
 
 
 def send_message(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> tuple[dict, bool]:
