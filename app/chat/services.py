@@ -61,7 +61,7 @@ _NEXT_STREAM_POS = (
 
 def next_stream_pos() -> int:
     """Take the next stream position; the row lock is held until this transaction ends."""
-    return db.session.execute(_NEXT_STREAM_POS).scalar_one()
+    return db.session.connection().execute(_NEXT_STREAM_POS).scalar_one()
 
 
 def current_stream_pos() -> int:
@@ -92,6 +92,7 @@ class SendContext:
     peer: User | None = None
     friends: bool = False
     blocked: bool = False
+    peer_active: bool = False
 
 
 def _mute_clause(user_id_column, now):
@@ -156,6 +157,7 @@ def _send_context_query():
             peer,
             friends,
             blocked,
+            peer_member.active,
         )
         .join(Conversation, Conversation.id == ConversationMember.conversation_id)
         .join(User, User.id == ConversationMember.user_id)
@@ -214,7 +216,7 @@ def check_can_speak(context: SendContext) -> None:
 
 
 def active_member_ids(conversation_id: int) -> list[int]:
-    return list(db.session.scalars(_ACTIVE_MEMBER_IDS, {"conversation_id": conversation_id}))
+    return list(db.session.connection().scalars(_ACTIVE_MEMBER_IDS, {"conversation_id": conversation_id}))
 
 
 def append_message(
@@ -223,16 +225,19 @@ def append_message(
     body: dict,
     client_msg_id: str | None = None,
     also_to: list[int] | None = None,
+    recipients: list[int] | None = None,
 ) -> Message:
     """Store a message with the next seq and stream position, and deliver it after commit to
     the active members (and `also_to`, e.g. members being removed, who see their notice).
+    `recipients`: the active members, when the caller knows them already.
 
     The caller has checked the right to speak and commits. The returned message is not in the
     session: it was written with Core statements, which cost a fraction of the ORM's unit of
     work on the path every message takes (docs/PERFORMANCE.md).
     """
     now = utcnow()
-    execute = db.session.execute
+    # Core statements on the session's connection: the ORM's execute adds nothing they need.
+    execute = db.session.connection().execute
     seq = execute(_BUMP_SEQ, {"c_id": conversation_id, "c_now": now}).scalar_one()
     if sender is not None:
         # Sending reads everything before it: the sender's unread count stays at zero.
@@ -253,7 +258,8 @@ def append_message(
     _loaded_rows_changed(conversation_id, sender, seq, pos, now)
     message = Message(id=message_id, **values)
     payload = presenters.message(message, sender)
-    recipients = active_member_ids(conversation_id)
+    if recipients is None:
+        recipients = active_member_ids(conversation_id)
     if sender is not None and len(recipients) > 2:
         recipients = _without_blockers(recipients, sender.id)
     realtime.deliver_message_after_commit(conversation_id, seq, payload, [*recipients, *(also_to or [])])
@@ -332,24 +338,27 @@ def send_message(user_id: int, conversation_id: int, client_msg_id: str, body: d
     """Send a message; returns its payload and whether it was new.
 
     A resend of a `client_msg_id` already stored returns the stored message and delivers
-    nothing again.
+    nothing again. A new message, the common case, pays no lookup for that: a resend is caught
+    by the unique (sender, client_msg_id) constraint when it is inserted, or looked up when the
+    send is refused (a resend of a message stored before its sender was muted still returns it).
     """
-    existing = _existing(user_id, client_msg_id)
-    if existing is not None:
-        return _replay(existing, user_id, conversation_id), False
-    context = _send_context(user_id, conversation_id)
-    check_can_speak(context)
-    body, upload = media.resolve_body(user_id, conversation_id, body)
     try:
-        message = append_message(conversation_id, context.sender, body, client_msg_id)
+        context = _send_context(user_id, conversation_id)
+        check_can_speak(context)
+        body, upload = media.resolve_body(user_id, conversation_id, body)
+        recipients = None
+        if context.peer is not None:
+            # A direct conversation's members are known already: no query for them.
+            recipients = [user_id, context.peer.id] if context.peer_active else [user_id]
+        message = append_message(conversation_id, context.sender, body, client_msg_id, recipients=recipients)
         if upload is not None:
             media.bind(upload, message)
         message_stored.send(context, message=message)
         # Built before the commit expires the rows: afterwards it would cost two reloads.
         payload = presenters.message(message, context.sender)
         db.session.commit()
-    except IntegrityError:
-        # The same client message id raced in from another device or process.
+    except (ApiError, IntegrityError):
+        # A resend (perhaps racing in from another device or process), or a refused send.
         db.session.rollback()
         existing = _existing(user_id, client_msg_id)
         if existing is None:

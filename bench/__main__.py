@@ -1,0 +1,143 @@
+"""`python -m bench COMMAND`: run the load scenarios, or time the read paths on a big database.
+
+run        the load scenarios against the bare transport and Parley; prints the table
+history    build a big database and time history pages, catch-up and the conversation list
+sendcpu    CPU time of one send_message in-process, and with --profile where it goes
+profile    where a saturated server's CPU goes (py-spy), folded into the parts of the message path
+table      one table from the results of several runs
+seed, bigdb, history-client   steps the two above run in their own processes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def _csv(text: str) -> list[str]:
+    return [part for part in text.split(",") if part]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="load scenarios, bare transport vs Parley")
+    run.add_argument(
+        "--targets", type=_csv, default=["bare", "sqlite", "postgresql", "bare+redis", "postgresql+redis"]
+    )
+    run.add_argument("--scenarios", type=_csv, default=["chat1k", "groups", "chat5k", "idle10k", "storm"])
+    run.add_argument("--quick", action="store_true", help="tiny sizes, to check the harness")
+    run.add_argument(
+        "--dur", type=float, help="seconds per measured phase (the first --warm are not counted)"
+    )
+    run.add_argument("--out", type=Path, default=Path("bench-results.json"))
+    run.add_argument("--keep", action="store_true", help="keep the workspace (logs, plans)")
+    run.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for Parley's servers",
+    )
+
+    history = commands.add_parser("history", help="history, catch-up and list timings on a big database")
+    history.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    history.add_argument("--conversations", type=int, default=10_000)
+    history.add_argument("--messages", type=int, default=1_000_000)
+    history.add_argument("--hub", type=int, default=500, help="conversations of the user whose list is timed")
+    history.add_argument("--phase", choices=["all", "build", "measure"], default="all")
+    history.add_argument("--workdir", type=Path, help="where `build` leaves the database for `measure`")
+    history.add_argument("--count", type=int, default=300)
+    history.add_argument("--seconds", type=float, default=20)
+
+    sendcpu = commands.add_parser(
+        "sendcpu", help="CPU per send_message in-process (DATABASE_URL: a fresh DB)"
+    )
+    sendcpu.add_argument("--count", type=int, default=300)
+    sendcpu.add_argument("--rounds", type=int, default=3)
+    sendcpu.add_argument("--profile", action="store_true")
+
+    profile = commands.add_parser("profile", help="py-spy samples of a saturated server, folded")
+    profile.add_argument("--seconds", type=float, default=15)
+    profile.add_argument("--out", type=Path, default=Path("bench-profile.txt"))
+
+    table = commands.add_parser("table", help="one table from the results of several `run`s")
+    table.add_argument("results", type=Path, nargs="+")
+
+    seed = commands.add_parser("seed", help="(internal) seed accounts, friends and groups")
+    seed.add_argument("--out", type=Path, required=True)
+    seed.add_argument("--pairs", type=int, default=500)
+    seed.add_argument("--groups", type=lambda s: [int(x) for x in _csv(s)], default=[100, 500])
+    seed.add_argument("--idle", type=int, default=0)
+
+    bigdb = commands.add_parser("bigdb", help="(internal) fill a migrated database with many messages")
+    bigdb.add_argument("--out", type=Path, required=True)
+    bigdb.add_argument("--conversations", type=int, default=10_000)
+    bigdb.add_argument("--messages", type=int, default=1_000_000)
+    bigdb.add_argument("--hub", type=int, default=500)
+
+    client = commands.add_parser("history-client", help="(internal) the timing client of `history`")
+    client.add_argument("--url", required=True)
+    client.add_argument("--info", type=Path, required=True)
+    client.add_argument("--count", type=int, default=300)
+    client.add_argument("--seconds", type=float, default=20)
+
+    args = parser.parse_args()
+    if args.command == "run":
+        from bench import run as runner
+
+        sizes = runner.Sizes.quick() if args.quick else runner.Sizes()
+        if args.dur:
+            sizes.dur = args.dur
+        unknown = set(args.targets) - set(runner.TARGETS) | set(args.scenarios) - set(runner.SCENARIOS)
+        if unknown:
+            parser.error(f"unknown targets or scenarios: {', '.join(sorted(unknown))}")
+        server_env = dict(item.split("=", 1) for item in args.server_env)
+        runner.main(args.targets, args.scenarios, sizes, args.out, args.keep, server_env)
+    elif args.command == "history":
+        from bench import history as timings
+
+        if args.phase != "all" and args.workdir is None:
+            parser.error("--phase build/measure needs --workdir")
+        result = timings.run(
+            args.db,
+            args.conversations,
+            args.messages,
+            args.hub,
+            phase=args.phase,
+            workdir=args.workdir,
+            count=args.count,
+            seconds=args.seconds,
+        )
+        print(json.dumps({k: v for k, v in result.items() if k != "hub_conversations"}))
+    elif args.command == "table":
+        from bench import run as runner
+
+        targets = [runner.Target(**item) for path in args.results for item in json.loads(path.read_text())]
+        print(runner.markdown(targets, runner.Sizes()))
+    elif args.command == "sendcpu":
+        from bench import sendcpu as cpu
+
+        cpu.main(args.count, args.rounds, args.profile)
+    elif args.command == "profile":
+        from bench import profile as profiling
+
+        profiling.main(args.seconds, args.out)
+    elif args.command == "seed":
+        from bench import seed as seeding
+
+        seeding.main(args.out, args.pairs, args.groups, args.idle)
+    elif args.command == "bigdb":
+        from bench import bigdb as big
+
+        big.main(args.conversations, args.messages, args.hub, args.out)
+    else:
+        from bench import history as timings
+
+        timings.main(args.url, args.info, args.count, args.seconds)
+
+
+if __name__ == "__main__":
+    main()

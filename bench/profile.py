@@ -1,0 +1,115 @@
+"""Where a Parley server's CPU goes while it is saturated with 1:1 messages.
+
+`python -m bench profile` starts Parley (SQLite, one process), drives it with the load generator's
+saturation phase, and samples the worker with py-spy meanwhile. The samples are folded into the
+share of CPU spent under each part of the message path (transport, request context, validation,
+each step of `send_message`, the commit, emitting), which is what docs/PERFORMANCE.md records.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import run, servers
+
+# (label, a frame that marks it): a sample counts under every label whose frame is on its stack.
+PARTS = [
+    ("socket event, all of it", "_handle_event (flask_socketio/__init__.py"),
+    ("  Flask request context push/pop", "RequestContext."),
+    ("  Parley's handler (events.wrapped)", "wrapped (app/chat/events.py"),
+    ("    payload validation (pydantic)", "validate (app/validation.py"),
+    ("    send rate limit", "check_send_rate (app/chat/events.py"),
+    ("    send_message", "send_message (app/chat/services.py"),
+    ("      resend check (_existing)", "_existing (app/chat/services.py"),
+    ("      right to speak (_send_context)", "_send_context (app/chat/services.py"),
+    ("      append_message (seq, insert, counter)", "append_message (app/chat/services.py"),
+    ("      commit", "commit (sqlalchemy/orm/session.py"),
+    ("      after-commit delivery (emit)", "_run_pending (app/realtime.py"),
+    ("  ack sent back", "Server._send_packet (socketio/server.py"),
+    ("SQLAlchemy, anywhere", "sqlalchemy/"),
+    ("  of which the sqlite3 / psycopg driver", "do_execute (sqlalchemy/engine/default.py"),
+    ("JSON encode/decode", "json/"),
+    ("websocket frames (gevent-websocket)", "geventwebsocket/websocket.py"),
+]
+
+
+# Frames read "function (/abs/path/site-packages/pkg/mod.py:12)"; keep "pkg/mod.py" (or the path
+# inside the repository, or inside the standard library).
+_SHORT_PATH = re.compile(
+    r"\((?:[^();]*/site-packages/|[^();]*/lib/python3\.\d+/|" + re.escape(str(servers.ROOT)) + "/)"
+)
+
+
+def fold(raw: str) -> tuple[int, list[tuple[str, float]]]:
+    """Samples in py-spy's raw (collapsed) format -> (total, [(part, percent)])."""
+    total = 0
+    counts: collections.Counter[str] = collections.Counter()
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        stack, _, number = line.rpartition(" ")
+        stack = _SHORT_PATH.sub("(", stack)
+        samples = int(number)
+        total += samples
+        for label, marker in PARTS:
+            if marker in stack:
+                counts[label] += samples
+    return total, [(label, round(100 * counts[label] / total, 1) if total else 0.0) for label, _ in PARTS]
+
+
+def main(seconds: float, out: Path) -> None:
+    py_spy = shutil.which("py-spy") or str(servers.BIN / "py-spy")
+    sizes = run.Sizes(pairs=500, groups=(), dur=seconds + 6, warm=3)
+    with servers.workspace() as workdir, servers.database("sqlite", workdir) as url:
+        env = servers.parley_env(url, workdir / "instance")
+        servers.migrate(env)
+        seed_path = workdir / "seed.json"
+        subprocess.run(
+            [sys.executable, "-m", "bench", "seed", "--out", str(seed_path), "--pairs", str(sizes.pairs)]
+            + ["--groups", "", "--idle", "0"],
+            cwd=servers.ROOT,
+            env=servers.clean_environ(env),
+            check=True,
+            timeout=600,
+        )
+        seed = json.loads(seed_path.read_text())
+        server = servers.parley_server(env, workdir / "server.log").start()
+        try:
+            target = run.Target("sqlite", [server.url], server.worker_pids())
+            scenario = run.scenarios(seed, sizes, "parley", target.urls, ["chat1k"])[0]
+            scenario.phases = ["sat:64"]
+            raw_path = workdir / "samples.txt"
+
+            sampler: list[subprocess.Popen] = []
+
+            def sample(phase: str) -> None:
+                # Sampling starts with the phase, after the warm-up (devices sign in before it).
+                time.sleep(sizes.warm)
+                sampler.append(
+                    subprocess.Popen(
+                        [py_spy, "record", "-p", str(target.pids[0]), "-d", str(int(seconds)), "-r", "100"]
+                        + ["-f", "raw", "-o", str(raw_path)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+
+            result = run.run_loadgen(scenario, target, sizes, workdir, on_phase=sample)
+            sampler[0].wait(60)
+            raw = raw_path.read_text()
+        finally:
+            server.stop()
+    out.write_text(raw)
+    total, parts = fold(raw)
+    phase = result["phases"][0]
+    print(f"saturation while sampled: {phase['acks_per_s']} msg/s, server CPU {phase['server_cpu_pct']} %")
+    print(f"{total} samples (raw stacks in {out})")
+    for label, percent in parts:
+        print(f"{percent:5.1f} %  {label}")

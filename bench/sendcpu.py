@@ -1,0 +1,60 @@
+"""CPU time of `send_message` in-process, without the network: the per-message cost Parley adds
+on top of the transport, and (with --profile) where it goes. CPU time, unlike wall time, is
+little disturbed by other processes sharing the machine, so before/after comparisons hold."""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import time
+
+from sqlalchemy import select
+
+BODY = {"type": "txt", "msg": "x" * 100}
+
+
+def measure(count: int, rounds: int, profile: bool) -> dict:
+    from flask_migrate import upgrade
+
+    from app import create_app
+    from app.chat import services
+    from app.extensions import db
+    from app.models import User
+    from bench.seed import seed
+
+    app = create_app()
+    with app.app_context():
+        upgrade()
+        first, _, conversation_id = seed(pairs=1, group_sizes=[], idle=0)["pairs"][0]
+        user_id = db.session.scalar(select(User.id).where(User.username == first))
+
+        def send_many(prefix: str) -> None:
+            for index in range(count):
+                services.send_message(user_id, conversation_id, f"{prefix}{index:08d}", BODY)
+                db.session.remove()  # as at the end of every socket event
+
+        send_many("warm")
+        per_message = []
+        for round_ in range(rounds):
+            started = time.process_time()
+            send_many(f"r{round_}-")
+            per_message.append(round((time.process_time() - started) / count * 1e6))
+        result = {"send_message_cpu_us": per_message, "best_us": min(per_message)}
+        if profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            send_many("prof")
+            profiler.disable()
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
+            result["profile"] = text.getvalue()
+        db.engine.dispose()
+    return result
+
+
+def main(count: int, rounds: int, profile: bool) -> None:
+    result = measure(count, rounds, profile)
+    if profile:
+        print(result.pop("profile"))
+    print(result)
