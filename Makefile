@@ -60,12 +60,14 @@ test: lint test-sqlite test-postgresql
 
 # Benchmarks (docs/PERFORMANCE.md): the bare socket.io transport, then Parley on SQLite, on
 # PostgreSQL and as two processes with Redis, driven by one load generator on its own core; then
-# history, catch-up and list timings on a big database of each kind. Bounded: about 25 minutes.
+# history, catch-up and list timings on a database of 10M messages of each kind, and a profile of
+# the saturated send path. Bounded: about an hour on two cores.
 .PHONY: bench
-bench: $(VENV)/.runtime node_modules/.package-lock.json
+bench: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/python -m bench run --out bench-results.json
-	$(BIN)/python -m bench history --db sqlite --messages 1000000
-	$(BIN)/python -m bench history --db postgresql --messages 1000000
+	$(BIN)/python -m bench history --db sqlite --messages 10000000
+	$(BIN)/python -m bench history --db postgresql --messages 10000000
+	$(BIN)/python -m bench profile --out bench-profile.txt
 
 # make migration m="what changed"
 migration: $(VENV)/.runtime

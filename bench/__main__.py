@@ -3,6 +3,7 @@
 run        the load scenarios against the bare transport and Parley; prints the table
 history    build a big database and time history pages, catch-up and the conversation list
 sendcpu    CPU time of one send_message in-process, and with --profile where it goes
+listcpu    CPU time of a conversation list of 500 in-process, and with --profile where it goes
 profile    where a saturated server's CPU goes (py-spy), folded into the parts of the message path
 table      one table from the results of several runs
 seed, bigdb, history-client   steps the two above run in their own processes
@@ -45,7 +46,7 @@ def main() -> None:
     history = commands.add_parser("history", help="history, catch-up and list timings on a big database")
     history.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     history.add_argument("--conversations", type=int, default=10_000)
-    history.add_argument("--messages", type=int, default=1_000_000)
+    history.add_argument("--messages", type=int, default=10_000_000)
     history.add_argument("--hub", type=int, default=500, help="conversations of the user whose list is timed")
     history.add_argument("--phase", choices=["all", "build", "measure"], default="all")
     history.add_argument("--workdir", type=Path, help="where `build` leaves the database for `measure`")
@@ -58,6 +59,14 @@ def main() -> None:
     sendcpu.add_argument("--count", type=int, default=300)
     sendcpu.add_argument("--rounds", type=int, default=3)
     sendcpu.add_argument("--profile", action="store_true")
+
+    listcpu = commands.add_parser(
+        "listcpu", help="CPU per conversation list in-process (DATABASE_URL: a fresh DB)"
+    )
+    listcpu.add_argument("--conversations", type=int, default=10_000)
+    listcpu.add_argument("--hub", type=int, default=500)
+    listcpu.add_argument("--rounds", type=int, default=5)
+    listcpu.add_argument("--profile", action="store_true")
 
     profile = commands.add_parser("profile", help="py-spy samples of a saturated server, folded")
     profile.add_argument("--seconds", type=float, default=15)
@@ -121,6 +130,10 @@ def main() -> None:
         from bench import sendcpu as cpu
 
         cpu.main(args.count, args.rounds, args.profile)
+    elif args.command == "listcpu":
+        from bench import listcpu
+
+        listcpu.main(args.conversations, args.hub, args.rounds, args.profile)
     elif args.command == "profile":
         from bench import profile as profiling
 
