@@ -593,25 +593,17 @@ def _shape_of(*models) -> list[tuple[list[str], int] | None]:
 _SUMMARY_SHAPE = _shape_of(ConversationMember, Conversation, Group, User, Message, User, None)
 
 
-def conversation_summaries(
-    user_ids: list[int],
-    *,
-    conversation_ids: list[int] | None = None,
-    changed_after: int | None = None,
-    changed_upto: int | None = None,
-) -> list[dict]:
-    """Conversation list items for `user_ids`, pinned first, then by last activity.
-
-    One query whatever the number of conversations. With several users, each item carries
-    `_user_id`, the user it was made for.
-    """
+@functools.cache
+def _summaries_query():
+    """The conversation list's statement without its filters, built once (it names about a hundred
+    columns, which costs more to build than SQLite takes to run it)."""
     member = ConversationMember
     peer_member = aliased(ConversationMember)
     peer = aliased(User)
     last = aliased(Message)
     last_sender = aliased(User)
     visible_last = case((member.left_seq.is_not(None), member.left_seq), else_=Conversation.last_seq)
-    query = (
+    return (
         select(
             *_columns_of(member),
             *_columns_of(Conversation),
@@ -641,11 +633,27 @@ def conversation_summaries(
             ),
         )
         .outerjoin(last_sender, last_sender.id == last.sender_id)
-        .where(member.user_id.in_(user_ids), member.hidden.is_(False))
+        .where(member.user_id.in_(bindparam("user_ids", expanding=True)), member.hidden.is_(False))
         .order_by(
             member.user_id, member.pinned.desc(), Conversation.last_activity_at.desc(), Conversation.id.desc()
         )
     )
+
+
+def conversation_summaries(
+    user_ids: list[int],
+    *,
+    conversation_ids: list[int] | None = None,
+    changed_after: int | None = None,
+    changed_upto: int | None = None,
+) -> list[dict]:
+    """Conversation list items for `user_ids`, pinned first, then by last activity.
+
+    One query whatever the number of conversations. With several users, each item carries
+    `_user_id`, the user it was made for.
+    """
+    member = ConversationMember
+    query = _summaries_query()
     if conversation_ids is not None:
         query = query.where(member.conversation_id.in_(conversation_ids))
     if changed_after is not None:
@@ -656,7 +664,10 @@ def conversation_summaries(
                 and_(member.stream_pos > changed_after, member.stream_pos <= upto),
             )
         )
-    rows = [_plain_entities(row, _SUMMARY_SHAPE) for row in db.session.execute(query)]
+    rows = [
+        _plain_entities(row, _SUMMARY_SHAPE)
+        for row in db.session.connection().execute(query, {"user_ids": user_ids})
+    ]
     online = realtime.presence().online({row[3].id for row in rows if row[3] is not None})
     items = []
     for membership, conversation, group, peer_user, last_message, sender, peer_read_seq in rows:
