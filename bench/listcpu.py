@@ -4,12 +4,11 @@ message is one index lookup), so a small database of the same shape as `bigdb`'s
 
 from __future__ import annotations
 
-import cProfile
-import io
-import pstats
 import time
 
 from sqlalchemy import select
+
+from bench.stats import profiled
 
 
 def measure(conversations: int, hub: int, rounds: int, profile: bool) -> dict:
@@ -42,13 +41,7 @@ def measure(conversations: int, hub: int, rounds: int, profile: bool) -> dict:
             per_list.append(round((time.process_time() - started) * 1000, 1))
         result = {"items": items, "list_cpu_ms": per_list, "best_ms": min(per_list)}
         if profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            listing()
-            profiler.disable()
-            text = io.StringIO()
-            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
-            result["profile"] = text.getvalue()
+            result["profile"] = profiled(listing, sort="tottime", lines=25)
         db.engine.dispose()
     return result
 

@@ -4,12 +4,11 @@ little disturbed by other processes sharing the machine, so before/after compari
 
 from __future__ import annotations
 
-import cProfile
-import io
-import pstats
 import time
 
 from sqlalchemy import select
+
+from bench.stats import profiled
 
 BODY = {"type": "txt", "msg": "x" * 100}
 
@@ -42,13 +41,7 @@ def measure(count: int, rounds: int, profile: bool) -> dict:
             per_message.append(round((time.process_time() - started) / count * 1e6))
         result = {"send_message_cpu_us": per_message, "best_us": min(per_message)}
         if profile:
-            profiler = cProfile.Profile()
-            profiler.enable()
-            send_many("prof")
-            profiler.disable()
-            text = io.StringIO()
-            pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(40)
-            result["profile"] = text.getvalue()
+            result["profile"] = profiled(lambda: send_many("prof"))
         db.engine.dispose()
     return result
 

@@ -122,3 +122,12 @@ def test_profile_folds_stacks_into_the_parts_of_the_message_path():
     assert shares["    send_message"] == 75.0 and shares["      commit"] == 75.0
     assert shares["websocket frames (gevent-websocket)"] == 25.0
     assert shares["  Flask request context push/pop"] == 0.0
+
+
+def test_profiled_returns_the_profile_table_of_one_call():
+    from bench.stats import profiled
+
+    calls = []
+    table = profiled(lambda: calls.append(sum(range(100))), lines=5)
+    assert calls == [4950]
+    assert "function calls" in table and "cumulative" in table
