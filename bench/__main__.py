@@ -4,6 +4,7 @@ run        the load scenarios against the bare transport and Parley; prints the 
 history    build a big database and time history pages, catch-up and the conversation list
 sendcpu    CPU time of one send_message in-process, and with --profile where it goes
 listcpu    CPU time of a conversation list of 500 in-process, and with --profile where it goes
+heap       where the memory of idle connections goes (tracemalloc), per file and line
 profile    where a saturated server's CPU goes (py-spy), folded into the parts of the message path
 table      one table from the results of several runs
 seed, bigdb, history-client   steps the two above run in their own processes
@@ -67,6 +68,10 @@ def main() -> None:
     listcpu.add_argument("--hub", type=int, default=500)
     listcpu.add_argument("--rounds", type=int, default=5)
     listcpu.add_argument("--profile", action="store_true")
+
+    heap = commands.add_parser("heap", help="traced allocations of N idle connections")
+    heap.add_argument("--devices", type=int, default=2000)
+    heap.add_argument("--top", type=int, default=15)
 
     profile = commands.add_parser("profile", help="py-spy samples of a saturated server, folded")
     profile.add_argument("--seconds", type=float, default=15)
@@ -134,6 +139,10 @@ def main() -> None:
         from bench import listcpu
 
         listcpu.main(args.conversations, args.hub, args.rounds, args.profile)
+    elif args.command == "heap":
+        from bench import heap as heaping
+
+        heaping.main(args.devices, args.top)
     elif args.command == "profile":
         from bench import profile as profiling
 

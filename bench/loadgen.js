@@ -29,6 +29,7 @@ const BODY = "x".repeat(+(A.body || 100));
 const PIDS = (A.pids || "").split(",").filter(Boolean).map(Number);
 const LABEL = A.label || "";
 const STORM_WAIT_S = +(A["storm-wait"] || 60), STORM_RATE = +(A["storm-rate"] || 50);
+const GAP = +(A.gap || 0); // s of stillness before connecting and after the hold (for heap snapshots)
 const BARE = PLAN.proto === "bare";
 const RUN = Math.random().toString(36).slice(2, 10); // client_msg_id prefix, unique per run
 setTimeout(() => { console.error("hard time limit hit"); process.exit(3); }, +(A.limit || 300) * 1000).unref();
@@ -286,6 +287,7 @@ async function main() {
   await pool(devices.length, CC, async (i) => { await login(devices[i]); });
   out.login_s = +((performance.now() - tl) / 1000).toFixed(2);
   out.logins_per_s = BARE ? null : Math.round(devices.length / out.login_s);
+  if (GAP) { console.log(JSON.stringify({ event: "connecting" })); await sleep(GAP * 1000); }
   const base = snap();
   const tc = performance.now();
   await pool(devices.length, CC, async (i) => {
@@ -302,6 +304,7 @@ async function main() {
   });
   await sleep(HOLD * 1000);
   const held = snap();
+  if (GAP) { console.log(JSON.stringify({ event: "held" })); await sleep(GAP * 1000); }
   Object.assign(out, {
     rss_base_MB: base.map((x) => +(x.rssKB / 1024).toFixed(1)),
     rss_conn_MB: held.map((x) => +(x.rssKB / 1024).toFixed(1)),

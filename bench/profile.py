@@ -91,6 +91,8 @@ def main(seconds: float, out: Path) -> None:
 
             def sample(phase: str) -> None:
                 # Sampling starts with the phase, after the warm-up (devices sign in before it).
+                if not phase.startswith("sat:"):
+                    return
                 time.sleep(sizes.warm)
                 sampler.append(
                     subprocess.Popen(
@@ -101,7 +103,7 @@ def main(seconds: float, out: Path) -> None:
                     )
                 )
 
-            result = run.run_loadgen(scenario, target, sizes, workdir, on_phase=sample)
+            result = run.run_loadgen(scenario, target, sizes, workdir, on_event=sample)
             sampler[0].wait(60)
             raw = raw_path.read_text()
         finally:

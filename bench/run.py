@@ -129,8 +129,12 @@ def run_loadgen(
     workdir: Path,
     on_ready=None,
     limit: float = 400,
-    on_phase=None,
+    on_event=None,
+    gap: float = 0,
 ) -> dict:
+    """Run the load generator on one scenario; `on_event(name)` hears each phase as it starts
+    ("sat:64", ...) and, with `gap`, "connecting" and "held" (the generator then keeps still for
+    `gap` seconds)."""
     plan_path = workdir / f"plan-{target.name}-{scenario.name}.json".replace("+", "-")
     plan_path.write_text(json.dumps(scenario.plan))
     command = [
@@ -153,6 +157,8 @@ def run_loadgen(
         str(int(limit)),
         "--label",
         f"{target.name}/{scenario.name}",
+        "--gap",
+        str(gap),
     ]
     env = {**os.environ, "NODE_PATH": str(servers.ROOT / "node_modules")}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -160,9 +166,9 @@ def run_loadgen(
     try:
         for line in process.stdout:
             data = json.loads(line)
-            if data.get("event") == "phase":
-                if on_phase is not None:
-                    on_phase(data["phase"])
+            if data.get("event") in ("phase", "connecting", "held"):
+                if on_event is not None:
+                    on_event(data.get("phase") or data["event"])
                 continue
             if data.get("event") == "ready":
                 if on_ready is not None:

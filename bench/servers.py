@@ -93,6 +93,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
         self.cold_start_s: float | None = None
+        self.extra_args: list[str] = []  # more gunicorn options, e.g. a config file
 
     def command(self) -> list[str]:
         return [
@@ -109,6 +110,7 @@ class Server:
             "--no-control-socket",  # gunicorn's shared default path would clash with other servers
             "--bind",
             f"127.0.0.1:{self.port}",
+            *self.extra_args,
             self.app,
         ]
 
