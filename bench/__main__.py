@@ -4,6 +4,7 @@ run        the load scenarios against the bare transport and Parley; prints the 
 history    build a big database and time history pages, catch-up and the conversation list
 sendcpu    CPU time of one send_message in-process, and with --profile where it goes
 listcpu    CPU time of a conversation list of 500 in-process, and with --profile where it goes
+pagetime   a history page in-process: SQL wall time apart from the rest of the request
 heap       where the memory of idle connections goes (tracemalloc), per file and line
 profile    where a saturated server's CPU goes (py-spy), folded into the parts of the message path
 table      one table from the results of several runs
@@ -68,6 +69,13 @@ def main() -> None:
     listcpu.add_argument("--hub", type=int, default=500)
     listcpu.add_argument("--rounds", type=int, default=5)
     listcpu.add_argument("--profile", action="store_true")
+
+    pagetime = commands.add_parser(
+        "pagetime", help="history page in-process, SQL timed apart (DATABASE_URL: a fresh DB)"
+    )
+    pagetime.add_argument("--conversations", type=int, default=1000)
+    pagetime.add_argument("--per-conversation", type=int, default=1000)
+    pagetime.add_argument("--count", type=int, default=300)
 
     heap = commands.add_parser("heap", help="traced allocations of N idle connections")
     heap.add_argument("--devices", type=int, default=2000)
@@ -139,6 +147,10 @@ def main() -> None:
         from bench import listcpu
 
         listcpu.main(args.conversations, args.hub, args.rounds, args.profile)
+    elif args.command == "pagetime":
+        from bench import pagetime
+
+        pagetime.main(args.conversations, args.per_conversation, args.count)
     elif args.command == "heap":
         from bench import heap as heaping
 
