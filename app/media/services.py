@@ -176,33 +176,19 @@ def resolve_body(user_id: int, conversation_id: int, body: dict) -> tuple[dict, 
 
 
 def message_body(upload: Upload, body_type: str) -> dict:
-    common = {"type": body_type, "upload_id": upload.id, "url": upload.url}
-    if body_type == "img":
-        return {
-            **common,
-            "ext": upload.ext,
-            "w": upload.width,
-            "h": upload.height,
-            "size": upload.size,
-            "thumb": upload.thumb_url,
-        }
-    if body_type == "video":
-        return {
-            **common,
-            "ext": upload.ext,
-            "w": upload.width,
-            "h": upload.height,
-            "size": upload.size,
-            "duration": upload.duration,
-            "mime": upload.mime,
-        }
-    return {
-        **common,
-        "name": upload.original_name,
-        "size": upload.size,
-        "mime": upload.mime,
+    common = {
+        "type": body_type,
+        "upload_id": upload.id,
+        "url": upload.url,
         "ext": upload.ext,
+        "size": upload.size,
     }
+    if body_type in ("img", "video"):
+        picture = {**common, "w": upload.width, "h": upload.height}
+        if body_type == "img":
+            return {**picture, "thumb": upload.thumb_url}
+        return {**picture, "duration": upload.duration, "mime": upload.mime}
+    return {**common, "name": upload.original_name, "mime": upload.mime}
 
 
 def bind(upload: Upload, message: Message) -> None:
