@@ -29,5 +29,9 @@ USER parley
 VOLUME ["/data"]
 EXPOSE 5000
 
+# The slim image has no curl: Python asks /healthz (the process and its database answer).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '5000'), timeout=4)"]
+
 # The same server command as `make run`; SECRET_KEY and DATABASE_URL come from the environment.
 CMD ["sh", "-c", "flask db upgrade && exec gunicorn -k geventwebsocket.gunicorn.workers.GeventWebSocketWorker -w 1 --worker-connections 10000 --graceful-timeout 5 --bind 0.0.0.0:${PORT} wsgi:app"]

@@ -33,6 +33,10 @@ $(VENDOR): node_modules/.package-lock.json
 	mkdir -p $(@D)
 	cp node_modules/socket.io-client/dist/socket.io.esm.min.js $@
 
+# `make vendor`: copy the browser libraries (package.json) into app/static/vendor/.
+.PHONY: vendor
+vendor: $(VENDOR)
+
 # The browser tests drive Debian's Chromium (with a colour emoji font for the screenshots).
 chromium:
 	(command -v chromium >/dev/null && dpkg -s fonts-noto-color-emoji >/dev/null 2>&1) || \

@@ -9,7 +9,9 @@ default in code: in development a `SECRET_KEY` is generated once and kept in
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -90,6 +92,28 @@ class _Reader:
             raise ConfigError(name, f"must name a host, got {raw!r}")
         return raw
 
+    def origin(self, name: str) -> str | None:
+        """A browser origin, scheme://host[:port]: a trailing slash is dropped; a path, query or
+        fragment is refused (socket.io compares the Origin header with this exactly)."""
+        raw = self.url(name, {"http", "https"})
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        if parts.path not in {"", "/"} or parts.query or parts.fragment or "?" in raw or "#" in raw:
+            raise ConfigError(name, f"must be scheme://host[:port] with no path or query, got {raw!r}")
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError(name, f"must not carry a user name or password, got {raw!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(name, f"has an invalid port, got {raw!r}") from None
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        default_port = {"http": 80, "https": 443}[parts.scheme.lower()]
+        suffix = f":{port}" if port is not None and port != default_port else ""
+        return f"{parts.scheme.lower()}://{host}{suffix}"
+
 
 DATABASE_SCHEMES = {"sqlite", "postgresql", "postgresql+psycopg"}
 
@@ -99,6 +123,30 @@ def normalise_database_url(url: str) -> str:
     if url.startswith("postgresql://"):
         return "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
+
+
+NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+def default_redis_namespace(database_url: str, redis_url: str | None) -> str:
+    """`parley-` and a short hash of the database (scheme, user, host, port, name; never the
+    password) and the Redis DB number: two deployments sharing one Redis server differ without
+    configuration, and every process of one deployment agrees."""
+    parts = urlsplit(normalise_database_url(database_url))
+    if parts.scheme == "sqlite":
+        path = database_url.split(":///", 1)[-1]
+        where = "sqlite:" + (path if path in {"", ":memory:"} else os.path.abspath(path))
+    else:
+        host = (parts.hostname or "").lower()
+        where = f"{parts.scheme}://{parts.username or ''}@{host}:{parts.port or ''}{parts.path}"
+    redis_db = "0"
+    if redis_url:
+        redis_parts = urlsplit(redis_url)
+        query_db = re.search(r"(?:^|&)db=(\d+)", redis_parts.query)
+        path_db = redis_parts.path.strip("/") if redis_parts.scheme != "unix" else ""
+        redis_db = query_db.group(1) if query_db else (path_db if path_db.isdigit() else "0")
+    digest = hashlib.sha256(f"{where}|redis-db={int(redis_db)}".encode()).hexdigest()
+    return f"parley-{digest[:12]}"
 
 
 def _secret_key(reader: _Reader, instance: Path, production: bool) -> str:
@@ -152,19 +200,37 @@ class Config:
             self.SQLALCHEMY_ENGINE_OPTIONS["max_overflow"] = reader.int("DATABASE_MAX_OVERFLOW", 20)
 
         self.REDIS_URL = reader.url("REDIS_URL", {"redis", "rediss", "unix"})
-        self.PUBLIC_BASE_URL = reader.url("PUBLIC_BASE_URL", {"http", "https"})
+        namespace = reader.str("REDIS_NAMESPACE") or default_redis_namespace(database_url, self.REDIS_URL)
+        if not NAMESPACE_PATTERN.fullmatch(namespace):
+            raise ConfigError("REDIS_NAMESPACE", f"must be 1-64 of A-Z a-z 0-9 _ . : -, got {namespace!r}")
+        self.REDIS_NAMESPACE = namespace
+        self.PRESENCE_TTL_SECONDS = reader.int("PRESENCE_TTL_SECONDS", 60, 3, 3600)
+        self.MAX_SOCKETS_PER_DEVICE = reader.int("MAX_SOCKETS_PER_DEVICE", 8, 1, 10000)
+        self.MAX_SOCKETS_PER_USER = reader.int("MAX_SOCKETS_PER_USER", 32, 1, 100000)
+        self.PUBLIC_BASE_URL = reader.origin("PUBLIC_BASE_URL")
         self.TRUSTED_PROXIES = reader.int("TRUSTED_PROXIES", 0, 0, 5)
 
         self.UPLOAD_FOLDER = reader.str("UPLOAD_FOLDER", str(instance / "uploads"))
         if Path(self.UPLOAD_FOLDER).resolve().is_relative_to(BASE_DIR / "app" / "static"):
             raise ConfigError("UPLOAD_FOLDER", "must be outside the static folder (uploads are checked)")
         self.MAX_IMAGE_PIXELS = reader.int("MAX_IMAGE_PIXELS", 40_000_000, 1, 89_000_000)
+        # Frames × pixels of one animation, checked before any frame is decoded.
+        self.MAX_ANIMATION_PIXELS = reader.int("MAX_ANIMATION_PIXELS", 100_000_000, 1, 1_000_000_000)
+        # Uploads are inspected in worker processes, apart from sign-ins (see app/concurrency.py).
+        self.MEDIA_WORKERS = reader.int("MEDIA_WORKERS", 2, 1, 64)
+        self.MEDIA_QUEUE = reader.int("MEDIA_QUEUE", 8, 1, 10_000)
+        self.MEDIA_UPLOADS_PER_USER = reader.int("MEDIA_UPLOADS_PER_USER", 2, 1, 100)
+        self.MEDIA_TIMEOUT = reader.int("MEDIA_TIMEOUT", 30, 1, 3600)
+        self.MEDIA_CPU_SECONDS = reader.int("MEDIA_CPU_SECONDS", 15, 1, 3600)
+        self.MEDIA_WORKER_MEMORY_MB = reader.int("MEDIA_WORKER_MEMORY_MB", 768, 256, 1 << 20)
         self.UPLOAD_RATE_LIMIT = reader.rate("UPLOAD_RATE_LIMIT", "30 per minute")
         self.MAX_IMAGE_BYTES = reader.int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, 1)
         self.MAX_VIDEO_BYTES = reader.int("MAX_VIDEO_BYTES", 100 * 1024 * 1024, 1)
         self.MAX_FILE_BYTES = reader.int("MAX_FILE_BYTES", 50 * 1024 * 1024, 1)
         largest = max(self.MAX_IMAGE_BYTES, self.MAX_VIDEO_BYTES, self.MAX_FILE_BYTES)
         self.MAX_CONTENT_LENGTH = largest + 64 * 1024
+        # Every other body (JSON, forms) is refused above this size before it is read.
+        self.MAX_JSON_BYTES = reader.int("MAX_JSON_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)
 
         self.GITHUB_CLIENT_ID = reader.str("GITHUB_CLIENT_ID")
         self.GITHUB_CLIENT_SECRET = reader.str("GITHUB_CLIENT_SECRET")
@@ -201,8 +267,15 @@ class Config:
 
         self.RATELIMIT_ENABLED = reader.bool("RATELIMIT_ENABLED", True)
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        # The storage's own prefix covers every counter, also those hit without the decorator.
+        self.RATELIMIT_STORAGE_OPTIONS = {"key_prefix": f"{self.REDIS_NAMESPACE}:limits"}
+        self.RATELIMIT_KEY_PREFIX = self.REDIS_NAMESPACE
         self.RATELIMIT_HEADERS_ENABLED = True
+        # Sign-in attempts per client address; failed ones per (username, address); failed ones per
+        # username from every address, past which only addresses that have not failed may try.
         self.LOGIN_RATE_LIMIT = reader.rate("LOGIN_RATE_LIMIT", "10 per minute")
+        self.LOGIN_FAILURE_LIMIT = reader.rate("LOGIN_FAILURE_LIMIT", "10 per 15 minutes")
+        self.LOGIN_ACCOUNT_FAILURE_LIMIT = reader.rate("LOGIN_ACCOUNT_FAILURE_LIMIT", "100 per hour")
         self.GROUP_MEMBER_LIMIT = reader.int("GROUP_MEMBER_LIMIT", 500, 2, 100000)
         self.MESSAGE_RATE_LIMIT = reader.rate("MESSAGE_RATE_LIMIT", "20 per second")
         self.REGISTER_RATE_LIMIT = reader.rate("REGISTER_RATE_LIMIT", "30 per hour")

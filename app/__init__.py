@@ -28,12 +28,20 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 
 
 def init_socketio(app: Flask) -> None:
-    """Bind socket.io (with the Redis message queue when REDIS_URL is set) and presence."""
+    """Bind socket.io (with the Redis message queue when REDIS_URL is set) and presence; both
+    carry the deployment's REDIS_NAMESPACE (pub/sub channels ignore the Redis DB number)."""
     redis_url = app.config["REDIS_URL"]
+    namespace = app.config["REDIS_NAMESPACE"]
+    ttl = app.config["PRESENCE_TTL_SECONDS"]
     public_url = app.config["PUBLIC_BASE_URL"]
+    # Flask-SocketIO keeps the last queue it made: without Redis, say so, or an application
+    # made later in the same process (tests) would publish on an earlier one's queue.
+    queue = {} if redis_url else {"client_manager": None}
     socketio.init_app(
         app,
         message_queue=redis_url,
+        channel=f"{namespace}:socketio",
+        **queue,
         cors_allowed_origins=[public_url] if public_url else None,
         manage_session=False,
         # One socket's events are handled one after another, in the order it sent them, so a
@@ -41,7 +49,9 @@ def init_socketio(app: Flask) -> None:
         async_handlers=False,
     )
     if "parley.presence" not in app.extensions:
-        app.extensions["parley.presence"] = RedisPresence(redis_url) if redis_url else MemoryPresence()
+        app.extensions["parley.presence"] = (
+            RedisPresence(redis_url, namespace, ttl) if redis_url else MemoryPresence(ttl)
+        )
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -86,12 +96,16 @@ def create_app(config: Config | None = None) -> Flask:
     from app.chat import routes as chat_routes
     from app.cli import register_commands
     from app.errors import register_error_handlers
+    from app.headers import register_security_headers
     from app.media import routes as media_routes
     from app.security import register_csrf
     from app.social import routes as social_routes
+    from app.validation import register_request_limits
 
     register_error_handlers(app)
+    register_request_limits(app)
     register_csrf(app)
+    register_security_headers(app)
     app.register_blueprint(routes.bp)
     app.register_blueprint(chat_routes.bp)
     app.register_blueprint(social_routes.bp)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -40,12 +40,15 @@ class ApiError(Exception):
         message: str,
         status: int = 400,
         fields: dict[str, str] | None = None,
+        retry_after: int | None = None,
     ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.fields = fields or {}
+        # Seconds a refused client should wait before trying again (the `Retry-After` header).
+        self.retry_after = retry_after
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "fields": self.fields}
@@ -61,11 +64,13 @@ def wants_json() -> bool:
 
 def _render(error: ApiError):
     if wants_json():
-        return jsonify(error=error.to_dict()), error.status
-    return (
-        render_template("error.html", error=error, request_id=g.get("request_id")),
-        error.status,
-    )
+        response = make_response(jsonify(error=error.to_dict()), error.status)
+    else:
+        page = render_template("error.html", error=error, request_id=g.get("request_id"))
+        response = make_response(page, error.status)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def register_error_handlers(app: Flask) -> None:

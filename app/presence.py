@@ -3,8 +3,14 @@ or in Redis (with expiry) when several processes share the load.
 
 Each socket is recorded under its user and its device. A user is online while at least one
 live socket is recorded. In Redis every entry carries an expiry that its process refreshes
-every `REFRESH_SECONDS`; a process that dies stops refreshing, so its users drop offline
-within `TTL_SECONDS`.
+every `refresh_seconds` (a third of the TTL); a process that dies stops refreshing, so its
+sockets expire within `ttl_seconds`. Each online user also has a deadline in one sorted set
+(the latest expiry of their sockets): whoever takes the user out of that set — the process
+whose disconnect closed their last socket, or any live process's sweep once the deadline has
+passed with no live socket left — announces them offline, so the announcement is made once,
+even when the process that held the sockets was killed.
+
+`add` also enforces the caps on sockets per device and per user, atomically across processes.
 """
 
 from __future__ import annotations
@@ -13,22 +19,52 @@ import time
 from collections import defaultdict
 from threading import Lock
 
-TTL_SECONDS = 60
-REFRESH_SECONDS = 20
+DEFAULT_TTL_SECONDS = 60
+# At most this many expired users are taken per sweep; the next sweep takes the rest.
+SWEEP_BATCH = 500
+UNLIMITED = 2**31
+
+
+class SocketLimitReached(Exception):
+    """A new socket would exceed the cap on sockets per device (`scope="device"`) or per user."""
+
+    def __init__(self, scope: str, limit: int):
+        super().__init__(f"at most {limit} sockets per {scope}")
+        self.scope = scope
+        self.limit = limit
+
+
+def _refresh_seconds(ttl_seconds: int) -> float:
+    return max(1.0, ttl_seconds / 3)
 
 
 class MemoryPresence:
     """Presence for one process."""
 
-    def __init__(self):
+    def __init__(self, ttl_seconds: int = DEFAULT_TTL_SECONDS):
+        self.ttl_seconds = ttl_seconds
+        self.refresh_seconds = _refresh_seconds(ttl_seconds)
         self._lock = Lock()
         self._sockets: dict[str, tuple[int, int]] = {}
         self._by_user: dict[int, set[str]] = defaultdict(set)
         self._by_device: dict[int, set[str]] = defaultdict(set)
 
-    def add(self, sid: str, user_id: int, device_id: int) -> bool:
-        """Record a socket; True if this made the user come online."""
+    def add(
+        self,
+        sid: str,
+        user_id: int,
+        device_id: int,
+        *,
+        max_per_device: int | None = None,
+        max_per_user: int | None = None,
+    ) -> bool:
+        """Record a socket; True if this made the user come online. Raises SocketLimitReached
+        (and records nothing) when the device or the user already has the most allowed."""
         with self._lock:
+            if max_per_device is not None and len(self._by_device.get(device_id, ())) >= max_per_device:
+                raise SocketLimitReached("device", max_per_device)
+            if max_per_user is not None and len(self._by_user.get(user_id, ())) >= max_per_user:
+                raise SocketLimitReached("user", max_per_user)
             self._sockets[sid] = (user_id, device_id)
             was_offline = not self._by_user[user_id]
             self._by_user[user_id].add(sid)
@@ -63,8 +99,13 @@ class MemoryPresence:
     def online_count(self) -> int:
         return sum(1 for sids in self._by_user.values() if sids)
 
-    def refresh(self) -> None:
-        """Nothing expires in memory."""
+    def refresh(self) -> list[int]:
+        """Nothing expires in memory (so nobody comes back)."""
+        return []
+
+    def sweep(self) -> list[tuple[int, float]]:
+        """Nothing expires in memory (so nobody is left to announce)."""
+        return []
 
     def clear(self) -> None:
         with self._lock:
@@ -73,15 +114,66 @@ class MemoryPresence:
             self._by_device.clear()
 
 
-class RedisPresence:
-    """Presence shared by every process through Redis sorted sets scored by expiry time."""
+# KEYS: user's sockets, device's sockets, deadlines. ARGV: sid, now, expiry, max per device,
+# max per user, user id, key TTL. Returns -1/-2 when the device/user is at its cap, else 1 if
+# the user was not online before (their deadline is new), 0 if they were.
+_ADD = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[5]) then return -2 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+return redis.call('ZADD', KEYS[3], 'GT', ARGV[3], ARGV[6])
+"""
 
-    def __init__(self, url: str, prefix: str = "parley:presence"):
+# KEYS: user's sockets, device's sockets, deadlines. ARGV: sid, now, user id. Returns 1 when
+# this removal left the user without a live socket and took their deadline (so it announces).
+_REMOVE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZCARD', KEYS[1]) > 0 then return 0 end
+return redis.call('ZREM', KEYS[3], ARGV[3])
+"""
+
+# KEYS: deadlines. ARGV: now, prefix of the users' socket keys, batch size. Takes every user
+# whose deadline has passed and who has no live socket left; returns [user id, deadline, ...].
+_SWEEP = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[3])
+local taken = {}
+for i = 1, #due, 2 do
+  if redis.call('ZCOUNT', ARGV[2] .. due[i], ARGV[1], '+inf') == 0 then
+    redis.call('ZREM', KEYS[1], due[i])
+    table.insert(taken, due[i])
+    table.insert(taken, due[i + 1])
+  end
+end
+return taken
+"""
+
+
+class RedisPresence:
+    """Presence shared by every process through Redis sorted sets scored by expiry time,
+    under `<namespace>:presence:`."""
+
+    def __init__(self, url: str, namespace: str, ttl_seconds: int = DEFAULT_TTL_SECONDS):
         import redis
 
         self.redis = redis.Redis.from_url(url)
-        self.prefix = prefix
+        self.prefix = f"{namespace}:presence"
+        self.ttl_seconds = ttl_seconds
+        self.refresh_seconds = _refresh_seconds(ttl_seconds)
+        self._deadlines = f"{self.prefix}:deadlines"
+        # The sockets of this process; the lock keeps a refresh from re-adding a socket that a
+        # disconnect is removing at the same time.
         self._local: dict[str, tuple[int, int]] = {}
+        self._lock = Lock()
+        self._add = self.redis.register_script(_ADD)
+        self._remove = self.redis.register_script(_REMOVE)
+        self._sweep = self.redis.register_script(_SWEEP)
 
     def _user_key(self, user_id: int) -> str:
         return f"{self.prefix}:u:{user_id}"
@@ -89,33 +181,44 @@ class RedisPresence:
     def _device_key(self, device_id: int) -> str:
         return f"{self.prefix}:d:{device_id}"
 
-    def add(self, sid: str, user_id: int, device_id: int) -> bool:
-        self._local[sid] = (user_id, device_id)
+    def add(
+        self,
+        sid: str,
+        user_id: int,
+        device_id: int,
+        *,
+        max_per_device: int | None = None,
+        max_per_user: int | None = None,
+    ) -> bool:
         now = time.time()
-        user_key = self._user_key(user_id)
-        pipe = self.redis.pipeline()
-        pipe.zremrangebyscore(user_key, "-inf", now)
-        pipe.zcard(user_key)
-        pipe.zadd(user_key, {sid: now + TTL_SECONDS})
-        pipe.expire(user_key, TTL_SECONDS * 2)
-        pipe.zadd(self._device_key(device_id), {sid: now + TTL_SECONDS})
-        pipe.expire(self._device_key(device_id), TTL_SECONDS * 2)
-        before = pipe.execute()[1]
-        return before == 0
+        keys = [self._user_key(user_id), self._device_key(device_id), self._deadlines]
+        args = [
+            sid,
+            now,
+            now + self.ttl_seconds,
+            max_per_device if max_per_device is not None else UNLIMITED,
+            max_per_user if max_per_user is not None else UNLIMITED,
+            user_id,
+            self.ttl_seconds * 2,
+        ]
+        with self._lock:
+            result = self._add(keys=keys, args=args)
+            if result == -1:
+                raise SocketLimitReached("device", max_per_device)
+            if result == -2:
+                raise SocketLimitReached("user", max_per_user)
+            self._local[sid] = (user_id, device_id)
+        return result == 1
 
     def remove(self, sid: str) -> tuple[int | None, bool]:
-        entry = self._local.pop(sid, None)
-        if entry is None:
-            return None, False
-        user_id, device_id = entry
-        user_key = self._user_key(user_id)
-        pipe = self.redis.pipeline()
-        pipe.zrem(user_key, sid)
-        pipe.zrem(self._device_key(device_id), sid)
-        pipe.zremrangebyscore(user_key, "-inf", time.time())
-        pipe.zcard(user_key)
-        remaining = pipe.execute()[3]
-        return user_id, remaining == 0
+        with self._lock:
+            entry = self._local.pop(sid, None)
+            if entry is None:
+                return None, False
+            user_id, device_id = entry
+            keys = [self._user_key(user_id), self._device_key(device_id), self._deadlines]
+            taken = self._remove(keys=keys, args=[sid, time.time(), user_id])
+        return user_id, taken == 1
 
     def _live(self, key: str) -> list[str]:
         return [sid.decode() for sid in self.redis.zrangebyscore(key, time.time(), "+inf")]
@@ -137,27 +240,40 @@ class RedisPresence:
         return {user_id for user_id, count in zip(user_ids, pipe.execute(), strict=True) if count}
 
     def online_count(self) -> int:
-        """Users online across all processes (scans the presence keys: for dashboards, not hot paths)."""
-        now = time.time()
-        keys = list(self.redis.scan_iter(f"{self.prefix}:u:*", count=1000))
-        pipe = self.redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.zcount(key, now, "+inf")
-        return sum(1 for count in pipe.execute() if count) if keys else 0
+        """Users with a deadline still ahead (one sorted set: cheap enough for dashboards)."""
+        return self.redis.zcount(self._deadlines, time.time(), "+inf")
 
-    def refresh(self) -> None:
-        """Push this process's sockets' expiry forward (called every REFRESH_SECONDS)."""
-        expiry = time.time() + TTL_SECONDS
-        pipe = self.redis.pipeline(transaction=False)
-        for sid, (user_id, device_id) in list(self._local.items()):
-            pipe.zadd(self._user_key(user_id), {sid: expiry}, xx=True)
-            pipe.expire(self._user_key(user_id), TTL_SECONDS * 2)
-            pipe.zadd(self._device_key(device_id), {sid: expiry}, xx=True)
-            pipe.expire(self._device_key(device_id), TTL_SECONDS * 2)
-        pipe.execute()
+    def refresh(self) -> list[int]:
+        """Push this process's sockets' expiry forward (called every `refresh_seconds`).
+        Returns the users whose offline was already announced (this process was too slow to
+        refresh in time) and who are online again: they need announcing."""
+        with self._lock:
+            if not self._local:
+                return []
+            expiry = time.time() + self.ttl_seconds
+            pipe = self.redis.pipeline(transaction=False)
+            users: list[int] = []
+            for sid, (user_id, device_id) in self._local.items():
+                pipe.zadd(self._user_key(user_id), {sid: expiry})
+                pipe.expire(self._user_key(user_id), self.ttl_seconds * 2)
+                pipe.zadd(self._device_key(device_id), {sid: expiry})
+                pipe.expire(self._device_key(device_id), self.ttl_seconds * 2)
+                pipe.zadd(self._deadlines, {str(user_id): expiry}, gt=True)
+                users.append(user_id)
+            results = pipe.execute()
+        added = results[4::5]
+        return list(dict.fromkeys(user_id for user_id, new in zip(users, added, strict=True) if new))
+
+    def sweep(self) -> list[tuple[int, float]]:
+        """Take the users whose sockets all expired (their process died) and return each with
+        the time its sockets were last refreshed; the caller announces them offline. Atomic:
+        of all the processes sweeping, only one takes a given user."""
+        taken = self._sweep(keys=[self._deadlines], args=[time.time(), f"{self.prefix}:u:", SWEEP_BATCH])
+        return [(int(taken[i]), float(taken[i + 1]) - self.ttl_seconds) for i in range(0, len(taken), 2)]
 
     def clear(self) -> None:
-        self._local.clear()
+        with self._lock:
+            self._local.clear()
         keys = list(self.redis.scan_iter(f"{self.prefix}:*"))
         if keys:
             self.redis.delete(*keys)

@@ -12,6 +12,7 @@ from app.models import (
     Group,
     GroupJoinRequest,
     GroupMember,
+    GroupRemoval,
     Message,
     OAuthIdentity,
     Upload,
@@ -154,12 +155,13 @@ def friend_request(row: FriendRequest, sender: User, recipient: User) -> dict:
     }
 
 
-def friend(user: User, remark: str | None, since: datetime, *, online: bool) -> dict:
+def friend(user: User, remark: str | None, since: datetime, *, online: bool, visible: bool = True) -> dict:
+    """`visible`: whether the viewer may see this friend's presence (not across a block)."""
     return {
         "user": user_public(user),
         "remark": remark,
-        "online": online,
-        "last_seen_at": None if online else iso(user.last_seen_at),
+        "online": online and visible,
+        "last_seen_at": None if online or not visible else iso(user.last_seen_at),
         "since": iso(since),
     }
 
@@ -188,6 +190,10 @@ def group_member(member: GroupMember, user: User, *, online: bool) -> dict:
         "joined_at": iso(member.joined_at),
         "online": online,
     }
+
+
+def group_removal(row: GroupRemoval, user: User) -> dict:
+    return {"user": user_public(user), "removed_by_id": row.removed_by_id, "removed_at": iso(row.created_at)}
 
 
 def join_request(row: GroupJoinRequest, user: User, group_row: Group) -> dict:

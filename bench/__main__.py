@@ -7,6 +7,7 @@ listcpu    CPU time of a conversation list of 500 in-process, and with --profile
 pagetime   a history page in-process: SQL wall time apart from the rest of the request
 heap       where the memory of idle connections goes (tracemalloc), per file and line
 profile    where a saturated server's CPU goes (py-spy), folded into the parts of the message path
+uploadburst  sign-in latency idle and while heavy animated GIFs are uploaded at once
 table      one table from the results of several runs
 seed, bigdb, history-client   steps the two above run in their own processes
 """
@@ -85,6 +86,13 @@ def main() -> None:
     profile.add_argument("--seconds", type=float, default=15)
     profile.add_argument("--out", type=Path, default=Path("bench-profile.txt"))
 
+    burst = commands.add_parser("uploadburst", help="sign-in latency during a burst of heavy GIF uploads")
+    burst.add_argument("--tree", type=Path, default=Path(__file__).resolve().parent.parent)
+    burst.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    burst.add_argument("--uploads", type=int, default=10)
+    burst.add_argument("--logins", type=int, default=10, help="idle sign-ins timed")
+    burst.add_argument("--out", type=Path)
+
     table = commands.add_parser("table", help="one table from the results of several `run`s")
     table.add_argument("results", type=Path, nargs="+")
 
@@ -159,6 +167,10 @@ def main() -> None:
         from bench import profile as profiling
 
         profiling.main(args.seconds, args.out)
+    elif args.command == "uploadburst":
+        from bench import uploadburst
+
+        uploadburst.main(args.tree.resolve(), args.db, args.uploads, args.logins, args.out)
     elif args.command == "seed":
         from bench import seed as seeding
 

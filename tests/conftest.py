@@ -31,6 +31,9 @@ from config import BASE_DIR, Config
 TEST_DB = os.environ.get("PARLEY_TEST_DB", "sqlite")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# This run's own namespace on the shared Redis server (an empty REDIS_NAMESPACE override in
+# `server_env` gives a deployment its derived default instead).
+REDIS_NAMESPACE = f"parley-test-{uuid.uuid4().hex[:12]}"
 PASSWORD = "correct horse battery"
 
 
@@ -78,6 +81,8 @@ def database_url(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def redis_url():
+    """The test Redis server, shared with other runs: this run writes only under its own
+    REDIS_NAMESPACE (`server_env` passes it) and deletes only those keys at the end."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
@@ -85,9 +90,22 @@ def redis_url():
         client.ping()
     except redis.RedisError as error:
         pytest.exit(f"Redis is not reachable at {REDIS_URL}: {error}", returncode=3)
-    client.flushdb()
     yield REDIS_URL
-    client.flushdb()
+    delete_redis_namespace(REDIS_URL, REDIS_NAMESPACE)
+    client.close()
+
+
+def delete_redis_namespace(url: str, namespace: str) -> None:
+    """Delete every key a deployment with `namespace` wrote on the Redis server at `url`."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(f"{namespace}:*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.delete(*keys[start : start + 1000])
+    finally:
+        client.close()
 
 
 def server_env(database_url: str, instance: Path, **overrides: str) -> dict[str, str]:
@@ -101,6 +119,7 @@ def server_env(database_url: str, instance: Path, **overrides: str) -> dict[str,
         "LOGIN_RATE_LIMIT": "5 per minute",
         "REGISTER_RATE_LIMIT": "1000 per minute",
         "MESSAGE_RATE_LIMIT": "10000 per second",
+        "REDIS_NAMESPACE": REDIS_NAMESPACE,
     }
     env.update(overrides)
     return env

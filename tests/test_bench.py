@@ -131,3 +131,19 @@ def test_profiled_returns_the_profile_table_of_one_call():
     table = profiled(lambda: calls.append(sum(range(100))), lines=5)
     assert calls == [4950]
     assert "function calls" in table and "cumulative" in table
+
+
+def test_the_upload_burst_gif_is_an_animation_with_a_palette_per_frame():
+    import io
+
+    from PIL import Image
+
+    from bench.uploadburst import heavy_gif
+
+    with Image.open(io.BytesIO(heavy_gif(frames=3, edge=64))) as image:
+        assert (image.n_frames, image.size) == (3, (64, 64))
+        backgrounds = set()
+        for frame in range(3):
+            image.seek(frame)
+            backgrounds.add(image.convert("RGB").getpixel((0, 0)))
+        assert len(backgrounds) == 3  # each frame has its own palette, so is decoded in full

@@ -76,3 +76,50 @@ def test_postgresql_urls_use_the_gevent_friendly_psycopg_driver(tmp_path):
 def test_redis_url_moves_rate_limits_to_redis(tmp_path):
     config = Config.from_env({"INSTANCE_PATH": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert config.RATELIMIT_STORAGE_URI == "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("value", "origin"),
+    [
+        ("https://chat.example.com/", "https://chat.example.com"),
+        ("https://chat.example.com", "https://chat.example.com"),
+        ("HTTPS://Chat.Example.com:443/", "https://chat.example.com"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+        ("http://[::1]:5000", "http://[::1]:5000"),
+    ],
+)
+def test_public_base_url_becomes_the_origin_browsers_send(tmp_path, value, origin):
+    config = Config.from_env({"INSTANCE_PATH": str(tmp_path), "PUBLIC_BASE_URL": value})
+    assert origin == config.PUBLIC_BASE_URL
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://chat.example.com/parley",
+        "https://chat.example.com/parley/",
+        "https://chat.example.com/?x=1",
+        "https://chat.example.com/?",
+        "https://chat.example.com/#top",
+        "https://user:pw@chat.example.com",
+        "https://chat.example.com:99999",
+    ],
+)
+def test_public_base_url_with_a_path_or_query_stops_start_up(tmp_path, value):
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"INSTANCE_PATH": str(tmp_path), "PUBLIC_BASE_URL": value})
+    assert caught.value.name == "PUBLIC_BASE_URL"
+    assert "PUBLIC_BASE_URL" in str(caught.value)
+
+
+@pytest.mark.parametrize("public_url", ["http://parley.example:8080/", "http://parley.example:8080"])
+def test_a_socket_from_the_public_origin_is_accepted(make_app, public_url):
+    """socket.io compares the browser's Origin header with PUBLIC_BASE_URL exactly."""
+    application = make_app(PUBLIC_BASE_URL=public_url)
+    client = application.test_client()
+    handshake = "/socket.io/?EIO=4&transport=polling"
+    accepted = client.get(handshake, headers={"Origin": "http://parley.example:8080"})
+    assert accepted.status_code == 200, accepted.get_data(as_text=True)
+    assert accepted.get_data(as_text=True).startswith('0{"sid"')
+    refused = client.get(handshake, headers={"Origin": "http://elsewhere.example:8080"})
+    assert refused.status_code == 400

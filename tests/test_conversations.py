@@ -326,9 +326,10 @@ def test_a_malformed_cursor_is_refused(alice, cursor):
     assert response.get_json()["error"]["code"] == "invalid_cursor"
 
 
-def test_presence_of_users(alice, make_user, app, login):
+def test_presence_of_users(alice, make_user, app, login, befriend):
     alice_id, client = alice
     bob_id = make_user("bob")
+    befriend(alice_id, bob_id)
     connect(app, login("bob"))
     listed = client.get(f"/api/v1/presence?user_ids={alice_id},{bob_id}").get_json()["presence"]
     online = {entry["user_id"]: entry["online"] for entry in listed}

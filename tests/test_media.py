@@ -302,7 +302,8 @@ def test_video_range_requests_return_the_asked_bytes(pair):
 
 
 def test_uploads_and_ranges_through_gunicorn_under_gevent(live_server, http):
-    """Images are decoded on gevent's thread pool; the real server answers ranges too."""
+    """Under gevent, images are decoded by the media worker processes; the real server answers
+    ranges too."""
     base = live_server.url
     registered = http.post(f"{base}/api/v1/auth/register", json={"username": "filmfan", "password": PASSWORD})
     assert registered.status_code == 201
@@ -469,7 +470,9 @@ def test_uploads_are_rate_limited_per_user(app, pair, monkeypatch):
     alice, bob, *_ = pair
     monkeypatch.setitem(app.config, "UPLOAD_RATE_LIMIT", "2 per minute")
     assert [upload(alice.http, b"hi", "a.txt").status_code for _ in range(3)] == [201, 201, 429]
-    assert upload(alice.http, b"hi", "a.txt").get_json()["error"]["code"] == "rate_limited"
+    refused = upload(alice.http, b"hi", "a.txt")
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 61  # a minute window, rounded up
     assert upload(bob.http, b"hi", "a.txt").status_code == 201
 
 

@@ -8,6 +8,7 @@ from flask_admin.theme import Bootstrap4Theme
 
 from app.admin import views
 from app.extensions import db
+from app.headers import csp_nonce
 from app.models import AuditLog, Group, Message, User
 
 
@@ -18,6 +19,7 @@ def init_admin(app: Flask) -> None:
         name="Parley admin",
         theme=Bootstrap4Theme(swatch="default"),
         index_view=views.DashboardView(name="Dashboard", url="/admin"),
+        csp_nonce_generator=csp_nonce,
     )
     admin.add_view(views.UserView(User, db, name="Users"))
     admin.add_view(views.GroupView(Group, db, name="Groups"))

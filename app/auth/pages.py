@@ -11,8 +11,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import URL, DataRequired, Length, Optional
 
 from app import presenters
-from app.auth import services
-from app.auth.routes import rate_limited_login
+from app.auth import login_limits, services
 from app.auth.session import current_device, sign_in, sign_out
 from app.errors import ApiError
 
@@ -64,7 +63,6 @@ def _show(error: ApiError, form: FlaskForm) -> None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@rate_limited_login
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("pages.home"))
@@ -72,7 +70,7 @@ def login():
     status = 200
     if form.validate_on_submit():
         try:
-            user = services.authenticate(form.username.data, form.password.data)
+            user = login_limits.authenticate(form.username.data, form.password.data)
         except ApiError as error:
             flash(error.message, "error")
             status = error.status

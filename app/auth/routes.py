@@ -2,42 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from pydantic import Field
 
 from app import presenters
-from app.auth import services
+from app.auth import login_limits, services
 from app.auth.session import current_device, sign_in, sign_out
 from app.extensions import limiter
 from app.validation import Payload, parse_json
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")
-
-
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
-def _login_username() -> str:
-    """Rate-limit key for login attempts against one account, whatever the IP."""
-    data = request.get_json(silent=True) if request.is_json else request.form
-    name = data.get("username") if isinstance(data, dict) else request.form.get("username")
-    return f"login-user:{str(name or '').lower()[:64]}"
-
-
-# Shared by the JSON API and the HTML sign-in form.
-login_limits = [
-    limiter.shared_limit(_login_limit, scope="login-ip"),
-    limiter.shared_limit(_login_limit, scope="login-user", key_func=_login_username),
-]
-
-
-def rate_limited_login(view):
-    for limit in login_limits:
-        view = limit(view)
-    return view
 
 
 class RegisterIn(Payload):
@@ -54,7 +30,7 @@ class LoginIn(Payload):
 class ProfileIn(Payload):
     nickname: str | None = Field(default=None, min_length=1, max_length=64)
     avatar_url: str | None = Field(default=None, max_length=500, pattern=r"^(https?://|/)\S*$")
-    signature: str | None = Field(default=None, max_length=200)
+    signature: str = Field(default="", max_length=200)
     locale: str | None = Field(default=None, pattern=r"^(en|zh-CN)$")
 
 
@@ -85,10 +61,9 @@ def register():
 
 
 @bp.post("/login")
-@rate_limited_login
 def login():
     data = parse_json(LoginIn)
-    user = services.authenticate(data.username, data.password)
+    user = login_limits.authenticate(data.username, data.password)
     sign_in(user)
     return jsonify(_me_payload())
 

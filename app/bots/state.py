@@ -50,9 +50,10 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Key-value pairs every process shares, under `prefix:` in Redis (which expires them)."""
+    """Key-value pairs every process shares, under `prefix:` in Redis (which expires them);
+    the application's prefix is `<REDIS_NAMESPACE>:bot`."""
 
-    def __init__(self, url: str, prefix: str = "parley:bot"):
+    def __init__(self, url: str, prefix: str):
         import redis
 
         self.redis = redis.Redis.from_url(url, decode_responses=True)
@@ -79,7 +80,8 @@ class RedisStore:
 def init_app(app: Flask) -> None:
     if "parley.bot_store" not in app.extensions:
         url = app.config["REDIS_URL"]
-        app.extensions["parley.bot_store"] = RedisStore(url) if url else MemoryStore()
+        prefix = f"{app.config['REDIS_NAMESPACE']}:bot"
+        app.extensions["parley.bot_store"] = RedisStore(url, prefix) if url else MemoryStore()
 
 
 def store() -> MemoryStore | RedisStore:

@@ -14,16 +14,14 @@ import time
 from flask import current_app, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
-from limits import parse
 
-from app import presenters, realtime
+from app import ratelimit, realtime
 from app.auth.session import current_device
 from app.chat import schemas, services
 from app.errors import ApiError
-from app.extensions import db, limiter, socketio
-from app.models import User
-from app.presence import REFRESH_SECONDS
-from app.presence_service import announce_presence
+from app.extensions import db, socketio
+from app.presence import SocketLimitReached
+from app.presence_service import announce_presence, settle_presence
 from app.validation import validate
 
 log = logging.getLogger(__name__)
@@ -38,12 +36,14 @@ TYPING_INTERVAL = 2.0
 _refresher_started = False
 
 
-def _keep_presence_fresh(store) -> None:
-    """Refresh this process's presence entries so they outlive their expiry while connected."""
+def _keep_presence_fresh(app, store) -> None:
+    """Refresh this process's presence entries so they outlive their expiry while connected,
+    and announce the users whose process died (any live process may be the one to notice)."""
     while True:
-        socketio.sleep(REFRESH_SECONDS)
+        socketio.sleep(store.refresh_seconds)
         try:
-            store.refresh()
+            with app.app_context():
+                settle_presence(store)
         except Exception:
             log.exception("presence refresh failed")
 
@@ -53,15 +53,34 @@ def on_connect(auth=None):
     global _refresher_started
     if not _refresher_started:
         _refresher_started = True
-        socketio.start_background_task(_keep_presence_fresh, realtime.presence())
+        app = current_app._get_current_object()
+        socketio.start_background_task(_keep_presence_fresh, app, realtime.presence())
     if not current_user.is_authenticated:
         raise ConnectionRefusedError("Sign in first.", {"code": "unauthenticated"})
     device = current_device()
     user_id = current_user.id
-    _identity[request.sid] = (user_id, device.id)
-    join_room(realtime.user_room(user_id))
-    if realtime.presence().add(request.sid, user_id, device.id):
-        announce_presence(user_id, online=True)
+    try:
+        came_online = realtime.presence().add(
+            request.sid,
+            user_id,
+            device.id,
+            max_per_device=current_app.config["MAX_SOCKETS_PER_DEVICE"],
+            max_per_user=current_app.config["MAX_SOCKETS_PER_USER"],
+        )
+    except SocketLimitReached as limit:
+        message = f"Too many open connections (at most {limit.limit} per {limit.scope})."
+        details = {"code": "too_many_sockets", "scope": limit.scope, "limit": limit.limit}
+        raise ConnectionRefusedError(message, details) from None
+    try:
+        _identity[request.sid] = (user_id, device.id)
+        join_room(realtime.user_room(user_id))
+        if came_online:
+            announce_presence(user_id, online=True)
+    except Exception:
+        # A failed connect gets no disconnect: forget the socket, or it would hold a place.
+        _identity.pop(request.sid, None)
+        realtime.presence().remove(request.sid)
+        raise
 
 
 @socketio.on("disconnect")
@@ -79,10 +98,16 @@ def _error(error: ApiError) -> dict:
     return {"ok": False, "error": error.to_dict()}
 
 
+# Event name -> the payload model it validates with (None: no payload), for tests and docs.
+EVENT_SCHEMAS: dict[str, type | None] = {}
+
+
 def event(name: str, schema=None):
     """Register a socket event whose return value is the ack `{"ok": true, ...}`."""
 
     def decorate(handler):
+        EVENT_SCHEMAS[name] = schema
+
         @functools.wraps(handler)
         def wrapped(data=None):
             identity = _identity.get(request.sid)
@@ -107,9 +132,8 @@ def event(name: str, schema=None):
 
 def check_send_rate(user_id: int) -> None:
     """A burst of sends from one user is refused with `rate_limited`, never dropped silently."""
-    item = parse(current_app.config["MESSAGE_RATE_LIMIT"])
-    if not limiter.limiter.hit(item, "send", str(user_id)):
-        raise ApiError("rate_limited", "You are sending too fast; wait a moment.", 429)
+    rate = current_app.config["MESSAGE_RATE_LIMIT"]
+    ratelimit.require(rate, "send", str(user_id), message="You are sending too fast; wait a moment.")
 
 
 @event("message:send", schemas.SendIn)
@@ -133,9 +157,6 @@ def typing(user_id: int, data: schemas.TypingIn) -> dict:
     now = time.monotonic()
     if now - _typing_sent.get(key, 0.0) < TYPING_INTERVAL:
         return {"throttled": True}
-    services.require_member(user_id, data.conversation_id)
+    services.notify_typing(user_id, data.conversation_id)
     _typing_sent[key] = now
-    others = [uid for uid in services.active_member_ids(data.conversation_id) if uid != user_id]
-    payload = presenters.typing(data.conversation_id, db.session.get(User, user_id))
-    realtime.emit_to_users("typing", payload, others)
     return {"throttled": False}

@@ -9,26 +9,11 @@ from app.chat import schemas, services
 from app.chat.events import check_send_rate
 from app.errors import ApiError, not_found
 from app.presence_service import presence_of
-from app.validation import parse_json
+from app.validation import MAX_BIGINT, MAX_ID, int_arg, parse_json
 
 bp = Blueprint("chat_api", __name__, url_prefix="/api/v1")
 
-
-def int_arg(name: str, *, minimum: int = 0, maximum: int | None = None, default: int | None = None):
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or len(raw) > 18:
-        raise ApiError("invalid_input", "Some fields are invalid.", 400, {name: "must be a whole number"})
-    value = int(raw)
-    if value < minimum or (maximum is not None and value > maximum):
-        raise ApiError(
-            "invalid_input",
-            "Some fields are invalid.",
-            400,
-            {name: f"must be between {minimum} and {maximum}"},
-        )
-    return value
+__all__ = ["bp", "int_arg"]
 
 
 @bp.get("/conversations")
@@ -69,8 +54,8 @@ def messages(conversation_id: int):
     page = services.history(
         current_user.id,
         conversation_id,
-        before_seq=int_arg("before_seq"),
-        after_seq=int_arg("after_seq"),
+        before_seq=int_arg("before_seq", maximum=MAX_BIGINT),
+        after_seq=int_arg("after_seq", maximum=MAX_BIGINT),
         limit=int_arg("limit", minimum=1, maximum=services.HISTORY_PAGE_MAX, default=50),
     )
     return jsonify(page)
@@ -94,7 +79,7 @@ def read(conversation_id: int):
     return jsonify(services.mark_read(current_user.id, conversation_id, data.seq))
 
 
-@bp.get("/conversations/<int:conversation_id>/messages/<int:seq>/readers")
+@bp.get("/conversations/<int:conversation_id>/messages/<seq:seq>/readers")
 @login_required
 def readers(conversation_id: int, seq: int):
     return jsonify(services.readers(current_user.id, conversation_id, seq))
@@ -103,7 +88,10 @@ def readers(conversation_id: int, seq: int):
 @bp.get("/sync")
 @login_required
 def sync():
-    cursor = services.parse_cursor(request.args.get("cursor"))
+    raw = request.args.get("cursor")
+    if raw and (not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_BIGINT):
+        raise ApiError("invalid_cursor", "The sync cursor is malformed.", 400, {"cursor": "not a cursor"})
+    cursor = services.parse_cursor(raw)
     limit = int_arg("limit", minimum=1, maximum=services.SYNC_PAGE_MAX, default=services.SYNC_PAGE_MAX)
     return jsonify(services.sync(current_user.id, cursor, limit))
 
@@ -113,6 +101,10 @@ def sync():
 def presence():
     raw = request.args.get("user_ids", "")
     parts = [part for part in raw.split(",") if part]
-    if not parts or len(parts) > 200 or not all(part.isdigit() for part in parts):
+    if not parts or len(parts) > 200 or not all(_is_id(part) for part in parts):
         raise ApiError("invalid_input", "Some fields are invalid.", 400, {"user_ids": "1 to 200 user ids"})
-    return jsonify(presence=presence_of([int(part) for part in parts]))
+    return jsonify(presence=presence_of(current_user.id, [int(part) for part in parts]))
+
+
+def _is_id(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 10 and 1 <= int(text) <= MAX_ID

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from app.validation import Payload
+from app.validation import Id, Payload, Seq
 
 MAX_TEXT = 5000
 CLIENT_MSG_ID = r"^[A-Za-z0-9_-]{8,64}$"
@@ -49,7 +49,7 @@ Body = Annotated[TextBody | ImageBody | VideoBody | FileBody | LocationBody, Fie
 
 
 class SendIn(Payload):
-    conversation_id: int = Field(gt=0)
+    conversation_id: Id
     client_msg_id: str = Field(pattern=CLIENT_MSG_ID)
     body: Body
 
@@ -60,20 +60,20 @@ class MessageIn(Payload):
 
 
 class ReadIn(Payload):
-    conversation_id: int = Field(gt=0)
-    seq: int = Field(ge=0)
+    conversation_id: Id
+    seq: Seq
 
 
 class SeqIn(Payload):
-    seq: int = Field(ge=0)
+    seq: Seq
 
 
 class TypingIn(Payload):
-    conversation_id: int = Field(gt=0)
+    conversation_id: Id
 
 
 class OpenDirectIn(Payload):
-    user_id: int = Field(gt=0)
+    user_id: Id
 
 
 class MemberFlagsIn(Payload):

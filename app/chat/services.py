@@ -214,6 +214,19 @@ def check_can_speak(context: SendContext) -> None:
             raise ApiError("member_muted", "You are muted in this group.", 403)
 
 
+def notify_typing(user_id: int, conversation_id: int) -> None:
+    """Tell the other members someone is typing. Only someone who may send there may type
+    there, and typing reaches nobody a message would not (members who blocked the typist)."""
+    context = _send_context(user_id, conversation_id)
+    check_can_speak(context)
+    if context.peer is not None:
+        others = [context.peer.id] if context.peer_active else []
+    else:
+        members = [uid for uid in active_member_ids(conversation_id) if uid != user_id]
+        others = _without_blockers(members, user_id)
+    realtime.emit_to_users("typing", presenters.typing(conversation_id, context.sender), others)
+
+
 # --- writing messages ----------------------------------------------------------------------
 
 
@@ -417,10 +430,19 @@ def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
         "unread": _unread(member, conversation),
     }
     receipt = {"conversation_id": conversation_id, "user_id": user_id, "read_seq": member.read_seq}
+    # The reader's own devices always learn their read position; the peer gets a receipt only
+    # while neither of them blocked the other.
     realtime.emit_after_commit("conversation:read", {**receipt, "unread": state["unread"]}, [user_id])
     if conversation.kind == "direct":
-        peers = [uid for uid in active_member_ids(conversation_id) if uid != user_id]
-        realtime.emit_after_commit("receipt:read", receipt, peers)
+        peers = db.session.scalars(
+            select(ConversationMember.user_id).where(
+                ConversationMember.conversation_id == conversation_id,
+                ConversationMember.active.is_(True),
+                ConversationMember.user_id != user_id,
+                ~_blocked_pair_clause(ConversationMember.user_id, user_id),
+            )
+        ).all()
+        realtime.emit_after_commit("receipt:read", receipt, list(peers))
     db.session.commit()
     return state
 
@@ -430,12 +452,25 @@ def _unread(member: ConversationMember, conversation: Conversation) -> int:
     return max(0, last - max(member.read_seq, member.joined_seq))
 
 
+def visible_window(member: ConversationMember, conversation: Conversation) -> tuple[int, int]:
+    """The seqs a member may see: after the point they joined, up to the point they left
+    (the conversation's last message while they are still in)."""
+    highest = member.left_seq if member.left_seq is not None else conversation.last_seq
+    return member.joined_seq, highest
+
+
 def readers(user_id: int, conversation_id: int, seq: int) -> dict:
-    """Who has read message `seq`, derived from the members' read positions."""
-    require_member(user_id, conversation_id, active=False)
-    message = db.session.scalar(
-        select(Message).where(Message.conversation_id == conversation_id, Message.seq == seq)
-    )
+    """Who has read message `seq`, derived from the members' read positions.
+
+    Only for a message inside the caller's window: a former member learns nothing of what came
+    after they left, a new member nothing of what came before they joined."""
+    member = require_member(user_id, conversation_id, active=False)
+    lowest, highest = visible_window(member, db.session.get(Conversation, conversation_id))
+    message = None
+    if lowest < seq <= highest:
+        message = db.session.scalar(
+            select(Message).where(Message.conversation_id == conversation_id, Message.seq == seq)
+        )
     if message is None:
         raise not_found("message")
     rows = db.session.execute(
@@ -446,6 +481,8 @@ def readers(user_id: int, conversation_id: int, seq: int) -> dict:
             ConversationMember.active.is_(True),
             ConversationMember.joined_seq < seq,
             User.id != message.sender_id,
+            # People who blocked each other share no read receipts, either way.
+            ~_blocked_pair_clause(User.id, user_id),
         )
         .order_by(User.id)
     ).all()
@@ -505,6 +542,20 @@ def _is_blocked_pair(user_id: int, other_id: int) -> bool:
         )
     )
     return db.session.scalar(query) is not None
+
+
+def _blocked_pair_clause(one, other):
+    """True when either of two users (columns or values) blocked the other."""
+    return (
+        select(Block.user_id)
+        .where(
+            or_(
+                and_(Block.user_id == one, Block.blocked_user_id == other),
+                and_(Block.user_id == other, Block.blocked_user_id == one),
+            )
+        )
+        .exists()
+    )
 
 
 def add_members(conversation_id: int, user_ids: list[int]) -> None:
@@ -589,8 +640,9 @@ def _shape_of(*models) -> list[tuple[list[str], int] | None]:
     return shape
 
 
-# member, conversation, group, peer, last message, its sender, the peer's read position
-_SUMMARY_SHAPE = _shape_of(ConversationMember, Conversation, Group, User, Message, User, None)
+# member, conversation, group, peer, last message, its sender, the peer's read position, whether
+# one of the pair blocked the other
+_SUMMARY_SHAPE = _shape_of(ConversationMember, Conversation, Group, User, Message, User, None, None)
 
 
 @functools.cache
@@ -612,6 +664,7 @@ def _summaries_query():
             *_columns_of(last),
             *_columns_of(last_sender),
             peer_member.read_seq,
+            _blocked_pair_clause(peer.id, member.user_id),
         )
         .join(Conversation, Conversation.id == member.conversation_id)
         .outerjoin(Group, Group.conversation_id == Conversation.id)
@@ -670,7 +723,7 @@ def conversation_summaries(
     ]
     online = realtime.presence().online({row[3].id for row in rows if row[3] is not None})
     items = []
-    for membership, conversation, group, peer_user, last_message, sender, peer_read_seq in rows:
+    for membership, conversation, group, peer_user, last_message, sender, peer_read_seq, blocked in rows:
         item = presenters.conversation(
             membership,
             conversation,
@@ -679,8 +732,12 @@ def conversation_summaries(
             last_message,
             sender,
             unread=_unread(membership, conversation),
-            online=peer_user is not None and (peer_user.id in online or shows_online(peer_user)),
-            peer_read_seq=peer_read_seq,
+            # Presence crosses no block, in either direction (app/presence_service.py).
+            online=peer_user is not None
+            and not blocked
+            and (peer_user.id in online or shows_online(peer_user)),
+            # No read receipts between people who blocked each other.
+            peer_read_seq=None if blocked else peer_read_seq,
         )
         if len(user_ids) > 1:
             item["_user_id"] = membership.user_id
@@ -721,9 +778,7 @@ def history(
 ) -> dict:
     """A page of messages by seq, oldest first, within what the member may see."""
     member = require_member(user_id, conversation_id, active=False)
-    conversation = db.session.get(Conversation, conversation_id)
-    lowest = member.joined_seq
-    highest = member.left_seq if member.left_seq is not None else conversation.last_seq
+    lowest, highest = visible_window(member, db.session.get(Conversation, conversation_id))
     query = (
         select(Message, User)
         .outerjoin(User, User.id == Message.sender_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import presenters, realtime
@@ -24,9 +24,11 @@ from app.models import (
     Group,
     GroupJoinRequest,
     GroupMember,
+    GroupRemoval,
     User,
     utcnow,
 )
+from app.presence_service import visible_to
 from app.social.services import friendship
 
 RANKS = {"member": 0, "admin": 1, "owner": 2}
@@ -224,6 +226,12 @@ def invite(actor_id: int, group_id: int, user_ids: list[int]) -> dict:
     _require_friends(actor_id, others, may_add_bots=member.role != "member")
     actor = db.session.get(User, actor_id)
     new = [uid for uid in others if membership(group_id, uid) is None]
+    removed = _removed_among(group_id, new)
+    if removed and member.role == "member":
+        raise _removed_error({"user_ids": str(removed[0])})
+    if removed:
+        # An owner or admin adding someone back is the decision the removal list waits for.
+        _lift(group_id, removed)
     if new:
         _join(group, new, actor, "members_invited", f"{actor.nickname} invited {_names(new)}")
         _resolve_requests(group.id, new, actor_id)
@@ -238,6 +246,8 @@ def request_to_join(user_id: int, group_id: int, message: str) -> tuple[dict, bo
         raise not_found("group")
     if membership(group_id, user_id) is not None:
         raise ApiError("already_member", "You are already a member.", 409)
+    if _removed_among(group_id, [user_id]):
+        raise _removed_error()
     user = db.session.get(User, user_id)
     if group.join_policy == "invite":
         raise ApiError("invite_only", "This group can only be joined by invitation.", 403)
@@ -300,6 +310,7 @@ def answer_join_request(actor_id: int, request_id: int, *, approve: bool) -> dic
     request.handled_by_id = actor_id
     request.responded_at = utcnow()
     if approve:
+        _lift(group.id, [user.id])
         _join(group, [user.id], actor, "member_joined", f"{user.nickname} joined the group")
     payload = presenters.join_request(request, user, group)
     realtime.emit_after_commit("group:join_request", payload, [*_moderator_ids(group.id), user.id])
@@ -403,6 +414,69 @@ def kick(actor_id: int, group_id: int, user_id: int, *, site_admin: bool = False
         [user_id],
         system_body("member_removed", actor, f"{actor.nickname} removed {user.nickname}", user_ids=[user_id]),
     )
+    db.session.add(GroupRemoval(group_id=group_id, user_id=user_id, removed_by_id=actor_id))
+    db.session.commit()
+
+
+# --- the removal list ----------------------------------------------------------------------
+
+
+def _removed_error(fields: dict | None = None) -> ApiError:
+    return ApiError(
+        "removed_from_group",
+        "Removed from this group; only its owner or an admin can add them back.",
+        403,
+        fields,
+    )
+
+
+def _removed_among(group_id: int, user_ids: list[int]) -> list[int]:
+    """Which of these users are on the group's removal list."""
+    if not user_ids:
+        return []
+    return list(
+        db.session.scalars(
+            select(GroupRemoval.user_id)
+            .where(GroupRemoval.group_id == group_id, GroupRemoval.user_id.in_(user_ids))
+            .order_by(GroupRemoval.user_id)
+        )
+    )
+
+
+def _lift(group_id: int, user_ids: list[int]) -> None:
+    db.session.execute(
+        delete(GroupRemoval).where(GroupRemoval.group_id == group_id, GroupRemoval.user_id.in_(user_ids))
+    )
+
+
+def removed_members(actor_id: int, group_id: int, after: int | None, limit: int) -> dict:
+    """The removal list, for the owner and admins: who was removed, by whom, when."""
+    require_group_role(actor_id, group_id, "admin", live=False)
+    statement = (
+        select(GroupRemoval, User)
+        .join(User, User.id == GroupRemoval.user_id)
+        .where(GroupRemoval.group_id == group_id)
+        .order_by(User.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        statement = statement.where(User.id > after)
+    rows = db.session.execute(statement).all()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "removed": [presenters.group_removal(removal, user) for removal, user in rows],
+        "next": rows[-1][1].id if has_more else None,
+    }
+
+
+def lift_removal(actor_id: int, group_id: int, user_id: int) -> None:
+    """Owner and admins take someone off the removal list: they may join or be invited again."""
+    require_group_role(actor_id, group_id, "admin", lock=True)
+    removal = db.session.get(GroupRemoval, (group_id, user_id))
+    if removal is None:
+        raise not_found("removal")
+    db.session.delete(removal)
     db.session.commit()
 
 
@@ -530,10 +604,14 @@ def list_members(viewer_id: int, group_id: int, after: int | None, limit: int) -
     rows = db.session.execute(statement).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    online = realtime.presence().online([user.id for _, user in rows])
+    # Sharing a group shows no presence: only friends and direct peers, minus blocks.
+    visible = visible_to(viewer_id, [user.id for _, user in rows])
+    online = realtime.presence().online(visible)
     return {
         "members": [
-            presenters.group_member(member, user, online=user.id in online or shows_online(user))
+            presenters.group_member(
+                member, user, online=user.id in visible and (user.id in online or shows_online(user))
+            )
             for member, user in rows
         ],
         "next": rows[-1][1].id if has_more else None,

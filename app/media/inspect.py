@@ -5,9 +5,11 @@ leading magic bytes, then each kind is checked by what can really read it.
 
 - Images (JPEG, PNG, GIF, WebP) are opened by Pillow restricted to that one format, their size
   is checked against `MAX_IMAGE_PIXELS` before any pixel is decoded (a decompression bomb is
-  refused), then fully decoded (a truncated or corrupt file is refused) and written anew: EXIF
-  (GPS included), XMP and comments are dropped, the EXIF orientation is applied, animation is
-  kept. A WebP thumbnail with a long edge of 400 px is made; avatars become squares.
+  refused), an animation's frame count against `MAX_ANIMATION_FRAMES` and its frames × pixels
+  against `MAX_ANIMATION_PIXELS` before any frame is decoded; then it is fully decoded (a
+  truncated or corrupt file is refused) and written anew: EXIF (GPS included), XMP and comments
+  are dropped, the EXIF orientation is applied, animation is kept. A WebP thumbnail with a
+  long edge of 400 px is made; avatars become squares.
 - Videos (MP4, MOV, WebM) are stored as sent. Width, height and duration are read from the
   container headers by the small parsers below: the `moov` box for MP4/MOV (`mvhd` duration,
   the `tkhd` size of the track whose handler is `vide`, turned by its rotation matrix), the
@@ -20,7 +22,8 @@ A file that also carries HTML, SVG or script markup in its first kilobyte (where
 sniff) is refused, and so is an image with such markup anywhere: that is how image/HTML
 polyglots are made.
 
-This module does no database or Flask work, so it can run on a worker thread.
+This module does no database or Flask work: the server runs `inspect` in a media worker
+process (app/media/worker.py), which the operating system limits in memory and CPU time.
 """
 
 from __future__ import annotations
@@ -43,8 +46,8 @@ log = logging.getLogger(__name__)
 THUMB_EDGE = 400
 AVATAR_EDGE = 512
 AVATAR_THUMB_EDGE = 128
-# An animation may decode at most this many times the pixels allowed for one image.
-ANIMATION_PIXEL_FACTOR = 10
+# An animation with more frames than this is refused (each frame costs time however small).
+MAX_ANIMATION_FRAMES = 1000
 HEAD_BYTES = 4096
 SNIFF_BYTES = 1024
 CHUNK = 1 << 20
@@ -99,6 +102,19 @@ ZIP_MIMETYPES = {
     )
 }
 TEXT_ALIASES = ("text", "md", "markdown", "csv", "tsv", "log", "json", "yaml", "yml", "ini", "conf")
+TEXT_TYPES = tuple(
+    FileType("file", f"text/plain; charset={charset}", "txt", TEXT_ALIASES)
+    for charset in ("utf-8", "gb18030")
+)
+KNOWN_TYPES = {
+    t.mime: t
+    for t in (
+        (JPEG, PNG, GIF, WEBP, MP4, MOV, WEBM, PDF, ZIP)
+        + tuple(OOXML.values())
+        + tuple(ZIP_MIMETYPES.values())
+        + TEXT_TYPES
+    )
+}
 PILLOW_FORMATS = {JPEG: "JPEG", PNG: "PNG", GIF: "GIF", WEBP: "WEBP"}
 MP4_BRANDS = {
     b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"dash", b"M4V ", b"mmp4",
@@ -113,6 +129,7 @@ class Limits:
     video_bytes: int
     file_bytes: int
     image_pixels: int
+    animation_pixels: int
 
     @classmethod
     def from_config(cls, config) -> Limits:
@@ -121,6 +138,7 @@ class Limits:
             config["MAX_VIDEO_BYTES"],
             config["MAX_FILE_BYTES"],
             config["MAX_IMAGE_PIXELS"],
+            config["MAX_ANIMATION_PIXELS"],
         )
 
     def bytes_for(self, kind: str) -> int:
@@ -138,6 +156,50 @@ class Media:
     height: int | None = None
     duration: float | None = None
     thumb: Path | None = None
+
+    def to_answer(self, workdir: Path) -> dict:
+        """The facts as JSON for the parent process; files by their names inside `workdir`."""
+        return {
+            "kind": self.kind,
+            "mime": self.type.mime,
+            "path": self.path.relative_to(workdir).as_posix(),
+            "width": self.width,
+            "height": self.height,
+            "duration": self.duration,
+            "thumb": self.thumb.relative_to(workdir).as_posix() if self.thumb else None,
+        }
+
+    @classmethod
+    def from_answer(cls, answer: dict, workdir: Path) -> Media:
+        """The facts a worker sent, believed only as far as they name a known type and files
+        inside `workdir` (a worker handles hostile input; it never chooses a served type)."""
+        file_type = KNOWN_TYPES.get(answer.get("mime"))
+        kind = answer.get("kind")
+        if file_type is None or kind not in ({"image", "avatar"} if file_type is WEBP else {file_type.kind}):
+            raise ValueError(f"a worker answered an unknown type: {answer.get('mime')!r}")
+
+        def inside(name) -> Path | None:
+            if name is None:
+                return None
+            path = workdir / name
+            if not isinstance(name, str) or "/" in name or name in ("", ".", "..") or not path.is_file():
+                raise ValueError(f"a worker answered a file outside its folder: {name!r}")
+            return path
+
+        def number(value, kinds):
+            if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"a worker answered a bad figure: {value!r}")
+            return value
+
+        return cls(
+            kind,
+            file_type,
+            inside(answer.get("path")),
+            number(answer.get("width"), int),
+            number(answer.get("height"), int),
+            number(answer.get("duration"), (int, float)),
+            inside(answer.get("thumb")),
+        )
 
 
 def unsupported(message: str = "This type of file is not accepted.") -> ApiError:
@@ -279,7 +341,7 @@ def _image(kind: FileType, source: Path, limits: Limits, workdir: Path, *, avata
             if avatar:
                 return _avatar(image, workdir)
             return _rewrite(kind, image, frames, workdir)
-    except ApiError:
+    except (ApiError, MemoryError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise _too_many_pixels(limits) from None
@@ -302,9 +364,16 @@ def _check_pixels(size: tuple[int, int], frames: int, limits: Limits) -> None:
     width, height = size
     if width <= 0 or height <= 0:
         raise invalid_image()
-    budget = limits.image_pixels * (ANIMATION_PIXEL_FACTOR if frames > 1 else 1)
-    if width * height > limits.image_pixels or width * height * frames > budget:
+    if width * height > limits.image_pixels:
         raise _too_many_pixels(limits)
+    if frames > MAX_ANIMATION_FRAMES or width * height * frames > limits.animation_pixels:
+        raise ApiError(
+            "animation_too_large",
+            f"The animation is too large: at most {MAX_ANIMATION_FRAMES} frames and "
+            f"{limits.animation_pixels} pixels over all its frames.",
+            400,
+            {"file": f"{frames} frames of {width}×{height}"},
+        )
 
 
 def _rewrite(kind: FileType, image: Image.Image, frames: int, workdir: Path) -> Media:

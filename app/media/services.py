@@ -1,32 +1,46 @@
 """Uploads as a service: receiving one, sending it in a message, deciding who may see it, and
 removing the ones nobody used.
 
-An upload is received into a scratch folder, inspected (`inspect.py`, on gevent's thread pool:
-decoding an image is CPU work), moved into the storage under keys made from its random id, and
-only then recorded; a refusal or an error removes whatever was written. Sending a message that
-refers to it binds it to that message in the message's own transaction, which is what lets the
-conversation's members see it.
+An upload is received into a scratch folder, inspected (`inspect.py`, in a media worker
+process: decoding an image is CPU work on hostile input, bounded in memory and CPU time there),
+moved into the storage under keys made from its random id, and only then recorded; a refusal or
+an error removes whatever was written. Sending a message that refers to it binds it to that
+message in the message's own transaction, which is what lets the conversation's members see it.
+
+Processing is bounded twice: a user has at most `MEDIA_UPLOADS_PER_USER` uploads in processing at
+once (counted in Redis across processes when REDIS_URL is set, else in this process), and a
+process queues at most `MEDIA_QUEUE` of them for its `MEDIA_WORKERS` workers (beyond:
+`server_busy`).
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
 import re
 import secrets
 import shutil
+import threading
 import unicodedata
+from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 from typing import IO
 
 from flask import current_app
-from limits import parse
 from sqlalchemy import delete, or_, select, update
 
-from app.concurrency import off_loop
+from app import ratelimit
+from app.concurrency import PoolBusy, TaskTimeout, WorkerDied, WorkerPool
 from app.errors import ApiError, not_found
-from app.extensions import db, limiter
-from app.media.inspect import FileType, Limits, inspect, unsupported
+from app.extensions import db
+from app.media.inspect import FileType, Limits, Media, unsupported
 from app.media.storage import get_storage
 from app.models import ConversationMember, Group, Message, Upload, User, utcnow
+from config import BASE_DIR
+
+log = logging.getLogger(__name__)
 
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 PURPOSES = ("message", "avatar")
@@ -41,15 +55,17 @@ DANGEROUS_ENDINGS = {
 BIDI_CONTROLS = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 MEDIA_URL = re.compile(r"/media/([0-9a-f]{32})")
 CLEANUP_BATCH = 500
+# Seconds a refused client is asked to wait (the Retry-After header) before trying again.
+RETRY_AFTER = 5
+WORKER_CODE = re.compile(r"^[a-z_]{1,40}$")
 
 
 # --- receiving -----------------------------------------------------------------------------
 
 
 def check_upload_rate(user_id: int) -> None:
-    item = parse(current_app.config["UPLOAD_RATE_LIMIT"])
-    if not limiter.limiter.hit(item, "upload", str(user_id)):
-        raise ApiError("rate_limited", "You are uploading too fast; wait a moment.", 429)
+    rate = current_app.config["UPLOAD_RATE_LIMIT"]
+    ratelimit.require(rate, "upload", str(user_id), message="You are uploading too fast; wait a moment.")
 
 
 def clean_name(raw: str | None) -> str | None:
@@ -89,11 +105,27 @@ def _display_name(name: str | None, file_type: FileType) -> str:
     return name if _ending(name) in file_type.names() else f"{name}.{file_type.ext}"
 
 
+class RetryLater(ApiError):
+    """A refusal for lack of capacity: the answer carries `Retry-After: retry_after`."""
+
+    def __init__(self, code: str, message: str, status: int, retry_after: int = RETRY_AFTER):
+        super().__init__(code, message, status, retry_after=retry_after)
+
+
+def server_busy() -> RetryLater:
+    return RetryLater("server_busy", "The server is busy processing other files; try again shortly.", 503)
+
+
 def create_upload(user_id: int, stream: IO[bytes], filename: str | None, purpose: str) -> Upload:
     """Receive, inspect and store one upload for `user_id`; nothing is left behind on refusal."""
     if purpose not in PURPOSES:
         raise ApiError("invalid_input", "Some fields are invalid.", 400, {"purpose": "message or avatar"})
     name = clean_name(filename)
+    with processing_slot(user_id):
+        return _create_upload(user_id, stream, name, purpose)
+
+
+def _create_upload(user_id: int, stream: IO[bytes], name: str | None, purpose: str) -> Upload:
     limits = Limits.from_config(current_app.config)
     storage = get_storage()
     upload_id = secrets.token_hex(16)
@@ -104,7 +136,7 @@ def create_upload(user_id: int, stream: IO[bytes], filename: str | None, purpose
         received = workdir / "received"
         with open(received, "wb") as target:
             shutil.copyfileobj(stream, target)
-        media = off_loop(inspect, received, purpose, limits, workdir)
+        media = inspect_in_worker(received, purpose, limits, workdir)
         upload = Upload(
             id=upload_id,
             owner_id=user_id,
@@ -134,6 +166,154 @@ def create_upload(user_id: int, stream: IO[bytes], filename: str | None, purpose
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- processing ----------------------------------------------------------------------------
+
+
+def media_pool() -> WorkerPool:
+    """This process's media workers, started on first use, stopped when the process ends."""
+    pool = current_app.extensions.get("parley.media_pool")
+    if pool is None:
+        config = current_app.config
+        pool = WorkerPool(
+            "app.media.worker",
+            config["MEDIA_WORKERS"],
+            config["MEDIA_QUEUE"],
+            args=[
+                f"--memory-mb={config['MEDIA_WORKER_MEMORY_MB']}",
+                f"--cpu-seconds={config['MEDIA_CPU_SECONDS']}",
+            ],
+            cwd=str(BASE_DIR),
+        )
+        current_app.extensions["parley.media_pool"] = pool
+        atexit.register(pool.close)
+    return pool
+
+
+def inspect_in_worker(source: Path, purpose: str, limits: Limits, workdir: Path) -> Media:
+    """`inspect.inspect` run by a media worker; its refusals come back as the same ApiErrors."""
+    config = current_app.config
+    task = {"source": str(source), "purpose": purpose, "limits": asdict(limits), "workdir": str(workdir)}
+    timeout = config["MEDIA_TIMEOUT"]
+    try:
+        answer = media_pool().run(task, timeout=timeout, wait=timeout)
+    except PoolBusy:
+        raise server_busy() from None
+    except TaskTimeout:
+        raise RetryLater(
+            "media_timeout", f"Processing this file took longer than {timeout} seconds.", 503
+        ) from None
+    except WorkerDied:
+        raise media_too_complex() from None
+    if answer.get("ok") is True:
+        try:
+            return Media.from_answer(answer.get("media") or {}, workdir)
+        except ValueError:
+            log.error("a media worker answered nonsense for %s", source, exc_info=True)
+            raise media_too_complex() from None
+    error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+    code, status, fields = error.get("code"), error.get("status"), error.get("fields")
+    if not (isinstance(code, str) and WORKER_CODE.match(code) and status in (400, 413, 415, 422)):
+        raise media_too_complex()
+    fields = {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+    raise ApiError(code, str(error.get("message", ""))[:500], status, fields)
+
+
+def media_too_complex() -> ApiError:
+    return ApiError(
+        "media_too_complex",
+        "This file needs more memory or time to process than the server allows.",
+        422,
+        {"file": "too complex to process"},
+    )
+
+
+class MemorySlots:
+    """Uploads in processing per user, counted in this process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: dict[int, int] = {}
+
+    def take(self, user_id: int, limit: int, ttl: int) -> bool:
+        with self._lock:
+            if self._counts.get(user_id, 0) >= limit:
+                return False
+            self._counts[user_id] = self._counts.get(user_id, 0) + 1
+            return True
+
+    def give_back(self, user_id: int) -> None:
+        with self._lock:
+            left = self._counts.get(user_id, 0) - 1
+            if left > 0:
+                self._counts[user_id] = left
+            else:
+                self._counts.pop(user_id, None)
+
+
+class RedisSlots:
+    """Uploads in processing per user, counted in Redis by every process of the deployment.
+    A counter expires `ttl` seconds after its last upload started, so a process that died
+    mid-upload frees its slots."""
+
+    # Give back one slot, never below zero (the counter may have expired meanwhile).
+    GIVE_BACK = (
+        "local n = tonumber(redis.call('GET', KEYS[1]) or '0') if n > 0 then redis.call('DECR', KEYS[1]) end"
+    )
+
+    def __init__(self, url: str, prefix: str):
+        import redis
+
+        self.redis = redis.Redis.from_url(url)
+        self.prefix = prefix
+        self._give_back = self.redis.register_script(self.GIVE_BACK)
+
+    def _key(self, user_id: int) -> str:
+        return f"{self.prefix}:{user_id}"
+
+    def take(self, user_id: int, limit: int, ttl: int) -> bool:
+        pipe = self.redis.pipeline()
+        pipe.incr(self._key(user_id))
+        pipe.expire(self._key(user_id), ttl)
+        count, _ = pipe.execute()
+        if count > limit:
+            self._give_back(keys=[self._key(user_id)])
+            return False
+        return True
+
+    def give_back(self, user_id: int) -> None:
+        self._give_back(keys=[self._key(user_id)])
+
+
+def _slots() -> MemorySlots | RedisSlots:
+    slots = current_app.extensions.get("parley.media_slots")
+    if slots is None:
+        url = current_app.config["REDIS_URL"]
+        namespace = current_app.config["REDIS_NAMESPACE"]
+        slots = RedisSlots(url, f"{namespace}:media:busy") if url else MemorySlots()
+        current_app.extensions["parley.media_slots"] = slots
+    return slots
+
+
+@contextmanager
+def processing_slot(user_id: int):
+    """Hold one of the user's `MEDIA_UPLOADS_PER_USER` processing slots, or refuse."""
+    config = current_app.config
+    limit = config["MEDIA_UPLOADS_PER_USER"]
+    # Long enough for a wait for a worker and a task, both bounded by MEDIA_TIMEOUT.
+    ttl = 2 * config["MEDIA_TIMEOUT"] + 60
+    slots = _slots()
+    if not slots.take(user_id, limit, ttl):
+        raise RetryLater(
+            "too_many_uploads",
+            f"You have {limit} uploads in processing; wait for one to finish.",
+            429,
+        )
+    try:
+        yield
+    finally:
+        slots.give_back(user_id)
 
 
 # --- sending -------------------------------------------------------------------------------

@@ -3,7 +3,15 @@
 from app.models.chat import Conversation, ConversationMember, Message, StreamCounter
 from app.models.media import Upload
 from app.models.moderation import AuditLog, Sanction
-from app.models.social import Block, FriendRequest, Friendship, Group, GroupJoinRequest, GroupMember
+from app.models.social import (
+    Block,
+    FriendRequest,
+    Friendship,
+    Group,
+    GroupJoinRequest,
+    GroupMember,
+    GroupRemoval,
+)
 from app.models.types import utcnow
 from app.models.users import DeviceSession, OAuthIdentity, User
 
@@ -18,6 +26,7 @@ __all__ = [
     "Group",
     "GroupJoinRequest",
     "GroupMember",
+    "GroupRemoval",
     "Message",
     "OAuthIdentity",
     "Sanction",

@@ -128,6 +128,20 @@ class GroupMember(db.Model):
     __table_args__ = (CheckConstraint(f"role IN {GROUP_ROLES}", name="role"),)
 
 
+class GroupRemoval(db.Model):
+    """`user_id` was removed from the group: they cannot join or be invited by a member again
+    until an owner or admin lifts the entry (or adds them back themselves)."""
+
+    __tablename__ = "group_removals"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    removed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class GroupJoinRequest(db.Model):
     __tablename__ = "group_join_requests"
 

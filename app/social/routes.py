@@ -173,6 +173,19 @@ def remove_member(group_id: int, user_id: int):
     return "", 204
 
 
+@bp.get("/groups/<int:group_id>/removed")
+@login_required
+def removed_members(group_id: int):
+    return jsonify(groups.removed_members(current_user.id, group_id, int_arg("after"), _limit()))
+
+
+@bp.delete("/groups/<int:group_id>/removed/<int:user_id>")
+@login_required
+def lift_removal(group_id: int, user_id: int):
+    groups.lift_removal(current_user.id, group_id, user_id)
+    return "", 204
+
+
 @bp.put("/groups/<int:group_id>/members/<int:user_id>/role")
 @login_required
 def set_role(group_id: int, user_id: int):

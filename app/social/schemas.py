@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.validation import Payload
+from app.validation import Id, Payload
 
 
 class FriendRequestIn(Payload):
-    user_id: int = Field(gt=0)
+    user_id: Id
     message: str = Field(default="", max_length=200)
 
 
@@ -19,12 +19,12 @@ class RemarkIn(Payload):
 
 
 class UserIdIn(Payload):
-    user_id: int = Field(gt=0)
+    user_id: Id
 
 
 class GroupCreateIn(Payload):
     name: str = Field(min_length=1, max_length=64)
-    member_ids: list[int] = Field(default_factory=list, max_length=500)
+    member_ids: list[Id] = Field(default_factory=list, max_length=500)
 
 
 class GroupUpdateIn(Payload):
@@ -37,7 +37,7 @@ class GroupUpdateIn(Payload):
 
 
 class InviteIn(Payload):
-    user_ids: list[int] = Field(min_length=1, max_length=100)
+    user_ids: list[Id] = Field(min_length=1, max_length=100)
 
 
 class JoinIn(Payload):

@@ -12,6 +12,7 @@ from app.chat import services as chat
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.models import Block, Conversation, ConversationMember, FriendRequest, Friendship, User, utcnow
+from app.presence_service import visible_to
 
 PAGE_MAX = 100
 
@@ -247,13 +248,16 @@ def list_friends(user_id: int, after: int | None, limit: int) -> dict:
     rows = db.session.execute(statement).all()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    online = realtime.presence().online([row[1].id for row in rows])
+    ids = [row[1].id for row in rows]
+    online = realtime.presence().online(ids)
+    visible = visible_to(user_id, ids)
     friends = [
         presenters.friend(
             row[1],
             row[0].remark_a if row[0].user_a_id == user_id else row[0].remark_b,
             row[0].created_at,
             online=row[1].id in online,
+            visible=row[1].id in visible,
         )
         for row in rows
     ]
@@ -271,7 +275,11 @@ def set_remark(user_id: int, friend_id: int, remark: str | None) -> dict:
     db.session.commit()
     friend = db.session.get(User, friend_id)
     payload = presenters.friend(
-        friend, remark or None, pair.created_at, online=bool(realtime.presence().online([friend_id]))
+        friend,
+        remark or None,
+        pair.created_at,
+        online=bool(realtime.presence().online([friend_id])),
+        visible=bool(visible_to(user_id, [friend_id])),
     )
     realtime.emit_to_users("friend:update", payload, [user_id])
     return payload

@@ -45,6 +45,8 @@ def e2e_server(app, database_url, instance_path, tmp_path_factory):
     # own browser test turns it on.
     env = server_env(database_url, instance_path, LOGIN_RATE_LIMIT="1000 per minute", BOT_ENABLED="false")
     live = LiveServer(env, tmp_path_factory.mktemp("e2e") / "server.log")
+    # Written with a trailing slash, as people do: the browsers' sockets must still be accepted.
+    live.env["PUBLIC_BASE_URL"] = f"{live.url}/"
     try:
         yield live.start()
     finally:

@@ -32,18 +32,23 @@ def send_text(page: Page, text: str) -> None:
     page.press(".composer-input", "Enter")
 
 
-def open_chat(page: Page, link: str = ".conv-link") -> None:
-    """Open a chat from the list. The list redraws an item when its presence or preview changes;
-    a click that lands while its item is being replaced is lost, so it is tried again (at most
-    three times) until the chat's composer shows."""
+def click_until(page: Page, target: str, shows: str) -> None:
+    """Click `target` until `shows` is visible. Lists redraw an item when its presence or preview
+    changes (and a tab when its data arrives); a click that lands while its item is being replaced
+    is lost, so it is tried again (at most three times)."""
     for _ in range(3):
-        page.click(link)
+        page.click(target)
         try:
-            expect(page.locator(".composer-input")).to_be_visible(timeout=3_000)
+            expect(page.locator(shows)).to_be_visible(timeout=3_000)
             return
         except AssertionError:
             continue
-    expect(page.locator(".composer-input")).to_be_visible()
+    expect(page.locator(shows)).to_be_visible()
+
+
+def open_chat(page: Page, link: str = ".conv-link") -> None:
+    """Open a chat from the list, until the chat's composer shows."""
+    click_until(page, link, ".composer-input")
 
 
 def theirs(page: Page):
@@ -240,7 +245,7 @@ def test_group_created_in_the_ui_shows_members_roles_and_system_messages(
     bob = sign_in(new_page(PHONE), "bob")
 
     open_tab(alice, "contacts")
-    alice.click(".new-group-entry")
+    click_until(alice, ".new-group-entry", "input[name=name]")
     alice.fill("input[name=name]", "Hikers <b>club</b>")
     alice.check(f".picker input[value='{bob_id}']")
     alice.click(".pane button[type=submit]")
@@ -261,3 +266,31 @@ def test_group_created_in_the_ui_shows_members_roles_and_system_messages(
     alice.fill(".sheet textarea[name=announcement]", "Meet at 8")
     alice.click(".sheet button[type=submit]")
     expect(alice.locator(".announcement p")).to_have_text("Meet at 8")
+
+
+def test_an_upload_refused_as_busy_is_tried_again_after_retry_after(new_page, sign_in, make_user, befriend):
+    alice_id, bob_id = make_user("alice", nickname="Alice"), make_user("bob", nickname="Bob")
+    befriend(alice_id, bob_id)
+    alice = sign_in(new_page(DESKTOP), "alice")
+    bob = sign_in(new_page(DESKTOP), "bob")
+    attempts = []
+
+    def busy_once(route):
+        attempts.append(route.request.method)
+        if len(attempts) == 1:
+            error = {"code": "too_many_uploads", "message": "Busy.", "fields": {}}
+            route.fulfill(
+                status=429,
+                json={"error": error},
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+            )
+        else:
+            route.continue_()
+
+    alice.route("**/api/v1/uploads", busy_once)
+    open_chat(alice)
+    alice.click(".attach-btn")
+    alice.set_input_files(".tile[data-kind=img] input[type=file]", files=[png("retry.png")])
+    open_chat(bob)
+    expect(bob.locator(".msg.theirs .bubble.media img.thumb")).to_have_count(1, timeout=15_000)
+    assert attempts == ["POST", "POST"]

@@ -49,10 +49,18 @@ export async function api(path, { method = "GET", body, params } = {}) {
   return data;
 }
 
-/** Upload a file with progress; returns {promise, abort}. The promise resolves with the upload. */
+// Refusals that mean "not now": the server is processing this user's other uploads, or is busy.
+const BUSY_CODES = new Set(["too_many_uploads", "server_busy"]);
+const BUSY_TRIES = 6;
+
+/** Upload a file with progress; returns {promise, abort}. The promise resolves with the upload.
+ * A "not now" refusal is tried again after the server's Retry-After, a few times. */
 export function upload(file, onProgress) {
-  const xhr = new XMLHttpRequest();
-  const promise = new Promise((resolve, reject) => {
+  let xhr = null;
+  let aborted = false;
+  let timer = null;
+  const attempt = () => new Promise((resolve, reject) => {
+    xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/v1/uploads");
     xhr.setRequestHeader("X-CSRFToken", csrfToken());
     xhr.setRequestHeader("Accept", "application/json");
@@ -69,7 +77,9 @@ export function upload(file, onProgress) {
       if (xhr.status >= 200 && xhr.status < 300 && data?.upload) resolve(data.upload);
       else {
         const error = data?.error || {};
-        reject(new ApiError(xhr.status, error.code || `http_${xhr.status}`, error.message || xhr.statusText, error.fields || {}));
+        const failure = new ApiError(xhr.status, error.code || `http_${xhr.status}`, error.message || xhr.statusText, error.fields || {});
+        failure.retryAfter = Number(xhr.getResponseHeader("Retry-After")) || 2;
+        reject(failure);
       }
     });
     xhr.addEventListener("error", () => reject(new ApiError(0, "network", "")));
@@ -78,7 +88,24 @@ export function upload(file, onProgress) {
     form.append("file", file, file.name);
     xhr.send(form);
   });
-  return { promise, abort: () => xhr.abort() };
+  const promise = (async () => {
+    for (let tries = 1; ; tries += 1) {
+      try {
+        return await attempt();
+      } catch (error) {
+        if (aborted || !BUSY_CODES.has(error.code) || tries >= BUSY_TRIES) throw error;
+        onProgress(0);
+        await new Promise((resolve) => { timer = setTimeout(resolve, Math.min(error.retryAfter, 30) * 1000); });
+        if (aborted) throw new ApiError(0, "cancelled", "");
+      }
+    }
+  })();
+  const abort = () => {
+    aborted = true;
+    clearTimeout(timer);
+    xhr?.abort();
+  };
+  return { promise, abort };
 }
 
 /** Every page of a paged list (`next` cursors), bounded so a bug cannot loop forever. */

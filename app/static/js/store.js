@@ -14,6 +14,8 @@ export const state = {
   incoming: [],
   outgoing: [],
   groups: [],
+  // An administrator's mute of this account ({"kind", "active", "expires_at"}), as last announced.
+  sanction: null,
 };
 
 const listeners = new Map();
@@ -82,6 +84,22 @@ export function putMessage(message, { live = false } = {}) {
   }
   if (isNew || live) emit(`messages:${message.conversation_id}`, message);
   return isNew;
+}
+
+/**
+ * A stored message changed (recalled by an administrator or its sender): replace the copy shown,
+ * and the list's preview when it is the conversation's last message. Positions do not move.
+ */
+export function replaceMessage(message) {
+  const box = bucket(message.conversation_id);
+  if (box.bySeq.has(message.seq)) box.bySeq.set(message.seq, message);
+  const summary = state.conversations.get(message.conversation_id);
+  if (summary?.last_message && summary.last_message.seq === message.seq) {
+    summary.last_message = message;
+    emit("conversations");
+    emit(`conversation:${message.conversation_id}`);
+  }
+  emit(`messages:${message.conversation_id}`, message);
 }
 
 export function setRead(conversationId, readSeq) {

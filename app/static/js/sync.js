@@ -4,12 +4,15 @@
 // only from sync answers.
 import { all, api, ApiError } from "./api.js";
 import { request, socket } from "./socket.js";
-import { bucket, emit, putMessage, putSummary, setPresence, setRead, state } from "./store.js";
+import { toast } from "./dom.js";
+import { t } from "./i18n.js";
+import { bucket, emit, putMessage, putSummary, replaceMessage, setPresence, setRead, state } from "./store.js";
 
 const SYNC_PAGE = 200;
 const MAX_SYNC_PAGES = 1000;
 let syncing = null;
 let syncAgain = false;
+let sanctionTimer = null;
 
 export async function start(me) {
   state.me = me;
@@ -90,6 +93,7 @@ function wireSocket() {
     const typing = state.typing.get(message.conversation_id);
     if (message.sender && typing?.delete(message.sender.id)) emit(`typing:${message.conversation_id}`);
   });
+  socket.on("message:recalled", (message) => replaceMessage(message));
   socket.on("conversation:new", putSummary);
   socket.on("conversation:update", putSummary);
   socket.on("conversation:read", (data) => setRead(data.conversation_id, data.read_seq));
@@ -122,6 +126,21 @@ function wireSocket() {
     emit(`group:${group.id}`, group);
   });
   socket.on("group:join_request", (joinRequest) => emit(`group:${joinRequest.group.id}`));
+  socket.on("account:sanction", (sanction) => {
+    if (sanction.kind !== "mute") return;
+    state.sanction = sanction.active ? sanction : null;
+    emit("sanction");
+    toast(sanction.active ? t("sanction.muted") : t("sanction.unmuted"));
+    // A mute with an end lifts itself here too (the server stops refusing at that time).
+    clearTimeout(sanctionTimer);
+    const left = sanction.active && sanction.expires_at ? Date.parse(sanction.expires_at) - Date.now() : NaN;
+    if (left > 0 && left < 2 ** 31 - 1) {
+      sanctionTimer = setTimeout(() => {
+        state.sanction = null;
+        emit("sanction");
+      }, left);
+    }
+  });
 }
 
 export async function loadFriends() {

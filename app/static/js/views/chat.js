@@ -68,6 +68,7 @@ export function chatView(conversationId) {
     let note = "";
     if (s.group?.dissolved) note = t("chat.dissolved");
     else if (!s.active) note = t("chat.inactive");
+    else if (state.sanction?.active) note = t("chat.muted_note");
     closedNote.textContent = note;
     closedNote.hidden = !note;
     composer.hidden = !!note;
@@ -312,6 +313,7 @@ export function chatView(conversationId) {
   cleanups.push(on(`typing:${conversationId}`, drawHeader));
   cleanups.push(on("presence", drawHeader));
   cleanups.push(on("connection", drawHeader));
+  cleanups.push(on("sanction", drawHeader));
   cleanups.push(on("friends", queueRender));
   cleanups.push(on("synced", queueRender));
 

@@ -77,10 +77,20 @@ export function systemText(message) {
   return t(`sys.${body.event}`) === `sys.${body.event}` ? t("sys.generic") : t(`sys.${body.event}`);
 }
 
+/** "Removed by an administrator", or "{name} recalled a message" when its sender took it back. */
+export function recalledText(message, meId) {
+  const by = message.body?.by;
+  if (by === "admin") return t("msg.recalled_admin");
+  if (by === "sender" && message.sender) {
+    return message.sender.id === meId ? t("msg.recalled_me") : t("msg.recalled_by", { name: displayName(message.sender) });
+  }
+  return t("msg.recalled");
+}
+
 /** A one-line preview for the conversation list. */
 export function preview(message, isGroup, meId) {
   if (!message) return "";
-  if (message.recalled) return t("msg.recalled");
+  if (message.recalled) return recalledText(message, meId);
   const body = message.body || {};
   let text;
   if (message.type === "system") return systemText(message);
@@ -100,7 +110,9 @@ export function preview(message, isGroup, meId) {
  */
 export function messageRow(message, { mine, showName, status, pending, onRetry }) {
   if (message.type === "system") return h("div", { class: "sys" }, h("span", { text: systemText(message) }));
-  if (message.recalled) return h("div", { class: "sys" }, h("span", { text: t("msg.recalled") }));
+  if (message.recalled) {
+    return h("div", { class: "sys recalled", dataset: { seq: message.seq ?? "" } }, h("span", { text: recalledText(message, mine ? message.sender?.id : null) }));
+  }
   const sender = message.sender || {};
   const name = displayName(sender);
   const meta = h("div", { class: "meta" }, h("time", { datetime: message.created_at, text: clock(message.created_at) }));
