@@ -28,6 +28,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.paging import keyset_page
 from app.presence_service import visible_to
 from app.social.services import friendship
 
@@ -456,17 +457,11 @@ def removed_members(actor_id: int, group_id: int, after: int | None, limit: int)
         select(GroupRemoval, User)
         .join(User, User.id == GroupRemoval.user_id)
         .where(GroupRemoval.group_id == group_id)
-        .order_by(User.id)
-        .limit(limit + 1)
     )
-    if after is not None:
-        statement = statement.where(User.id > after)
-    rows = db.session.execute(statement).all()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    rows, cursor = keyset_page(statement, User.id, after, limit, lambda row: row[1].id)
     return {
         "removed": [presenters.group_removal(removal, user) for removal, user in rows],
-        "next": rows[-1][1].id if has_more else None,
+        "next": cursor,
     }
 
 
@@ -596,14 +591,8 @@ def list_members(viewer_id: int, group_id: int, after: int | None, limit: int) -
         select(GroupMember, User)
         .join(User, User.id == GroupMember.user_id)
         .where(GroupMember.group_id == group_id)
-        .order_by(User.id)
-        .limit(limit + 1)
     )
-    if after is not None:
-        statement = statement.where(User.id > after)
-    rows = db.session.execute(statement).all()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    rows, cursor = keyset_page(statement, User.id, after, limit, lambda row: row[1].id)
     # Sharing a group shows no presence: only friends and direct peers, minus blocks.
     visible = visible_to(viewer_id, [user.id for _, user in rows])
     online = realtime.presence().online(visible)
@@ -614,7 +603,7 @@ def list_members(viewer_id: int, group_id: int, after: int | None, limit: int) -
             )
             for member, user in rows
         ],
-        "next": rows[-1][1].id if has_more else None,
+        "next": cursor,
     }
 
 

@@ -12,6 +12,7 @@ from app.chat import services as chat
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.models import Block, Conversation, ConversationMember, FriendRequest, Friendship, User, utcnow
+from app.paging import keyset_page
 from app.presence_service import visible_to
 
 PAGE_MAX = 100
@@ -240,14 +241,8 @@ def list_friends(user_id: int, after: int | None, limit: int) -> dict:
             ),
         )
         .where(or_(Friendship.user_a_id == user_id, Friendship.user_b_id == user_id))
-        .order_by(friend.id)
-        .limit(limit + 1)
     )
-    if after is not None:
-        statement = statement.where(friend.id > after)
-    rows = db.session.execute(statement).all()
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    rows, cursor = keyset_page(statement, friend.id, after, limit, lambda row: row[1].id)
     ids = [row[1].id for row in rows]
     online = realtime.presence().online(ids)
     visible = visible_to(user_id, ids)
@@ -261,7 +256,7 @@ def list_friends(user_id: int, after: int | None, limit: int) -> dict:
         )
         for row in rows
     ]
-    return {"friends": friends, "next": rows[-1][1].id if has_more else None}
+    return {"friends": friends, "next": cursor}
 
 
 def set_remark(user_id: int, friend_id: int, remark: str | None) -> dict:
