@@ -278,6 +278,9 @@ class Config:
         self.LOGIN_ACCOUNT_FAILURE_LIMIT = reader.rate("LOGIN_ACCOUNT_FAILURE_LIMIT", "100 per hour")
         self.GROUP_MEMBER_LIMIT = reader.int("GROUP_MEMBER_LIMIT", 500, 2, 100000)
         self.MESSAGE_RATE_LIMIT = reader.rate("MESSAGE_RATE_LIMIT", "20 per second")
+        # The right to speak kept in memory per process (app/speak_cache.py), and its size.
+        self.SPEAK_CACHE = reader.bool("SPEAK_CACHE", True)
+        self.SPEAK_CACHE_SIZE = reader.int("SPEAK_CACHE_SIZE", 20_000, 0, 10_000_000)
         self.REGISTER_RATE_LIMIT = reader.rate("REGISTER_RATE_LIMIT", "30 per hour")
         self.PASSWORD_HASH_TIME_COST = reader.int("PASSWORD_HASH_TIME_COST", 3, 1, 20)
         self.PASSWORD_HASH_MEMORY_KIB = reader.int("PASSWORD_HASH_MEMORY_KIB", 65536, 8192, 4194304)

@@ -10,6 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import jsonpack
 from app.extensions import csrf, db, limiter, login_manager, migrate, socketio
 from app.models.types import render_item
 from app.presence import MemoryPresence, RedisPresence
@@ -47,6 +48,8 @@ def init_socketio(app: Flask) -> None:
         # One socket's events are handled one after another, in the order it sent them, so a
         # device's messages get their seqs in that order (and no greenlet is spawned per event).
         async_handlers=False,
+        # Packets are encoded and decoded with orjson (the standard module for what it refuses).
+        json=jsonpack,
     )
     if "parley.presence" not in app.extensions:
         app.extensions["parley.presence"] = (

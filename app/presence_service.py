@@ -15,10 +15,15 @@ from sqlalchemy import and_, or_, select, union, update
 from sqlalchemy.orm import aliased
 
 from app import realtime
-from app.bots.state import shows_online
+from app.bots.state import is_enabled as robot_enabled
 from app.extensions import db
 from app.models import Block, Conversation, ConversationMember, Friendship, User, utcnow
 from app.presenters import iso
+
+
+def shows_online(user) -> bool:
+    """The robot is online while it is switched on; it never holds a socket."""
+    return user.is_bot and robot_enabled()
 
 
 def _direct_peers(user_id: int):

@@ -152,9 +152,17 @@ def emit_after_commit(name: str, data, user_ids: Iterable[int], *, first: bool =
 
 
 def disconnect_sids(sids: Iterable[str]) -> None:
-    """Drop sockets wherever they are connected (the message queue reaches other processes)."""
-    for sid in sids:
-        socketio.server.disconnect(sid, namespace="/")
+    """Drop sockets wherever they are connected (the message queue reaches other processes).
+
+    A socket on this process is disconnected at once, and its disconnect handler runs here and
+    writes (last seen, the offline announcement): it gets an application context, and so a
+    database session, of its own, never the one whose commit is running these actions."""
+    sids = list(sids)
+    if not sids:
+        return
+    with current_app.app_context():
+        for sid in sids:
+            socketio.server.disconnect(sid, namespace="/")
 
 
 def disconnect_devices_after_commit(device_ids: Iterable[int]) -> None:

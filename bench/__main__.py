@@ -3,11 +3,13 @@
 run        the load scenarios against the bare transport and Parley; prints the table
 history    build a big database and time history pages, catch-up and the conversation list
 sendcpu    CPU time of one send_message in-process, and with --profile where it goes
+eventcpu   CPU time of one socket event in-process (message:send, a throttled typing), --profile
 listcpu    CPU time of a conversation list of 500 in-process, and with --profile where it goes
 pagetime   a history page in-process: SQL wall time apart from the rest of the request
 heap       where the memory of idle connections goes (tracemalloc), per file and line
 profile    where a saturated server's CPU goes (py-spy), folded into the parts of the message path
 uploadburst  sign-in latency idle and while heavy animated GIFs are uploaded at once
+kill       kill -9 of the server mid-load: nothing acknowledged lost or stored twice after resends
 table      one table from the results of several runs
 seed, bigdb, history-client   steps the two above run in their own processes
 """
@@ -63,6 +65,13 @@ def main() -> None:
     sendcpu.add_argument("--rounds", type=int, default=3)
     sendcpu.add_argument("--profile", action="store_true")
 
+    eventcpu = commands.add_parser(
+        "eventcpu", help="CPU per socket event in-process (DATABASE_URL: a fresh DB)"
+    )
+    eventcpu.add_argument("--count", type=int, default=300)
+    eventcpu.add_argument("--rounds", type=int, default=3)
+    eventcpu.add_argument("--profile", action="store_true")
+
     listcpu = commands.add_parser(
         "listcpu", help="CPU per conversation list in-process (DATABASE_URL: a fresh DB)"
     )
@@ -92,6 +101,17 @@ def main() -> None:
     burst.add_argument("--uploads", type=int, default=10)
     burst.add_argument("--logins", type=int, default=10, help="idle sign-ins timed")
     burst.add_argument("--out", type=Path)
+
+    kill = commands.add_parser("kill", help="kill -9 mid-load, restart, resend; check the database")
+    kill.add_argument("--dbs", type=_csv, default=["sqlite", "postgresql"])
+    kill.add_argument("--rate", type=int, default=150, help="messages per second, all devices together")
+    kill.add_argument("--burst", type=int, default=200, help="messages sent at once right before the kill")
+    kill.add_argument("--before", type=float, default=10, help="seconds of load before the kill")
+    kill.add_argument("--after", type=float, default=8, help="seconds of load once every device is back")
+    kill.add_argument("--pairs", type=int, default=50)
+    kill.add_argument("--group", type=int, default=20, help="members of the one group (0: none)")
+    kill.add_argument("--keep", action="store_true", help="keep the workspace (logs, plan, records)")
+    kill.add_argument("--out", type=Path, help="also write the reports here, as one JSON list")
 
     table = commands.add_parser("table", help="one table from the results of several `run`s")
     table.add_argument("results", type=Path, nargs="+")
@@ -147,6 +167,10 @@ def main() -> None:
 
         targets = [runner.Target(**item) for path in args.results for item in json.loads(path.read_text())]
         print(runner.markdown(targets, runner.Sizes()))
+    elif args.command == "eventcpu":
+        from bench import eventcpu
+
+        eventcpu.main(args.count, args.rounds, args.profile)
     elif args.command == "sendcpu":
         from bench import sendcpu as cpu
 
@@ -171,6 +195,14 @@ def main() -> None:
         from bench import uploadburst
 
         uploadburst.main(args.tree.resolve(), args.db, args.uploads, args.logins, args.out)
+    elif args.command == "kill":
+        from bench import kill as killing
+
+        if set(args.dbs) - {"sqlite", "postgresql"}:
+            parser.error("--dbs: sqlite, postgresql")
+        settings = {name: getattr(args, name) for name in ("rate", "burst", "before", "after", "pairs")}
+        if not killing.main(args.dbs, args.out, group=args.group, keep=args.keep, **settings):
+            raise SystemExit(1)  # something acknowledged was lost or stored twice
     elif args.command == "seed":
         from bench import seed as seeding
 

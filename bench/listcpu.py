@@ -16,7 +16,7 @@ def measure(conversations: int, hub: int, rounds: int, profile: bool) -> dict:
 
     from app import create_app
     from app.auth.services import hash_password
-    from app.chat import services
+    from app.chat.conversations import conversation_list
     from app.extensions import db
     from app.models import User
     from bench.bigdb import Layout, build
@@ -29,7 +29,7 @@ def measure(conversations: int, hub: int, rounds: int, profile: bool) -> dict:
         hub_id = db.session.scalar(select(User.id).where(User.username == "hub"))
 
         def listing() -> int:
-            count = len(services.conversation_list(hub_id)["conversations"])
+            count = len(conversation_list(hub_id)["conversations"])
             db.session.remove()  # as at the end of every request
             return count
 

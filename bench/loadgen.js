@@ -9,7 +9,9 @@
 //
 // Devices sign in and connect, stay idle for --hold s (RSS per connection is read then), then each
 // phase runs on the same connections: `rate:R` offers R msg/s open-loop, `sat:N` keeps N messages in
-// flight (closed loop, for the saturation rate), `storm` waits for a server restart.
+// flight (closed loop, for the saturation rate), `storm` waits for a server restart, `kill` sends at the
+// plan's steady rate while the harness kills the server with SIGKILL and restarts it, then resends what
+// was never acknowledged (see killResend).
 //
 // The plan (written by `python -m bench`) lists the server URLs, the devices (a username each) and the
 // rooms (a conversation and the indexes of its member devices). All timing happens in this one process
@@ -60,7 +62,7 @@ async function pool(count, conc, fn) {
 
 // --- devices ----------------------------------------------------------------------------------
 const devices = PLAN.devices.map((d, i) => ({ ...d, index: i, url: PLAN.urls[d.url_index || 0], cookie: null,
-  socket: null, connected: false, cursor: null, seen: new Set() }));
+  socket: null, connected: false, cursor: null, seen: new Set(), live: new Map(), sent: [] }));
 const roomOf = new Array(devices.length).fill(null);
 PLAN.rooms.forEach((room, k) => { room.key = "r" + k; room.devices.forEach((i) => { roomOf[i] = room; }); });
 const errors = {};
@@ -97,7 +99,7 @@ function connect(d, reconnect) {
     s.on("connect", () => { d.connected = true; onReconnect(d); });
     s.on("disconnect", () => { d.connected = false; disconnects++; onDisconnect(d); });
     if (BARE) s.on("msg", (m) => onDelivery(d, m.id));
-    else s.on("message:new", (m) => onDelivery(d, m.client_msg_id));
+    else s.on("message:new", (m) => { countLive(d, m.client_msg_id); onDelivery(d, m.client_msg_id); });
   });
 }
 
@@ -156,7 +158,7 @@ const senders = () => devices.filter((d) => d.socket && roomOf[d.index]).map((d)
 const pick = (arr) => arr[Math.floor(Math.random() * arr.length)];
 
 // A fixed offered rate (slow acks cannot slow it down); `endAt()` may move while it runs.
-async function openLoop(rate, endAt, candidates, record = () => {}) {
+async function openLoop(rate, endAt, candidates, record = () => {}, send = sendFrom) {
   const t0 = performance.now();
   let sent = 0;
   await new Promise((resolve) => {
@@ -167,7 +169,7 @@ async function openLoop(rate, endAt, candidates, record = () => {}) {
       const list = due > 0 ? candidates() : [];
       for (let j = 0; j < due; j++) {
         sent++;
-        if (list.length) record(sendFrom(pick(list)));
+        if (list.length) record(send(pick(list)));
       }
     }, 1);
   });
@@ -195,10 +197,30 @@ async function drain(ms) {
 // must reach each other member of its room, live or through /sync from the cursor kept before.
 let stormArmed = false, downAt = null;
 const backAt = [], stormSent = [];
-function onDisconnect() { if (stormArmed && downAt === null) downAt = performance.now(); }
+function onDisconnect(d) {
+  if (stormArmed && downAt === null) downAt = performance.now();
+  if (killArmed) d.sent.forEach((rec) => { if (!rec.acked) rec.lost_at_kill = true; });
+}
 function onReconnect(d) {
   if (d.everConnected && downAt !== null) backAt.push(performance.now() - downAt);
   d.everConnected = true;
+  if (killArmed) d.sent.forEach((rec) => { if (!rec.acked && !rec.error) { rec.resent++; emitRecord(rec); } });
+}
+
+async function catchUp(d) { // every message since the device's cursor, through /sync, into d.seen
+  let cursor = d.cursor;
+  for (let page = 0; page < 100; page++) {
+    const r = await api(d, `/api/v1/sync?cursor=${cursor}`);
+    r.messages.forEach((m) => m.client_msg_id && d.seen.add(m.client_msg_id));
+    cursor = r.cursor;
+    if (!r.has_more) break;
+  }
+}
+
+function lostDeliveries(acked) { // acked records some other member of the room has not seen
+  let lost = 0;
+  for (const rec of acked) for (const j of rec.room.devices) if (j !== rec.from && !devices[j].seen.has(rec.id)) lost++;
+  return lost;
 }
 
 async function storm(out) {
@@ -217,23 +239,88 @@ async function storm(out) {
   await sending;
   await drain(5000);
   backAt.sort((a, b) => a - b);
-  await pool(devices.length, CC, async (i) => {
-    const d = devices[i];
-    let cursor = d.cursor;
-    for (let page = 0; page < 100; page++) {
-      const r = await api(d, `/api/v1/sync?cursor=${cursor}`);
-      r.messages.forEach((m) => m.client_msg_id && d.seen.add(m.client_msg_id));
-      cursor = r.cursor;
-      if (!r.has_more) break;
-    }
-  });
+  await pool(devices.length, CC, async (i) => { await catchUp(devices[i]); });
   const acked = stormSent.filter((rec) => rec.ok);
-  let lost = 0;
-  for (const rec of acked) for (const j of rec.room.devices) if (j !== rec.from && !devices[j].seen.has(rec.id)) lost++;
+  const lost = lostDeliveries(acked);
   const at = (k) => (backAt.length >= k ? +(backAt[k - 1] / 1000).toFixed(2) : null);
   Object.assign(out, { storm_disconnected: downAt !== null, reconnected: backAt.length,
     t99_back_s: at(target), t100_back_s: at(devices.length), storm_sent: stormSent.length,
     storm_acked: acked.length, storm_unacked: stormSent.length - acked.length, storm_lost_deliveries: lost, errors });
+}
+
+// --- kill -9 mid-load --------------------------------------------------------------------------
+// Devices send at the plan's steady rate (`kill.rate` msg/s) from a run-unique prefix; after
+// `kill.before_s` s they send a burst of `kill.burst` messages at once, so that many are in flight
+// (some stored, some not yet), and `kill.lead_ms` later the harness is told "ready": it kills the
+// server with SIGKILL, then restarts it on the same port and database. A device that loses its
+// connection marks every message it sent without an ack (`lost_at_kill`); once reconnected it
+// resends each with the same client_msg_id, and keeps sending until `kill.after_s` s after the last
+// device is back. Every record goes to `kill.records` for the harness to check against the
+// database; deliveries are checked here, live or through /sync (a message:new seen twice counts).
+let killArmed = false, killSeq = 0;
+const killSent = [];
+
+function emitRecord(rec) {
+  const d = devices[rec.from];
+  d.socket.emit("message:send", { conversation_id: rec.room.conversation_id, client_msg_id: rec.id,
+    body: { type: "txt", msg: BODY } }, (ack) => {
+    if (!(ack && ack.ok)) { rec.error = ack && ack.error ? ack.error.code : "no_ack"; return; }
+    if (rec.acked) { if (ack.message.id !== rec.message_id) rec.ack_conflict = true; return; }
+    Object.assign(rec, { acked: true, message_id: ack.message.id, seq: ack.message.seq,
+      duplicate: !!ack.duplicate, ack_ms: +(performance.now() - rec.t0).toFixed(1) });
+  });
+}
+
+function killSend(i) {
+  const d = devices[i], room = roomOf[i];
+  const rec = { id: `${PLAN.kill.prefix}-${++killSeq}`, from: i, sender: d.username, room, t0: performance.now(),
+    acked: false, message_id: null, seq: null, duplicate: null, lost_at_kill: false, resent: 0, error: null };
+  d.sent.push(rec); killSent.push(rec);
+  emitRecord(rec);
+  return rec;
+}
+
+function countLive(d, id) { if (killArmed) d.live.set(id, (d.live.get(id) || 0) + 1); }
+
+async function killResend(out) {
+  const K = PLAN.kill;
+  await pool(devices.length, CC, async (i) => {
+    devices[i].cursor = (await api(devices[i], "/api/v1/conversations")).cursor;
+  });
+  killArmed = true; stormArmed = true; // the storm's reconnect timing applies as is
+  const t0 = performance.now();
+  const connectedSenders = () => devices.filter((d) => d.socket && d.socket.connected && roomOf[d.index])
+    .map((d) => d.index);
+  let stop = t0 + (K.before_s + K.wait_s) * 1000;
+  const sending = openLoop(K.rate, () => stop, connectedSenders, () => {}, killSend);
+  await sleep(K.before_s * 1000);
+  for (let j = 0; j < K.burst; j++) { const list = connectedSenders(); if (list.length) killSend(pick(list)); }
+  await sleep(K.lead_ms);
+  console.log(JSON.stringify({ event: "ready" })); // the harness kills and restarts the server now
+  while (performance.now() < stop && !(downAt !== null && backAt.length >= devices.length)) await sleep(50);
+  const back = performance.now();
+  stop = Math.min(stop, back + K.after_s * 1000);
+  await sending;
+  const td = performance.now(); // every record answered (the server is up, nothing is in the way)
+  while (killSent.some((r) => !r.acked && !r.error) && performance.now() - td < 30000) await sleep(50);
+  await sleep(500); // late deliveries
+  const acked = killSent.filter((r) => r.acked); // before /sync: each of these must be found there
+  await pool(devices.length, CC, async (i) => { await catchUp(devices[i]); });
+  let dupDeliveries = 0;
+  devices.forEach((d) => d.live.forEach((n) => { if (n > 1) dupDeliveries += n - 1; }));
+  const errs = {};
+  killSent.forEach((r) => { if (r.error) errs[r.error] = (errs[r.error] || 0) + 1; });
+  fs.writeFileSync(K.records, JSON.stringify(killSent.map((r) => ({ id: r.id, sender: r.sender,
+    conversation_id: r.room.conversation_id, acked: r.acked, message_id: r.message_id, seq: r.seq,
+    duplicate: r.duplicate, lost_at_kill: r.lost_at_kill, resent: r.resent, error: r.error,
+    ack_conflict: !!r.ack_conflict, ack_ms: r.ack_ms, t_ms: Math.round(r.t0 - t0) }))));
+  const at = (k) => (backAt.length >= k ? +(backAt[k - 1] / 1000).toFixed(2) : null);
+  backAt.sort((a, b) => a - b);
+  Object.assign(out, { disconnected: downAt !== null, reconnected: backAt.length, t100_back_s: at(devices.length),
+    load_s: +((back - t0) / 1000 + K.after_s).toFixed(1), sent: killSent.length, acked: acked.length,
+    lost_at_kill: killSent.filter((r) => r.lost_at_kill).length, resent: killSent.filter((r) => r.resent).length,
+    unanswered: killSent.filter((r) => !r.acked && !r.error).length, errors: errs,
+    lost_deliveries: lostDeliveries(acked), duplicate_deliveries: dupDeliveries });
 }
 
 // --- main -------------------------------------------------------------------------------------
@@ -282,7 +369,7 @@ async function settle() { // wait (bounded) until the servers are idle again, so
 
 async function main() {
   const out = { label: LABEL, proto: PLAN.proto, devices: devices.length, servers: PLAN.urls.length };
-  const storming = PHASES.includes("storm");
+  const storming = PHASES.includes("storm") || PHASES.includes("kill");
   const tl = performance.now();
   await pool(devices.length, CC, async (i) => { await login(devices[i]); });
   out.login_s = +((performance.now() - tl) / 1000).toFixed(2);
@@ -315,6 +402,7 @@ async function main() {
   for (const phase of PHASES) {
     const [kind, arg] = phase.split(":");
     if (kind === "storm") { await storm(out); continue; }
+    if (kind === "kill") { await killResend(out); continue; }
     // `rate:auto` offers half the saturation rate just measured; a fixed rate above saturation
     // would only build a backlog (latency grows without bound), so it is reported as over capacity.
     const rate = kind === "rate" && arg === "auto" ? Math.max(1, Math.round((saturation || 2) / 2)) : +arg;

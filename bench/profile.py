@@ -19,23 +19,28 @@ from pathlib import Path
 
 from bench import run, servers
 
-# (label, a frame that marks it): a sample counts under every label whose frame is on its stack.
+# (label, a frame that marks it, or a tuple of such frames): a sample counts under every label
+# one of whose frames is on its stack. Parley's events are registered with python-socketio
+# directly; connect and disconnect still go through Flask-SocketIO's `_handle_event`.
 PARTS = [
-    ("socket event, all of it", "_handle_event (flask_socketio/__init__.py"),
+    (
+        "socket event, all of it",
+        ("_handle_event_internal (socketio/server.py", "_handle_event (flask_socketio/__init__.py"),
+    ),
     ("  Flask request context push/pop", "RequestContext."),
     ("  Parley's handler (events.wrapped)", "wrapped (app/chat/events.py"),
     ("    payload validation (pydantic)", "validate (app/validation.py"),
-    ("    send rate limit", "check_send_rate (app/chat/events.py"),
-    ("    send_message", "send_message (app/chat/services.py"),
-    ("      resend check (_existing)", "_existing (app/chat/services.py"),
-    ("      right to speak (_send_context)", "_send_context (app/chat/services.py"),
-    ("      append_message (seq, insert, counter)", "append_message (app/chat/services.py"),
+    ("    send rate limit", "check_send_rate (app/chat/send.py"),
+    ("    send_message", "send_message (app/chat/send.py"),
+    ("      resend check (_existing)", "_existing (app/chat/send.py"),
+    ("      right to speak (_send_context)", "_send_context (app/chat/access.py"),
+    ("      append_message (seq, insert, counter)", "append_message (app/chat/send.py"),
     ("      commit", "commit (sqlalchemy/orm/session.py"),
     ("      after-commit delivery (emit)", "_run_pending (app/realtime.py"),
     ("  ack sent back", "Server._send_packet (socketio/server.py"),
     ("SQLAlchemy, anywhere", "sqlalchemy/"),
     ("  of which the sqlite3 / psycopg driver", "do_execute (sqlalchemy/engine/default.py"),
-    ("JSON encode/decode", "json/"),
+    ("JSON encode/decode", ("json/", "app/jsonpack.py")),
     ("websocket frames (gevent-websocket)", "geventwebsocket/websocket.py"),
 ]
 
@@ -58,8 +63,8 @@ def fold(raw: str) -> tuple[int, list[tuple[str, float]]]:
         stack = _SHORT_PATH.sub("(", stack)
         samples = int(number)
         total += samples
-        for label, marker in PARTS:
-            if marker in stack:
+        for label, markers in PARTS:
+            if any(marker in stack for marker in (markers if isinstance(markers, tuple) else (markers,))):
                 counts[label] += samples
     return total, [(label, round(100 * counts[label] / total, 1) if total else 0.0) for label, _ in PARTS]
 

@@ -17,7 +17,7 @@ def measure(count: int, rounds: int, profile: bool) -> dict:
     from flask_migrate import upgrade
 
     from app import create_app
-    from app.chat import services
+    from app.chat.send import send_message
     from app.extensions import db
     from app.models import User
     from bench.seed import seed
@@ -30,7 +30,7 @@ def measure(count: int, rounds: int, profile: bool) -> dict:
 
         def send_many(prefix: str) -> None:
             for index in range(count):
-                services.send_message(user_id, conversation_id, f"{prefix}{index:08d}", BODY)
+                send_message(user_id, conversation_id, f"{prefix}{index:08d}", BODY)
                 db.session.remove()  # as at the end of every socket event
 
         send_many("warm")

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
@@ -23,7 +23,7 @@ import requests
 from flask_migrate import upgrade
 from sqlalchemy import event, text
 
-from app import create_app
+from app import create_app, speak_cache
 from app.auth import services as auth_services
 from app.extensions import db, limiter, socketio
 from config import BASE_DIR, Config
@@ -183,6 +183,7 @@ def _clean_state(app):
     with app.app_context():
         limiter.reset()
     app.extensions["parley.presence"].clear()
+    speak_cache.clear()  # the ids of the emptied tables come round again
     yield
 
 
@@ -287,7 +288,11 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.env = {**os.environ, **env}
+        # Tests empty the tables under a server that outlives them, and SQLite then hands out the
+        # same ids again: entries its right-to-speak cache keeps could belong to a previous test.
+        # Unless a test asks for it, that cache is off for SQLite (PostgreSQL never reuses ids).
+        defaults = {"SPEAK_CACHE": "false"} if TEST_DB == "sqlite" else {}
+        self.env = {**os.environ, **defaults, **env}
         self.process: subprocess.Popen | None = None
 
     def start(self) -> LiveServer:
@@ -328,6 +333,18 @@ class LiveServer:
                 self.process.kill()
                 self.process.wait(10)
         self.log.close()
+
+
+def start_processes(
+    stack: ExitStack, env: dict[str, str], log_dir: Path, names: str = "ab"
+) -> list[LiveServer]:
+    """One live server per name on the same settings (database, Redis), as several processes of
+    one deployment; each stops when `stack` unwinds, after what was entered on it later."""
+    servers = [LiveServer(env, log_dir / f"process-{name}.log") for name in names]
+    for server in servers:
+        stack.callback(server.stop)
+        server.start()
+    return servers
 
 
 @pytest.fixture(scope="session")

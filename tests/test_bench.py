@@ -111,7 +111,7 @@ def test_profile_folds_stacks_into_the_parts_of_the_message_path():
     site = "/venv/lib/python3.11/site-packages"
     handler = f"_handle_event ({site}/flask_socketio/__init__.py:858)"
     raw = (
-        f"run ({site}/gevent/hub.py:1);{handler};send_message ({ROOT}/app/chat/services.py:340);"
+        f"run ({site}/gevent/hub.py:1);{handler};send_message ({ROOT}/app/chat/send.py:340);"
         f"commit ({site}/sqlalchemy/orm/session.py:2177) 3\n"
         f"receive ({site}/geventwebsocket/websocket.py:301) 1\n"
     )
@@ -147,3 +147,137 @@ def test_the_upload_burst_gif_is_an_animation_with_a_palette_per_frame():
             image.seek(frame)
             backgrounds.add(image.convert("RGB").getpixel((0, 0)))
         assert len(backgrounds) == 3  # each frame has its own palette, so is decoded in full
+
+
+def _sent(cmid: str, sender: str = "p00000", *, acked: bool = True, message_id=None, seq=None, **extra):
+    return {
+        "id": cmid,
+        "sender": sender,
+        "acked": acked,
+        "message_id": message_id,
+        "seq": seq,
+        "lost_at_kill": False,
+        "resent": 0,
+        "error": None,
+        **extra,
+    }
+
+
+def _row(message_id: int, seq: int, cmid: str | None, sender: str = "p00000", conversation_id: int = 7):
+    return {
+        "id": message_id,
+        "conversation_id": conversation_id,
+        "seq": seq,
+        "sender": sender,
+        "client_msg_id": cmid,
+    }
+
+
+def test_kill_check_passes_when_every_acked_message_is_stored_once():
+    from bench.kill import verify
+
+    records = [
+        _sent("k-1", message_id=11, seq=1),
+        _sent("k-2", message_id=12, seq=2, lost_at_kill=True, resent=1, duplicate=True),
+        _sent("k-3", message_id=13, seq=3, lost_at_kill=True, resent=1, duplicate=False),
+        _sent("k-1", "p00001", message_id=14, seq=4),  # the same id from another sender is another message
+    ]
+    rows = [_row(11, 1, "k-1"), _row(12, 2, "k-2"), _row(13, 3, "k-3"), _row(14, 4, "k-1", "p00001")]
+    report = verify(records, rows, stored_at_kill={("p00000", "k-2")})
+    assert report["ok"]
+    assert (report["sent"], report["acked"], report["stored"], report["lost_at_kill"]) == (4, 4, 4, 2)
+    assert report["lost_at_kill_stored_before_restart"] == 1
+    assert report["lost_at_kill_stored_on_resend"] == 1
+    assert report["lost_at_kill_not_stored"] == 0
+    assert report["resends_answered_duplicate"] == 1
+    assert report["seq_gaps"] == {} and report["duplicates"] == [] and report["missing_acked"] == []
+
+
+def test_kill_check_finds_a_lost_ack_a_duplicate_a_wrong_ack_and_seq_gaps():
+    from bench.kill import verify
+
+    records = [
+        _sent("k-1", message_id=11, seq=1),
+        _sent("k-2", message_id=12, seq=2),  # acked, never stored
+        _sent("k-3", message_id=13, seq=3),  # stored twice
+        _sent("k-4", message_id=99, seq=4),  # the ack names another row
+        _sent("k-5", acked=False, lost_at_kill=True, resent=1),  # never answered
+    ]
+    rows = [
+        _row(11, 1, "k-1"),
+        _row(13, 3, "k-3"),
+        _row(15, 5, "k-3"),
+        _row(14, 4, "k-4"),
+        _row(16, 5, None),  # seq 5 twice, and 2 missing
+        _row(20, 2, None, conversation_id=8),  # seq 1 missing in another conversation
+    ]
+    report = verify(records, rows)
+    assert not report["ok"]
+    assert report["missing_acked"] == ["k-2"] and report["missing_acked_count"] == 1
+    assert report["duplicates"] == ["p00000/k-3"] and report["duplicate_count"] == 1
+    assert report["ack_mismatch"] == ["k-4"]
+    assert report["unanswered"] == 1 and report["lost_at_kill_not_stored"] == 1
+    assert report["seq_gaps"] == {7: {"missing": [2], "repeated": [5]}, 8: {"missing": [1], "repeated": []}}
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        lambda records, rows: rows.pop(),  # an acked message lost
+        lambda records, rows: rows.append(_row(13, 3, "k-2")),  # stored twice
+        lambda records, rows: records[0].update(seq=2),  # an ack naming another seq
+        lambda records, rows: rows[0].update(seq=3),  # a gap at seq 1
+        lambda records, rows: records.append(_sent("k-3", acked=False)),  # never answered
+        lambda records, rows: records[0].update(ack_conflict=True),  # two different acks
+        lambda records, rows: records.append(_sent("k-3", acked=False, error="rate_limited")),  # refused
+    ],
+)
+def test_kill_check_fails_on_each_kind_of_breach_alone(broken):
+    from bench.kill import verify
+
+    records = [_sent("k-1", message_id=11, seq=1), _sent("k-2", message_id=12, seq=2)]
+    rows = [_row(11, 1, "k-1"), _row(12, 2, "k-2")]
+    assert verify(records, rows)["ok"]
+    broken(records, rows)
+    assert not verify(records, rows)["ok"]
+
+
+def test_kill_plan_puts_each_device_in_its_conversation_and_reads_back_what_was_stored(app, login):
+    from pathlib import Path
+
+    from bench.kill import plan_for, stored_rows
+
+    with app.app_context():
+        seed_plan = seed(pairs=2, group_sizes=[3], idle=0)
+    plan = plan_for(seed_plan, "http://127.0.0.1:1", 100, 20, 5, 3, Path("r.json"))
+    assert [d["username"] for d in plan["devices"]] == ["p00000", "p00001", "p00002", "p00003"] + [
+        "g00000",
+        "g00001",
+        "g00002",
+    ]
+    assert [r["devices"] for r in plan["rooms"]] == [[0, 1], [2, 3], [4, 5, 6]]
+    assert plan["rooms"][2]["conversation_id"] == seed_plan["groups"]["3"]["conversation_id"]
+    prefix = plan["kill"]["prefix"]
+    assert plan["kill"]["rate"] == 100 and plan["kill"]["burst"] == 20 and len(prefix) >= 8
+
+    first, _, conversation_id = seed_plan["pairs"][0]
+    device = login(first, PASSWORD)
+    for n in (1, 2):
+        sent = device.post(
+            f"/api/v1/conversations/{conversation_id}/messages",
+            json={"client_msg_id": f"{prefix}-{n}", "body": {"type": "txt", "msg": "hi"}},
+        )
+        assert sent.status_code == 201, sent.get_json()
+    other = device.post(
+        f"/api/v1/conversations/{conversation_id}/messages",
+        json={"client_msg_id": "another-run-1", "body": {"type": "txt", "msg": "hi"}},
+    )
+    assert other.status_code == 201
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    mine = stored_rows(url, [conversation_id], prefix)
+    assert sorted((r["sender"], r["client_msg_id"], r["seq"]) for r in mine) == [
+        (first, f"{prefix}-1", 1),
+        (first, f"{prefix}-2", 2),
+    ]
+    everything = stored_rows(url, [conversation_id])
+    assert [r["seq"] for r in sorted(everything, key=lambda r: r["seq"])] == [1, 2, 3]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import update
 
-from app.chat import services as chat
+from app.chat.conversations import open_direct
 from app.extensions import db
 from app.groups.services import create_group
 from app.models import User
@@ -27,7 +27,7 @@ def people(app, make_user, befriend):
         befriend(ids["alice"], ids[name])
     befriend(ids["bob"], ids["gina"])
     with app.app_context():
-        chat.open_direct(ids["alice"], ids["carol"])
+        open_direct(ids["alice"], ids["carol"])
         social.remove_friend(ids["alice"], ids["carol"])
         social.block_user(ids["alice"], ids["erin"])
         social.block_user(ids["frank"], ids["alice"])
@@ -156,7 +156,7 @@ def test_the_conversation_list_hides_a_direct_peers_presence_across_a_block(app,
     alice_id, bob_id = make_user("alice"), make_user("bob")
     befriend(alice_id, bob_id)
     with app.app_context():
-        chat.open_direct(alice_id, bob_id)
+        open_direct(alice_id, bob_id)
         db.session.commit()
     bob = login("bob")
     connect(app, bob)

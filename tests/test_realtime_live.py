@@ -14,7 +14,7 @@ import pytest
 import socketio
 
 from app.groups.services import create_group
-from tests.conftest import PASSWORD, LiveServer, server_env
+from tests.conftest import PASSWORD, LiveServer, server_env, start_processes
 from tests.socket_client import Device
 
 # Long enough for an event that should not come to have arrived if it were coming.
@@ -380,10 +380,7 @@ def test_two_processes_share_delivery_presence_receipts_and_revocation(
     befriend(alice_id, bob_id)
     env = server_env(database_url, instance_path, REDIS_URL=redis_url, LOGIN_RATE_LIMIT=LOGIN_RATE_LIMIT)
     with ExitStack() as stack:
-        process_a, process_b = (LiveServer(env, tmp_path / f"process-{name}.log") for name in "ab")
-        for process in (process_a, process_b):
-            stack.callback(process.stop)
-            process.start()
+        process_a, process_b = start_processes(stack, env, tmp_path)
         # Sockets close before their servers stop (the ExitStack unwinds in reverse).
         alice = stack.enter_context(Device(process_a.url, "alice", PASSWORD))
         bob_phone = stack.enter_context(Device(process_a.url, "bob", PASSWORD, connect=False))

@@ -13,6 +13,7 @@ from wtforms.validators import URL, DataRequired, Length, Optional
 from app import presenters
 from app.auth import login_limits, services
 from app.auth.session import current_device, sign_in, sign_out
+from app.bots.state import is_enabled as robot_enabled
 from app.errors import ApiError
 
 bp = Blueprint("pages", __name__)
@@ -114,8 +115,6 @@ def logout():
 @login_required
 def home():
     """The chat client: Jinja renders the shell, ES modules in app/static/js do the rest."""
-    from app.bots.state import is_enabled as robot_enabled
-
     return render_template("app.html", me=presenters.user_self(current_user), robot=robot_enabled())
 
 

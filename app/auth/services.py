@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import realtime
+from app import realtime, speak_cache
 from app.concurrency import off_loop
 from app.errors import ApiError, not_found
 from app.extensions import db
@@ -302,6 +302,8 @@ def update_profile(user: User, changes: dict) -> User:
     for name in ("nickname", "avatar_url", "signature", "locale"):
         if name in changes:
             setattr(user, name, changes[name])
+    # A send carries its sender's nickname and avatar from the right-to-speak cache.
+    speak_cache.drop_user(user.id)
     db.session.commit()
     return user
 

@@ -20,13 +20,14 @@ from flask import Flask, current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import presenters, realtime
+from app import presenters, realtime, speak_cache
 from app.bots import state, unit
 from app.bots.base import Provider, ProviderError, fallback_reply
 from app.bots.builtin import BuiltinProvider
-from app.chat import services as chat
-from app.chat.events import TYPING_INTERVAL
+from app.chat.access import SendContext, active_member_ids
+from app.chat.conversations import open_direct
 from app.chat.schemas import MAX_TEXT
+from app.chat.send import TYPING_INTERVAL, message_stored, send_message
 from app.errors import ApiError
 from app.extensions import db, socketio
 from app.models import Conversation, ConversationMember, Message, User, utcnow
@@ -60,6 +61,7 @@ def get_bot() -> User:
         bot = find_bot()
     elif bot.nickname != nickname:
         bot.nickname = nickname
+        speak_cache.drop_user(bot.id)  # its sends carry the nickname from there
         db.session.commit()
     return bot
 
@@ -67,7 +69,7 @@ def get_bot() -> User:
 def open_bot(user_id: int) -> dict:
     """The robot and the user's conversation with it (opened, and announced, on first call)."""
     bot = get_bot()
-    summary, _ = chat.open_direct(user_id, bot.id)
+    summary, _ = open_direct(user_id, bot.id)
     return {"bot": presenters.user_public(bot), "conversation_id": summary["id"], "conversation": summary}
 
 
@@ -129,8 +131,8 @@ def _bot_member(conversation_id: int) -> User | None:
     )
 
 
-@chat.message_stored.connect
-def _on_message_stored(context: chat.SendContext, message: Message) -> None:
+@message_stored.connect
+def _on_message_stored(context: SendContext, message: Message) -> None:
     """Queue the robot's answer, to start once the message has committed."""
     try:
         job = _job_for(context, message)
@@ -142,7 +144,7 @@ def _on_message_stored(context: chat.SendContext, message: Message) -> None:
         realtime.on_commit(lambda: socketio.start_background_task(_run, app, job))
 
 
-def _job_for(context: chat.SendContext, message: Message) -> ReplyJob | None:
+def _job_for(context: SendContext, message: Message) -> ReplyJob | None:
     if context.sender.is_bot or message.type != "txt":
         return None
     text = message.body["msg"]
@@ -181,12 +183,12 @@ def answer(job: ReplyJob) -> dict | None:
     robot may no longer speak there, e.g. the group was muted meanwhile)."""
     user = db.session.get(User, job.sender_id)
     conversation = db.session.get(Conversation, job.conversation_id)
-    audience = [uid for uid in chat.active_member_ids(job.conversation_id) if uid != job.bot_id]
+    audience = [uid for uid in active_member_ids(job.conversation_id) if uid != job.bot_id]
     source = provider()
     db.session.close()  # hold no database connection while the provider thinks
     text = _think(source, user, conversation, job, audience)
     try:
-        reply, _ = chat.send_message(
+        reply, _ = send_message(
             job.bot_id, job.conversation_id, f"bot-reply-{job.message_id}", {"type": "txt", "msg": text}
         )
     except ApiError as error:

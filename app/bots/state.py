@@ -96,8 +96,3 @@ def is_enabled() -> bool:
 
 def set_enabled(enabled: bool) -> None:
     store().set(ENABLED_KEY, "1" if enabled else "0")
-
-
-def shows_online(user) -> bool:
-    """The robot is online while it is switched on; it never holds a socket."""
-    return user.is_bot and is_enabled()

@@ -11,13 +11,15 @@ import functools
 import logging
 import time
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room
 
-from app import ratelimit, realtime
+from app import realtime
 from app.auth.session import current_device
-from app.chat import schemas, services
+from app.chat import schemas
+from app.chat.read import mark_read
+from app.chat.send import TYPING_INTERVAL, check_send_rate, notify_typing, send_message
 from app.errors import ApiError
 from app.extensions import db, socketio
 from app.presence import SocketLimitReached
@@ -30,7 +32,6 @@ log = logging.getLogger(__name__)
 _identity: dict[str, tuple[int, int]] = {}
 # (sid, conversation_id) -> when this socket last sent a typing event there.
 _typing_sent: dict[tuple[str, int], float] = {}
-TYPING_INTERVAL = 2.0
 
 
 _refresher_started = False
@@ -102,61 +103,73 @@ def _error(error: ApiError) -> dict:
 EVENT_SCHEMAS: dict[str, type | None] = {}
 
 
+def current_sid() -> str:
+    """The socket whose event is being handled (events run without a request context)."""
+    return g.sid
+
+
 def event(name: str, schema=None):
-    """Register a socket event whose return value is the ack `{"ok": true, ...}`."""
+    """Register a socket event whose return value is the ack `{"ok": true, ...}`.
+
+    The handler is registered with python-socketio itself, not through Flask-SocketIO's
+    `on_event`, which would push a request context per event: build a request, match its URL,
+    decode and verify the session cookie. Identity was fixed at connect (`_identity`), so an
+    event needs only an application context (the database session, the config); `request`,
+    `session` and `current_user` are not available in handlers: `current_sid()` names the socket.
+    """
 
     def decorate(handler):
         EVENT_SCHEMAS[name] = schema
 
         @functools.wraps(handler)
-        def wrapped(data=None):
-            identity = _identity.get(request.sid)
-            if identity is None:
+        def wrapped(sid, data=None, *extra):
+            identity = _identity.get(sid)
+            environ = socketio.server.get_environ(sid) if identity is not None else None
+            if environ is None:
                 return _error(ApiError("unauthenticated", "Sign in first.", 401))
-            try:
-                payload = validate(schema, data) if schema is not None else data
-                return {"ok": True, **handler(identity[0], payload)}
-            except ApiError as error:
-                db.session.rollback()
-                return _error(error)
-            except Exception:
-                db.session.rollback()
-                log.exception("socket event %s failed", name)
-                return _error(ApiError("internal_error", "Something went wrong on our side.", 500))
+            with environ["flask.app"].app_context():
+                g.sid = sid
+                try:
+                    if extra:
+                        raise ApiError("invalid_input", "Send one JSON object.", 400)
+                    payload = validate(schema, data) if schema is not None else data
+                    return {"ok": True, **handler(identity[0], payload)}
+                except ApiError as error:
+                    db.session.rollback()
+                    return _error(error)
+                except Exception:
+                    db.session.rollback()
+                    log.exception("socket event %s failed", name)
+                    return _error(ApiError("internal_error", "Something went wrong on our side.", 500))
 
-        socketio.on_event(name, wrapped)
+        if socketio.server is not None:
+            socketio.server.on(name, wrapped)
+        else:  # bound when init_app makes the server, as Flask-SocketIO does with its own
+            socketio.handlers.append((name, wrapped, "/"))
         return wrapped
 
     return decorate
 
 
-def check_send_rate(user_id: int) -> None:
-    """A burst of sends from one user is refused with `rate_limited`, never dropped silently."""
-    rate = current_app.config["MESSAGE_RATE_LIMIT"]
-    ratelimit.require(rate, "send", str(user_id), message="You are sending too fast; wait a moment.")
-
-
 @event("message:send", schemas.SendIn)
 def send(user_id: int, data: schemas.SendIn) -> dict:
     check_send_rate(user_id)
-    message, created = services.send_message(
-        user_id, data.conversation_id, data.client_msg_id, data.body.model_dump()
-    )
+    message, created = send_message(user_id, data.conversation_id, data.client_msg_id, data.body.model_dump())
     return {"message": message, "duplicate": not created}
 
 
 @event("conversation:read", schemas.ReadIn)
 def read(user_id: int, data: schemas.ReadIn) -> dict:
-    return services.mark_read(user_id, data.conversation_id, data.seq)
+    return mark_read(user_id, data.conversation_id, data.seq)
 
 
 @event("typing", schemas.TypingIn)
 def typing(user_id: int, data: schemas.TypingIn) -> dict:
     """Tell the other members someone is typing; at most one event per 2 s per socket."""
-    key = (request.sid, data.conversation_id)
+    key = (current_sid(), data.conversation_id)
     now = time.monotonic()
     if now - _typing_sent.get(key, 0.0) < TYPING_INTERVAL:
         return {"throttled": True}
-    services.notify_typing(user_id, data.conversation_id)
+    notify_typing(user_id, data.conversation_id)
     _typing_sent[key] = now
     return {"throttled": False}

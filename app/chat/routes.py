@@ -5,36 +5,49 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
-from app.chat import schemas, services
-from app.chat.events import check_send_rate
+from app.chat import schemas
+from app.chat.access import require_member
+from app.chat.conversations import (
+    LIST_PAGE_MAX,
+    LIST_PAGE_SIZE,
+    conversation_list,
+    conversation_summaries,
+    set_member_flags,
+)
+from app.chat.conversations import open_direct as open_direct_conversation
+from app.chat.history import HISTORY_PAGE_MAX, history
+from app.chat.read import mark_read
+from app.chat.read import readers as message_readers
+from app.chat.send import check_send_rate, send_message
+from app.chat.sync import SYNC_PAGE_MAX, parse_cursor
+from app.chat.sync import sync as sync_page
 from app.errors import ApiError, not_found
 from app.presence_service import presence_of
 from app.validation import MAX_BIGINT, MAX_ID, int_arg, parse_json
 
 bp = Blueprint("chat_api", __name__, url_prefix="/api/v1")
 
-__all__ = ["bp", "int_arg"]
-
 
 @bp.get("/conversations")
 @login_required
 def conversations():
-    return jsonify(services.conversation_list(current_user.id))
+    limit = int_arg("limit", minimum=1, maximum=LIST_PAGE_MAX, default=LIST_PAGE_SIZE)
+    return jsonify(conversation_list(current_user.id, cursor=request.args.get("cursor") or None, limit=limit))
 
 
 @bp.post("/conversations")
 @login_required
 def open_direct():
     data = parse_json(schemas.OpenDirectIn)
-    summary, created = services.open_direct(current_user.id, data.user_id)
+    summary, created = open_direct_conversation(current_user.id, data.user_id)
     return jsonify(conversation=summary), 201 if created else 200
 
 
 @bp.get("/conversations/<int:conversation_id>")
 @login_required
 def conversation(conversation_id: int):
-    services.require_member(current_user.id, conversation_id, active=False)
-    summaries = services.conversation_summaries([current_user.id], conversation_ids=[conversation_id])
+    require_member(current_user.id, conversation_id, active=False)
+    summaries = conversation_summaries([current_user.id], conversation_ids=[conversation_id])
     if not summaries:
         raise not_found("conversation")
     return jsonify(conversation=summaries[0])
@@ -45,18 +58,18 @@ def conversation(conversation_id: int):
 def update_conversation(conversation_id: int):
     data = parse_json(schemas.MemberFlagsIn)
     changes = data.model_dump(exclude_none=True)
-    return jsonify(conversation=services.set_member_flags(current_user.id, conversation_id, changes))
+    return jsonify(conversation=set_member_flags(current_user.id, conversation_id, changes))
 
 
 @bp.get("/conversations/<int:conversation_id>/messages")
 @login_required
 def messages(conversation_id: int):
-    page = services.history(
+    page = history(
         current_user.id,
         conversation_id,
         before_seq=int_arg("before_seq", maximum=MAX_BIGINT),
         after_seq=int_arg("after_seq", maximum=MAX_BIGINT),
-        limit=int_arg("limit", minimum=1, maximum=services.HISTORY_PAGE_MAX, default=50),
+        limit=int_arg("limit", minimum=1, maximum=HISTORY_PAGE_MAX, default=50),
     )
     return jsonify(page)
 
@@ -66,7 +79,7 @@ def messages(conversation_id: int):
 def send(conversation_id: int):
     data = parse_json(schemas.MessageIn)
     check_send_rate(current_user.id)
-    message, created = services.send_message(
+    message, created = send_message(
         current_user.id, conversation_id, data.client_msg_id, data.body.model_dump()
     )
     return jsonify(message=message, duplicate=not created), 201 if created else 200
@@ -76,13 +89,13 @@ def send(conversation_id: int):
 @login_required
 def read(conversation_id: int):
     data = parse_json(schemas.SeqIn)
-    return jsonify(services.mark_read(current_user.id, conversation_id, data.seq))
+    return jsonify(mark_read(current_user.id, conversation_id, data.seq))
 
 
 @bp.get("/conversations/<int:conversation_id>/messages/<seq:seq>/readers")
 @login_required
 def readers(conversation_id: int, seq: int):
-    return jsonify(services.readers(current_user.id, conversation_id, seq))
+    return jsonify(message_readers(current_user.id, conversation_id, seq))
 
 
 @bp.get("/sync")
@@ -91,9 +104,9 @@ def sync():
     raw = request.args.get("cursor")
     if raw and (not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_BIGINT):
         raise ApiError("invalid_cursor", "The sync cursor is malformed.", 400, {"cursor": "not a cursor"})
-    cursor = services.parse_cursor(raw)
-    limit = int_arg("limit", minimum=1, maximum=services.SYNC_PAGE_MAX, default=services.SYNC_PAGE_MAX)
-    return jsonify(services.sync(current_user.id, cursor, limit))
+    cursor = parse_cursor(raw)
+    limit = int_arg("limit", minimum=1, maximum=SYNC_PAGE_MAX, default=SYNC_PAGE_MAX)
+    return jsonify(sync_page(current_user.id, cursor, limit))
 
 
 @bp.get("/presence")

@@ -13,9 +13,11 @@ from flask import current_app
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import presenters, realtime
-from app.bots.state import shows_online
-from app.chat import services as chat
+from app import presenters, realtime, speak_cache
+from app.chat.access import active_member_ids
+from app.chat.conversations import add_members, conversation_summaries, stamp_members
+from app.chat.send import append_message
+from app.chat.stream import next_stream_pos
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.models import (
@@ -29,7 +31,7 @@ from app.models import (
     utcnow,
 )
 from app.paging import keyset_page
-from app.presence_service import visible_to
+from app.presence_service import shows_online, visible_to
 from app.social.services import friendship
 
 RANKS = {"member": 0, "admin": 1, "owner": 2}
@@ -100,7 +102,7 @@ def _announce_group(group: Group) -> None:
         realtime.emit_after_commit(
             "group:update",
             presenters.group(db.session.get(Group, group.id)),
-            chat.active_member_ids(conversation_id),
+            active_member_ids(conversation_id),
         )
 
     realtime.before_commit(prepare)
@@ -108,7 +110,7 @@ def _announce_group(group: Group) -> None:
 
 def _touch_conversation(conversation_id: int) -> None:
     """Mark the conversation as changed for sync (name, avatar...) when no message does."""
-    pos = chat.next_stream_pos()
+    pos = next_stream_pos()
     db.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(stream_pos=pos))
 
 
@@ -156,13 +158,13 @@ def create_group(owner_id: int, name: str, member_ids: list[int] | None = None) 
     for uid in others:
         db.session.add(GroupMember(group_id=group.id, user_id=uid, role="member", invited_by_id=owner_id))
     everyone = [owner_id, *others]
-    chat.add_members(conversation.id, everyone)
-    chat.append_message(
+    add_members(conversation.id, everyone)
+    append_message(
         conversation.id,
         None,
         system_body("group_created", owner, f"{owner.nickname} created the group", user_ids=others),
     )
-    chat.stamp_members(conversation.id, everyone)
+    stamp_members(conversation.id, everyone)
     db.session.commit()
     return group
 
@@ -190,7 +192,7 @@ def update_group(actor_id: int, group_id: int, changes: dict) -> dict:
                 )
     db.session.flush()
     for body in notes:
-        chat.append_message(group.conversation_id, None, body)
+        append_message(group.conversation_id, None, body)
     if not notes:
         _touch_conversation(group.conversation_id)
     _announce_group(group)
@@ -212,9 +214,10 @@ def _join(group: Group, user_ids: list[int], actor: User, event: str, text: str)
         db.session.add(GroupMember(group_id=group.id, user_id=uid, role="member", invited_by_id=actor.id))
     group.member_count += len(new)
     db.session.flush()
-    chat.add_members(group.conversation_id, new)
-    chat.append_message(group.conversation_id, None, system_body(event, actor, text, user_ids=new))
-    chat.stamp_members(group.conversation_id, new)
+    add_members(group.conversation_id, new)
+    append_message(group.conversation_id, None, system_body(event, actor, text, user_ids=new))
+    stamp_members(group.conversation_id, new)
+    speak_cache.drop_conversation(group.conversation_id)
     _announce_group(group)
 
 
@@ -372,16 +375,17 @@ def _remove(group: Group, user_ids: list[int], body: dict) -> None:
     db.session.execute(
         leaving.values(active=False, updated_at=utcnow())
     )  # member rows locked before the counter
-    message = chat.append_message(group.conversation_id, None, body, also_to=user_ids)
+    message = append_message(group.conversation_id, None, body, also_to=user_ids)
     db.session.execute(leaving.values(left_seq=message.seq))
-    chat.stamp_members(group.conversation_id, user_ids)
+    stamp_members(group.conversation_id, user_ids)
     conversation_id = group.conversation_id
 
     def prepare():
-        for summary in chat.conversation_summaries(user_ids, conversation_ids=[conversation_id]):
+        for summary in conversation_summaries(user_ids, conversation_ids=[conversation_id]):
             realtime.emit_after_commit("conversation:update", summary, [summary.pop("_user_id", user_ids[0])])
 
     realtime.before_commit(prepare)
+    speak_cache.drop_conversation(conversation_id)
     _announce_group(group)
 
 
@@ -488,11 +492,12 @@ def set_role(actor_id: int, group_id: int, user_id: int, role: str) -> dict:
         raise ApiError("forbidden", "Transfer ownership instead.", 403)
     if target.role != role:
         target.role = role
+        speak_cache.drop_conversation(group.conversation_id)
         actor = db.session.get(User, actor_id)
         user = db.session.get(User, user_id)
         verb = "made" if role == "admin" else "removed"
         text = f"{actor.nickname} {verb} {user.nickname} {'an admin' if role == 'admin' else 'as admin'}"
-        chat.append_message(
+        append_message(
             group.conversation_id, None, system_body(f"role_{role}", actor, text, user_ids=[user_id])
         )
         _announce_group(group)
@@ -508,9 +513,10 @@ def transfer(actor_id: int, group_id: int, user_id: int) -> dict:
     owner.role = "admin"
     target.role = "owner"
     group.owner_id = user_id
+    speak_cache.drop_conversation(group.conversation_id)
     actor = db.session.get(User, actor_id)
     user = db.session.get(User, user_id)
-    chat.append_message(
+    append_message(
         group.conversation_id,
         None,
         system_body(
@@ -526,9 +532,10 @@ def mute_all(actor_id: int, group_id: int, muted: bool, *, site_admin: bool = Fa
     group, _ = require_group_role(actor_id, group_id, "admin", lock=True, site_admin=site_admin)
     if group.muted_all != muted:
         group.muted_all = muted
+        speak_cache.drop_conversation(group.conversation_id)
         actor = db.session.get(User, actor_id)
         text = f"{actor.nickname} {'muted' if muted else 'unmuted'} the group"
-        chat.append_message(
+        append_message(
             group.conversation_id, None, system_body("group_muted" if muted else "group_unmuted", actor, text)
         )
         _announce_group(group)
@@ -545,6 +552,7 @@ def mute_member(actor_id: int, group_id: int, user_id: int, minutes: int) -> dic
     if RANKS[target.role] >= RANKS[actor_member.role]:
         raise ApiError("forbidden", "You cannot mute this member.", 403)
     target.muted_until = utcnow() + timedelta(minutes=minutes) if minutes else None
+    speak_cache.drop_conversation(group.conversation_id)
     actor = db.session.get(User, actor_id)
     user = db.session.get(User, user_id)
     text = (
@@ -552,9 +560,7 @@ def mute_member(actor_id: int, group_id: int, user_id: int, minutes: int) -> dic
         if minutes
         else f"{actor.nickname} unmuted {user.nickname}"
     )
-    chat.append_message(
-        group.conversation_id, None, system_body("member_muted", actor, text, user_ids=[user_id])
-    )
+    append_message(group.conversation_id, None, system_body("member_muted", actor, text, user_ids=[user_id]))
     db.session.commit()
     return presenters.group_member(target, user, online=False)
 
@@ -565,10 +571,9 @@ def dissolve(actor_id: int, group_id: int, reason: str = "", *, site_admin: bool
     actor = db.session.get(User, actor_id)
     group.dissolved_at = utcnow()
     group.dissolved_reason = reason or None
+    speak_cache.drop_conversation(group.conversation_id)
     text = "The group was dissolved" + (f": {reason}" if reason else "")
-    chat.append_message(
-        group.conversation_id, None, system_body("group_dissolved", actor, text, reason=reason)
-    )
+    append_message(group.conversation_id, None, system_body("group_dissolved", actor, text, reason=reason))
     _announce_group(group)
     db.session.commit()
     return presenters.group(group)

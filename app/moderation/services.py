@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 
-from app import presenters, realtime
+from app import presenters, realtime, speak_cache
 from app.auth import services as auth
-from app.chat import services as chat
+from app.chat.access import active_member_ids
+from app.chat.stream import next_stream_pos
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.groups import services as groups
@@ -78,6 +79,7 @@ def _sanction(admin_id: int, user_id: int, kind: str, reason: str, expires_at: d
     db.session.add(
         Sanction(user_id=user_id, kind=kind, reason=reason, created_by_id=admin_id, expires_at=expires_at)
     )
+    speak_cache.drop_user(user_id)
     return user
 
 
@@ -124,6 +126,7 @@ def _lift(admin_id: int, user_id: int, kind: str, reason: str) -> int:
     for sanction in current:
         sanction.lifted_at = utcnow()
         sanction.lifted_by_id = admin_id
+    speak_cache.drop_user(user_id)
     audit(admin_id, f"un{kind}", "user", user_id, reason)
     db.session.commit()
     return len(current)
@@ -189,7 +192,7 @@ def recall_message(admin_id: int, message_id: int, reason: str) -> None:
     message.recalled_by_id = admin_id
     audit(admin_id, "recall_message", "message", message_id, reason, conversation_id=message.conversation_id)
     db.session.flush()
-    pos = chat.next_stream_pos()
+    pos = next_stream_pos()
     message.stream_pos = pos
     db.session.execute(
         update(Conversation).where(Conversation.id == message.conversation_id).values(stream_pos=pos)
@@ -197,7 +200,7 @@ def recall_message(admin_id: int, message_id: int, reason: str) -> None:
     payload = presenters.message(
         message, db.session.get(User, message.sender_id) if message.sender_id else None
     )
-    realtime.emit_after_commit("message:recalled", payload, chat.active_member_ids(message.conversation_id))
+    realtime.emit_after_commit("message:recalled", payload, active_member_ids(message.conversation_id))
     db.session.commit()
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
-from app.chat.routes import int_arg
 from app.errors import ApiError
 from app.groups import services as groups
 from app.social import schemas
 from app.social import services as social
-from app.validation import parse_json
+from app.validation import int_arg, parse_json
 
 bp = Blueprint("social_api", __name__, url_prefix="/api/v1")
 

@@ -6,9 +6,9 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from app import presenters, realtime
+from app import presenters, realtime, speak_cache
 from app.auth.services import ban_clause
-from app.chat import services as chat
+from app.chat.conversations import add_members, stamp_members
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.models import Block, Conversation, ConversationMember, FriendRequest, Friendship, User, utcnow
@@ -167,6 +167,7 @@ def respond_to_request(user_id: int, request_id: int, *, accept: bool) -> dict:
             db.session.add(Friendship(user_a_id=low, user_b_id=high))
         db.session.flush()
         _revive_direct(low, high)
+        speak_cache.drop_pair(low, high)
     payload = _request_payload(request, sender, recipient)
     realtime.emit_after_commit("friend:request", payload, [request.from_user_id, request.to_user_id])
     db.session.commit()
@@ -189,8 +190,8 @@ def _revive_direct(user_id: int, peer_id: int) -> None:
     }
     missing = [uid for uid in (user_id, peer_id) if uid not in members or not members[uid].active]
     if missing:
-        chat.add_members(conversation.id, missing)
-        chat.stamp_members(conversation.id, missing)
+        add_members(conversation.id, missing)
+        stamp_members(conversation.id, missing)
 
 
 def withdraw_request(user_id: int, request_id: int) -> dict:
@@ -286,6 +287,7 @@ def remove_friend(user_id: int, friend_id: int) -> None:
     if pair is None:
         raise not_found("friend")
     db.session.delete(pair)
+    speak_cache.drop_pair(user_id, friend_id)
     realtime.emit_after_commit("friend:removed", {"user_ids": [user_id, friend_id]}, [user_id, friend_id])
     db.session.commit()
 
@@ -298,6 +300,7 @@ def block_user(user_id: int, target_id: int) -> None:
         raise not_found("user")
     if not is_blocked(user_id, target_id):
         db.session.add(Block(user_id=user_id, blocked_user_id=target_id))
+        speak_cache.drop_pair(user_id, target_id)
     db.session.execute(
         delete(FriendRequest).where(
             FriendRequest.status == "pending",
@@ -315,6 +318,7 @@ def unblock_user(user_id: int, target_id: int) -> None:
     if block is None:
         raise not_found("block")
     db.session.delete(block)
+    speak_cache.drop_pair(user_id, target_id)
     db.session.commit()
 
 

@@ -9,7 +9,7 @@ import uuid
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from app.chat import services as chat
+from app.chat.send import send_message
 from app.extensions import db
 from app.models import Conversation, ConversationMember
 from tests.e2e.conftest import DESKTOP, PHONE
@@ -219,9 +219,7 @@ def test_history_scrolls_up_in_pages_without_duplicates(new_page, sign_in, make_
     conversation_id = direct_conversation_id(app, alice_id)
     with app.app_context():
         for number in range(1, 101):
-            chat.send_message(
-                bob_id, conversation_id, uuid.uuid4().hex, {"type": "txt", "msg": f"old {number}"}
-            )
+            send_message(bob_id, conversation_id, uuid.uuid4().hex, {"type": "txt", "msg": f"old {number}"})
     alice = sign_in(new_page(DESKTOP), "alice")
     expect(alice.locator(".conv .badge")).to_have_text("99+")
     open_chat(alice)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from app.chat import services as chat
+from app.chat.send import send_message
 from app.extensions import db
 from app.models import Conversation, ConversationMember, Message
 from tests.conftest import PASSWORD
@@ -96,8 +96,8 @@ def test_a_recall_in_the_console_replaces_the_open_bubble_without_a_reload(
             .join(ConversationMember, ConversationMember.conversation_id == Conversation.id)
             .where(ConversationMember.user_id == alice_id, Conversation.kind == "direct")
         ).one()
-        chat.send_message(bob_id, conversation_id, "e2e-recall-1", {"type": "txt", "msg": "kept message"})
-        chat.send_message(bob_id, conversation_id, "e2e-recall-2", {"type": "txt", "msg": "something nasty"})
+        send_message(bob_id, conversation_id, "e2e-recall-1", {"type": "txt", "msg": "kept message"})
+        send_message(bob_id, conversation_id, "e2e-recall-2", {"type": "txt", "msg": "something nasty"})
         message_id = db.session.scalar(db.select(Message.id).where(Message.client_msg_id == "e2e-recall-2"))
 
     alice = sign_in(new_page(DESKTOP), "alice")

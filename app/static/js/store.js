@@ -6,6 +6,10 @@ export const state = {
   cursor: null,
   connected: false,
   conversations: new Map(),
+  // The conversation list comes in pages: the cursor of the next one (null once all are loaded),
+  // and the unread counts of un-muted conversations not loaded yet, by id, for the tab badge.
+  listNext: null,
+  unreadElsewhere: new Map(),
   buckets: new Map(),
   presence: new Map(),
   typing: new Map(),
@@ -62,6 +66,7 @@ export function putSummary(summary) {
     recount(next);
   }
   state.conversations.set(summary.id, next);
+  state.unreadElsewhere.delete(summary.id);
   if (next.peer) state.presence.set(next.peer.id, next.online);
   emit("conversations");
   emit(`conversation:${summary.id}`);
@@ -128,13 +133,14 @@ export function totalUnread() {
   for (const summary of state.conversations.values()) {
     if (!summary.muted) total += summary.unread;
   }
+  for (const unread of state.unreadElsewhere.values()) total += unread;
   return total;
 }
 
 export function sortedConversations() {
   return [...state.conversations.values()].sort((a, b) => {
     if (a.pinned !== b.pinned) return a.pinned ? -1 : 1;
-    return (b.last_activity_at || "").localeCompare(a.last_activity_at || "");
+    return (b.last_activity_at || "").localeCompare(a.last_activity_at || "") || b.id - a.id;
   });
 }
 

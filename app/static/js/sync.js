@@ -9,6 +9,8 @@ import { t } from "./i18n.js";
 import { bucket, emit, putMessage, putSummary, replaceMessage, setPresence, setRead, state } from "./store.js";
 
 const SYNC_PAGE = 200;
+const LIST_PAGE = 50;
+let loadingList = null;
 const MAX_SYNC_PAGES = 1000;
 let syncing = null;
 let syncAgain = false;
@@ -16,8 +18,10 @@ let sanctionTimer = null;
 
 export async function start(me) {
   state.me = me;
-  const data = await api("/conversations");
+  const data = await api("/conversations", { params: { limit: LIST_PAGE } });
   state.cursor = data.cursor;
+  state.listNext = data.next;
+  state.unreadElsewhere = new Map(Object.entries(data.unread_elsewhere || {}).map(([id, unread]) => [Number(id), unread]));
   for (const summary of data.conversations) putSummary(summary);
   // The robot's chat belongs in every list while the robot is on: open it once.
   const robotOn = JSON.parse(document.getElementById("robot")?.textContent || "false");
@@ -31,6 +35,32 @@ export async function start(me) {
   window.addEventListener("offline", () => socket.disconnect());
   window.addEventListener("online", () => socket.connect());
   loadContacts();
+}
+
+/**
+ * Load the next page of the conversation list (the list view asks as the user scrolls near its
+ * end). Items already known from a live event or sync are merged, never moved backwards.
+ */
+export function loadMoreConversations() {
+  if (!state.listNext || loadingList) return loadingList;
+  loadingList = (async () => {
+    let data;
+    try {
+      data = await api("/conversations", { params: { cursor: state.listNext, limit: LIST_PAGE } });
+    } catch (error) {
+      loadingList = null;
+      if (!(error instanceof ApiError)) throw error;
+      // A failed page is asked again on the next scroll (not at once, so no loop while offline).
+      if (error.code === "invalid_cursor") state.listNext = null;
+      return;
+    }
+    // Done before the redraw, which may ask for the next page while the pane is not filled.
+    loadingList = null;
+    state.listNext = data.next;
+    for (const summary of data.conversations) putSummary(summary);
+    emit("conversations");
+  })();
+  return loadingList;
 }
 
 /** Replay /sync from the kept cursor until has_more is false; one run at a time. */
@@ -96,7 +126,12 @@ function wireSocket() {
   socket.on("message:recalled", (message) => replaceMessage(message));
   socket.on("conversation:new", putSummary);
   socket.on("conversation:update", putSummary);
-  socket.on("conversation:read", (data) => setRead(data.conversation_id, data.read_seq));
+  socket.on("conversation:read", (data) => {
+    // Read on another device in a conversation whose page is not loaded yet: its badge count
+    // comes with its summary.
+    if (!state.conversations.has(data.conversation_id) && state.unreadElsewhere.has(data.conversation_id)) summaryOf(data.conversation_id);
+    setRead(data.conversation_id, data.read_seq);
+  });
   socket.on("receipt:read", (data) => {
     if ((state.peerRead.get(data.conversation_id) || 0) < data.read_seq) {
       state.peerRead.set(data.conversation_id, data.read_seq);

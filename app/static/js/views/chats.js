@@ -1,8 +1,12 @@
-// The conversation list: pinned first, then by last activity; badges, presence, mute.
+// The conversation list: pinned first, then by last activity; badges, presence, mute. Pages after
+// the first load as the user scrolls near the end (or at once while the list does not fill the pane).
 import { avatar, batched, h, icon, shortTime } from "../dom.js";
 import { t } from "../i18n.js";
 import { displayName, on, sortedConversations, state } from "../store.js";
+import { loadMoreConversations } from "../sync.js";
 import { preview } from "./message.js";
+
+const NEAR_END = 400;
 
 export function mountChatList(container, currentId) {
   const list = h("ul", { class: "list conv-list" });
@@ -42,9 +46,18 @@ export function mountChatList(container, currentId) {
     for (const [id, el] of items) if (!state.conversations.has(id)) { el.remove(); items.delete(id); }
     list.replaceChildren(...fresh);
     empty.hidden = ordered.length > 0;
+    moreIfNearEnd();
+  }
+  function moreIfNearEnd() {
+    if (!state.listNext || !list.isConnected || !container.clientHeight) return;
+    if (container.scrollHeight - container.scrollTop - container.clientHeight < NEAR_END) loadMoreConversations();
   }
   const redraw = batched(render);
   const off = [on("conversations", redraw), on("friends", redraw), on("route", redraw)];
+  container.addEventListener("scroll", moreIfNearEnd, { passive: true });
   render();
-  return () => off.forEach((fn) => fn());
+  return () => {
+    off.forEach((fn) => fn());
+    container.removeEventListener("scroll", moreIfNearEnd);
+  };
 }

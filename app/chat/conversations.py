@@ -1,0 +1,390 @@
+"""Conversations: opening direct ones, membership changes, and the conversation list (one query
+for any number of items) with each member's own flags."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import re
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import Boolean, Integer, and_, bindparam, case, or_, select, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
+
+from app import presenters, realtime
+from app.chat.access import _are_friends, _blocked_pair_clause, _is_blocked_pair, require_member
+from app.chat.read import _unread
+from app.chat.stream import current_stream_pos, next_stream_pos
+from app.errors import ApiError, not_found
+from app.extensions import db
+from app.models import Conversation, ConversationMember, Group, Message, User, utcnow
+from app.models.types import UTCDateTime
+from app.presence_service import shows_online
+from app.validation import MAX_ID
+
+# The conversation list's pages: the default size and the largest a client may ask for.
+LIST_PAGE_SIZE = 50
+LIST_PAGE_MAX = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
+_CURSOR_KEY = re.compile(r"([01])\.(-?[0-9]{1,18})\.([0-9]{1,10})")
+
+
+def open_direct(user_id: int, peer_id: int) -> tuple[dict, bool]:
+    """The direct conversation between two users, created (and announced) if it is new."""
+    if peer_id == user_id:
+        raise ApiError("invalid_peer", "You cannot open a conversation with yourself.", 400)
+    peer = db.session.get(User, peer_id)
+    if peer is None:
+        raise not_found("user")
+    me = db.session.get(User, user_id)
+    if not (peer.is_bot or me.is_bot):
+        if _is_blocked_pair(user_id, peer_id):
+            raise ApiError("blocked", "You cannot message this user.", 403)
+        if not _are_friends(user_id, peer_id):
+            raise ApiError("not_friends", "You can only message your friends.", 403)
+    low, high = sorted((user_id, peer_id))
+    key = f"{low}:{high}"
+    conversation = db.session.scalar(select(Conversation).where(Conversation.direct_key == key))
+    created = False
+    if conversation is None:
+        conversation = Conversation(kind="direct", direct_key=key)
+        db.session.add(conversation)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            conversation = db.session.scalar(select(Conversation).where(Conversation.direct_key == key))
+        else:
+            created = True
+            add_members(conversation.id, [user_id, peer_id])
+            stamp_members(conversation.id, [user_id, peer_id])
+            db.session.commit()
+    summary = conversation_summaries([user_id], conversation_ids=[conversation.id])[0]
+    return summary, created
+
+
+def add_members(conversation_id: int, user_ids: list[int]) -> None:
+    """Make users members (or members again) from the conversation's current seq on, and
+    announce the conversation to their devices after commit.
+
+    Locks the conversation row, then the member rows; the caller takes the stream position
+    last (`stamp_members`, or by appending a message) and commits.
+    """
+    conversation = db.session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+    )
+    now = utcnow()
+    for user_id in user_ids:
+        member = db.session.get(ConversationMember, (conversation_id, user_id))
+        if member is None:
+            member = ConversationMember(conversation_id=conversation_id, user_id=user_id)
+            db.session.add(member)
+        member.active = True
+        member.left_seq = None
+        member.hidden = False
+        member.joined_seq = conversation.last_seq
+        member.read_seq = conversation.last_seq
+        member.joined_at = now
+        member.updated_at = now
+    db.session.flush()
+    realtime.before_commit(lambda: announce_conversation(conversation_id, user_ids))
+
+
+def stamp_members(conversation_id: int, user_ids: list[int]) -> None:
+    """Mark these members' own state as changed, for sync. Call after their rows are locked."""
+    pos = next_stream_pos()
+    db.session.execute(
+        update(ConversationMember)
+        .where(
+            ConversationMember.conversation_id == conversation_id, ConversationMember.user_id.in_(user_ids)
+        )
+        .values(stream_pos=pos)
+    )
+
+
+def announce_conversation(conversation_id: int, user_ids: list[int]) -> None:
+    """Send each user their own summary of the conversation once the transaction commits."""
+    for summary in conversation_summaries(user_ids, conversation_ids=[conversation_id]):
+        user_id = summary.pop("_user_id", user_ids[0])
+        realtime.emit_after_commit("conversation:new", summary, [user_id], first=True)
+
+
+def _columns_of(entity) -> list:
+    """The column attributes of a mapped class (or an alias of one), in mapper order."""
+    return [getattr(entity, attr.key) for attr in sa_inspect(entity).mapper.column_attrs]
+
+
+def _plain_entities(row, shape: list[tuple[list[str], int] | None]) -> list:
+    """Split a row of plain columns into one attribute object per entity (None where an outer
+    join found nothing); a `None` in `shape` passes one column through as it is. Rows this way
+    cost a fraction of ORM instances, which the conversation list (hundreds of items, five
+    entities each) would otherwise spend most of its time building."""
+    values, at, parts = tuple(row), 0, []
+    for part in shape:
+        if part is None:
+            parts.append(values[at])
+            at += 1
+            continue
+        keys, key_index = part
+        chunk = values[at : at + len(keys)]
+        at += len(keys)
+        found = chunk[key_index] is not None
+        parts.append(SimpleNamespace(**dict(zip(keys, chunk, strict=True))) if found else None)
+    return parts
+
+
+def _shape_of(*models) -> list[tuple[list[str], int] | None]:
+    shape: list[tuple[list[str], int] | None] = []
+    for model in models:
+        if model is None:
+            shape.append(None)
+            continue
+        keys = [attr.key for attr in sa_inspect(model).column_attrs]
+        primary = sa_inspect(model).primary_key[0].key
+        shape.append((keys, keys.index(primary)))
+    return shape
+
+
+# member, conversation, group, peer, last message, its sender, the peer's read position, whether
+# one of the pair blocked the other
+_SUMMARY_SHAPE = _shape_of(ConversationMember, Conversation, Group, User, Message, User, None, None)
+
+
+@functools.cache
+def _summaries_query():
+    """The conversation list's statement without its filters, built once (it names about a hundred
+    columns, which costs more to build than SQLite takes to run it)."""
+    member = ConversationMember
+    peer_member = aliased(ConversationMember)
+    peer = aliased(User)
+    last = aliased(Message)
+    last_sender = aliased(User)
+    visible_last = case((member.left_seq.is_not(None), member.left_seq), else_=Conversation.last_seq)
+    return (
+        select(
+            *_columns_of(member),
+            *_columns_of(Conversation),
+            *_columns_of(Group),
+            *_columns_of(peer),
+            *_columns_of(last),
+            *_columns_of(last_sender),
+            peer_member.read_seq,
+            _blocked_pair_clause(peer.id, member.user_id),
+        )
+        .join(Conversation, Conversation.id == member.conversation_id)
+        .outerjoin(Group, Group.conversation_id == Conversation.id)
+        .outerjoin(
+            peer_member,
+            and_(
+                Conversation.kind == "direct",
+                peer_member.conversation_id == Conversation.id,
+                peer_member.user_id != member.user_id,
+            ),
+        )
+        .outerjoin(peer, peer.id == peer_member.user_id)
+        .outerjoin(
+            last,
+            and_(
+                last.conversation_id == Conversation.id,
+                last.seq == visible_last,
+                last.seq > member.joined_seq,
+            ),
+        )
+        .outerjoin(last_sender, last_sender.id == last.sender_id)
+        .where(member.user_id.in_(bindparam("user_ids", expanding=True)), member.hidden.is_(False))
+        .order_by(
+            member.user_id, member.pinned.desc(), Conversation.last_activity_at.desc(), Conversation.id.desc()
+        )
+    )
+
+
+def conversation_summaries(
+    user_ids: list[int],
+    *,
+    conversation_ids: list[int] | None = None,
+    changed_after: int | None = None,
+    changed_upto: int | None = None,
+    after: tuple[bool, datetime, int] | None = None,
+    limit: int | None = None,
+) -> list[dict]:
+    """Conversation list items for `user_ids`, pinned first, then by last activity, then by id
+    (newest first).
+
+    One query whatever the number of conversations. With several users, each item carries
+    `_user_id`, the user it was made for. `after` (a list key, see `_list_key`) and `limit` cut
+    one page out of a single user's list with a keyset condition that follows that order.
+    """
+    member = ConversationMember
+    query, params = _summaries_query(), {"user_ids": user_ids}
+    if limit is not None:
+        query = _page_query(after is not None)
+        params |= {"page_user": user_ids[0], "page_size": limit}
+        if after is not None:
+            params |= dict(zip(("after_pinned", "after_activity", "after_id"), after, strict=True))
+    if conversation_ids is not None:
+        query = query.where(member.conversation_id.in_(conversation_ids))
+    if changed_after is not None:
+        upto = changed_upto if changed_upto is not None else 2**62
+        query = query.where(
+            or_(
+                and_(Conversation.stream_pos > changed_after, Conversation.stream_pos <= upto),
+                and_(member.stream_pos > changed_after, member.stream_pos <= upto),
+            )
+        )
+    rows = [_plain_entities(row, _SUMMARY_SHAPE) for row in db.session.connection().execute(query, params)]
+    online = realtime.presence().online({row[3].id for row in rows if row[3] is not None})
+    items = []
+    for membership, conversation, group, peer_user, last_message, sender, peer_read_seq, blocked in rows:
+        item = presenters.conversation(
+            membership,
+            conversation,
+            group,
+            peer_user,
+            last_message,
+            sender,
+            unread=_unread(membership, conversation),
+            # Presence crosses no block, in either direction (app/presence_service.py).
+            online=peer_user is not None
+            and not blocked
+            and (peer_user.id in online or shows_online(peer_user)),
+            # No read receipts between people who blocked each other.
+            peer_read_seq=None if blocked else peer_read_seq,
+        )
+        if len(user_ids) > 1:
+            item["_user_id"] = membership.user_id
+        items.append(item)
+    return items
+
+
+@functools.cache
+def _page_query(keyset: bool):
+    """One page of one user's list: the page's conversations are picked first (members and
+    conversations only, in the list's order, after the cursor's key with `keyset`), and only
+    they get the list's other joins. Built once per variant; the values are bound per call."""
+    member = ConversationMember
+    page = (
+        select(member.conversation_id)
+        .join(Conversation, Conversation.id == member.conversation_id)
+        .where(member.user_id == bindparam("page_user"), member.hidden.is_(False))
+    )
+    if keyset:
+        pinned = bindparam("after_pinned", type_=Boolean)
+        activity = bindparam("after_activity", type_=UTCDateTime)
+        conversation_id = bindparam("after_id", type_=Integer)
+        page = page.where(
+            or_(
+                member.pinned < pinned,
+                and_(
+                    member.pinned == pinned,
+                    or_(
+                        Conversation.last_activity_at < activity,
+                        and_(Conversation.last_activity_at == activity, Conversation.id < conversation_id),
+                    ),
+                ),
+            )
+        )
+    page = page.order_by(
+        member.pinned.desc(), Conversation.last_activity_at.desc(), Conversation.id.desc()
+    ).limit(bindparam("page_size", type_=Integer))
+    return _summaries_query().where(member.conversation_id.in_(page))
+
+
+def _list_key(item: dict) -> tuple[bool, datetime, int]:
+    return bool(item["pinned"]), datetime.fromisoformat(item["last_activity_at"]), item["id"]
+
+
+def encode_list_cursor(key: tuple[bool, datetime, int]) -> str:
+    """An opaque cursor: the last item's place in the list's order."""
+    pinned, activity, conversation_id = key
+    micros = (activity - _EPOCH) // timedelta(microseconds=1)
+    raw = f"{int(pinned)}.{micros}.{conversation_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_list_cursor(raw: str) -> tuple[bool, datetime, int]:
+    invalid = ApiError("invalid_cursor", "The list cursor is malformed.", 400, {"cursor": "not a cursor"})
+    if not raw or len(raw) > 64 or not _CURSOR_TEXT.fullmatch(raw):
+        raise invalid
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        raise invalid from None
+    found = _CURSOR_KEY.fullmatch(text)
+    if found is None or not 1 <= int(found[3]) <= MAX_ID:
+        raise invalid
+    try:
+        activity = _EPOCH + timedelta(microseconds=int(found[2]))
+    except OverflowError:
+        raise invalid from None
+    return found[1] == "1", activity, int(found[3])
+
+
+def conversation_list(user_id: int, *, cursor: str | None = None, limit: int = LIST_PAGE_SIZE) -> dict:
+    """One page of the conversation list and the next page's cursor (None on the last page).
+
+    The first page also carries the stream cursor to catch up from, and the unread counts the tab
+    badge needs beyond the page: `unread_total` over every conversation of the list that is not
+    muted, and `unread_elsewhere`, those counts for the conversations not on this page. Later
+    pages are cut after the cursor's place in the list: an item whose activity moved between two
+    requests may be seen on neither or both, which the client's live updates and sync cover."""
+    after = parse_list_cursor(cursor) if cursor is not None else None
+    stream = current_stream_pos()
+    rows = conversation_summaries([user_id], after=after, limit=limit + 1)
+    items, following = rows[:limit], None
+    if len(rows) > limit:
+        following = encode_list_cursor(_list_key(items[-1]))
+    page = {"conversations": items, "cursor": str(stream), "next": following}
+    if after is None:
+        unread = _unread_counts(user_id)
+        on_page = {item["id"] for item in items}
+        page["unread_total"] = sum(unread.values())
+        page["unread_elsewhere"] = {
+            str(conversation_id): count
+            for conversation_id, count in unread.items()
+            if conversation_id not in on_page
+        }
+    return page
+
+
+def _unread_counts(user_id: int) -> dict[int, int]:
+    """Unread counts of the user's listed, un-muted conversations that have any (one query)."""
+    rows = db.session.connection().execute(_unread_query(), {"user_id": user_id})
+    return {conversation_id: count for conversation_id, count in rows}
+
+
+@functools.cache
+def _unread_query():
+    """What `_unread` computes per item, for every listed un-muted conversation at once."""
+    member = ConversationMember
+    last = case((member.left_seq.is_not(None), member.left_seq), else_=Conversation.last_seq)
+    seen = case((member.read_seq > member.joined_seq, member.read_seq), else_=member.joined_seq)
+    return (
+        select(member.conversation_id, last - seen)
+        .join(Conversation, Conversation.id == member.conversation_id)
+        .where(
+            member.user_id == bindparam("user_id"),
+            member.hidden.is_(False),
+            member.muted.is_(False),
+            last > seen,
+        )
+    )
+
+
+def set_member_flags(user_id: int, conversation_id: int, changes: dict) -> dict:
+    """Pin, mute notifications of, or hide a conversation for oneself; synced to every device."""
+    member = require_member(user_id, conversation_id, active=False)
+    for name in ("pinned", "muted", "hidden"):
+        if name in changes:
+            setattr(member, name, changes[name])
+    member.updated_at = utcnow()
+    db.session.flush()
+    member.stream_pos = next_stream_pos()
+    db.session.commit()
+    summary_list = conversation_summaries([user_id], conversation_ids=[conversation_id])
+    summary = summary_list[0] if summary_list else {"id": conversation_id, "hidden": True}
+    realtime.emit_to_users("conversation:update", summary, [user_id])
+    return summary
