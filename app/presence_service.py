@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_, select, union, update
+from sqlalchemy import and_, select, union, update
 from sqlalchemy.orm import aliased
 
 from app import realtime
 from app.bots.state import is_enabled as robot_enabled
 from app.extensions import db
-from app.models import Block, Conversation, ConversationMember, Friendship, User, utcnow
+from app.models import Block, Conversation, ConversationMember, Friendship, User, counterparts, utcnow
 from app.presenters import iso
 
 
@@ -72,15 +72,7 @@ def visible_to(viewer_id: int, user_ids) -> set[int]:
         select(User.id.label("uid")).where(User.is_bot, User.id.in_(ids)),
     )
     visible = set(db.session.scalars(candidates))
-    blocked = db.session.execute(
-        select(Block.user_id, Block.blocked_user_id).where(
-            or_(
-                and_(Block.user_id == viewer_id, Block.blocked_user_id.in_(ids)),
-                and_(Block.blocked_user_id == viewer_id, Block.user_id.in_(ids)),
-            )
-        )
-    ).all()
-    visible -= {row.blocked_user_id if row.user_id == viewer_id else row.user_id for row in blocked}
+    visible -= counterparts(Block.user_id, Block.blocked_user_id, viewer_id, ids)
     if viewer_id in ids:
         visible.add(viewer_id)
     return visible

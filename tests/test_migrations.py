@@ -8,7 +8,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from app import create_app
-from app.extensions import db
+from app.extensions import db, socketio
 from app.models.types import render_item
 from config import Config
 from tests.conftest import server_env
@@ -32,7 +32,10 @@ def test_models_and_migrations_agree(app):
 
 def test_the_app_does_not_migrate_on_start(tmp_path):
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    # Flask-SocketIO binds one app at a time: the session app keeps its socket.io server.
+    server = socketio.server
     application = create_app(Config.from_env(server_env(fresh, tmp_path)))
+    socketio.server = server
     with application.app_context():
         assert inspect(db.engine).get_table_names() == []
         db.engine.dispose()

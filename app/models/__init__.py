@@ -11,6 +11,7 @@ from app.models.social import (
     GroupJoinRequest,
     GroupMember,
     GroupRemoval,
+    counterparts,
 )
 from app.models.types import utcnow
 from app.models.users import DeviceSession, OAuthIdentity, User
@@ -33,5 +34,6 @@ __all__ = [
     "StreamCounter",
     "Upload",
     "User",
+    "counterparts",
     "utcnow",
 ]

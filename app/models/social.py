@@ -13,6 +13,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    or_,
+    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -166,3 +169,21 @@ class GroupJoinRequest(db.Model):
         ),
         Index("ix_group_join_requests_group_id_status", "group_id", "status"),
     )
+
+
+def counterparts(one, other, user_id: int, candidates) -> set[int]:
+    """Which of `candidates` share a row with `user_id` in a table of pairs (`one`, `other`),
+    in either order: friends through Friendship's two users, blocks in both directions
+    through Block's. One query."""
+    candidates = list(candidates)
+    if not candidates:
+        return set()
+    rows = db.session.execute(
+        select(one, other).where(
+            or_(
+                and_(one == user_id, other.in_(candidates)),
+                and_(other == user_id, one.in_(candidates)),
+            )
+        )
+    ).all()
+    return {b if a == user_id else a for a, b in rows}

@@ -11,7 +11,16 @@ from app.auth.services import ban_clause
 from app.chat.conversations import add_members, stamp_members
 from app.errors import ApiError, not_found
 from app.extensions import db
-from app.models import Block, Conversation, ConversationMember, FriendRequest, Friendship, User, utcnow
+from app.models import (
+    Block,
+    Conversation,
+    ConversationMember,
+    FriendRequest,
+    Friendship,
+    User,
+    counterparts,
+    utcnow,
+)
 from app.paging import keyset_page
 from app.presence_service import visible_to
 
@@ -78,17 +87,7 @@ def search_users(viewer_id: int, query: str, after: str | None, limit: int) -> d
 
 
 def _friend_ids(user_id: int, candidates: list[int]) -> set[int]:
-    if not candidates:
-        return set()
-    rows = db.session.execute(
-        select(Friendship.user_a_id, Friendship.user_b_id).where(
-            or_(
-                and_(Friendship.user_a_id == user_id, Friendship.user_b_id.in_(candidates)),
-                and_(Friendship.user_b_id == user_id, Friendship.user_a_id.in_(candidates)),
-            )
-        )
-    ).all()
-    return {b if a == user_id else a for a, b in rows}
+    return counterparts(Friendship.user_a_id, Friendship.user_b_id, user_id, candidates)
 
 
 # --- friend requests -----------------------------------------------------------------------
