@@ -279,6 +279,8 @@ class Config:
         self.GROUP_MEMBER_LIMIT = reader.int("GROUP_MEMBER_LIMIT", 500, 2, 100000)
         self.MESSAGE_RATE_LIMIT = reader.rate("MESSAGE_RATE_LIMIT", "20 per second")
         # The right to speak kept in memory per process (app/speak_cache.py), and its size.
+        self.GROUP_COMMIT = reader.bool("GROUP_COMMIT", True)
+        self.GROUP_COMMIT_BATCH = reader.int("GROUP_COMMIT_BATCH", 64, 1, 1000)
         self.SPEAK_CACHE = reader.bool("SPEAK_CACHE", True)
         self.SPEAK_CACHE_SIZE = reader.int("SPEAK_CACHE_SIZE", 20_000, 0, 10_000_000)
         self.REGISTER_RATE_LIMIT = reader.rate("REGISTER_RATE_LIMIT", "30 per hour")

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, select, union, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, bindparam, select, union
 
 from app import realtime
 from app.bots.state import is_enabled as robot_enabled
@@ -26,33 +25,59 @@ def shows_online(user) -> bool:
     return user.is_bot and robot_enabled()
 
 
-def _direct_peers(user_id: int):
-    mine = aliased(ConversationMember)
-    theirs = aliased(ConversationMember)
+# The statements are built once, at import, on the tables (plain Core: no ORM entity to load,
+# so nothing of the ORM's per-execution set-up), with bound parameters: `:uid` is the user,
+# `:ids` the users asked about. Building them per call cost more than running them, and every
+# copy built was memory for the garbage collector to find.
+_UID = bindparam("uid")
+_members, _conversations = ConversationMember.__table__, Conversation.__table__
+_friends, _blocks, _users = Friendship.__table__, Block.__table__, User.__table__
+
+
+def _direct_peers():
+    mine, theirs = _members.alias(), _members.alias()
     return (
-        select(theirs.user_id.label("uid"))
-        .join(mine, and_(mine.conversation_id == theirs.conversation_id, mine.user_id == user_id))
-        .join(Conversation, and_(Conversation.id == mine.conversation_id, Conversation.kind == "direct"))
-        .where(theirs.user_id != user_id)
+        select(theirs.c.user_id.label("uid"))
+        .join(mine, and_(mine.c.conversation_id == theirs.c.conversation_id, mine.c.user_id == _UID))
+        .join(
+            _conversations,
+            and_(_conversations.c.id == mine.c.conversation_id, _conversations.c.kind == "direct"),
+        )
+        .where(theirs.c.user_id != _UID)
     )
 
 
-def _blocked_either_way(user_id: int):
+def _interested_statement():
+    friends_a = select(_friends.c.user_b_id.label("uid")).where(_friends.c.user_a_id == _UID)
+    friends_b = select(_friends.c.user_a_id.label("uid")).where(_friends.c.user_b_id == _UID)
+    candidates = union(_direct_peers(), friends_a, friends_b).subquery()
+    blocked = union(
+        select(_blocks.c.blocked_user_id.label("uid")).where(_blocks.c.user_id == _UID),
+        select(_blocks.c.user_id.label("uid")).where(_blocks.c.blocked_user_id == _UID),
+    ).subquery()
+    return select(candidates.c.uid).where(candidates.c.uid.not_in(select(blocked.c.uid)))
+
+
+def _visible_candidates_statement():
+    ids = bindparam("ids", expanding=True)
+    peers = _direct_peers().subquery()
+    friend_a, friend_b = _friends.c.user_a_id, _friends.c.user_b_id
     return union(
-        select(Block.blocked_user_id.label("uid")).where(Block.user_id == user_id),
-        select(Block.user_id.label("uid")).where(Block.blocked_user_id == user_id),
+        select(friend_b.label("uid")).where(friend_a == _UID, friend_b.in_(ids)),
+        select(friend_a.label("uid")).where(friend_b == _UID, friend_a.in_(ids)),
+        select(peers.c.uid).where(peers.c.uid.in_(ids)),
+        select(_users.c.id.label("uid")).where(_users.c.is_bot, _users.c.id.in_(ids)),
     )
+
+
+_INTERESTED = _interested_statement()
+_VISIBLE_CANDIDATES = _visible_candidates_statement()
+_RECORD_LAST_SEEN = _users.update().where(_users.c.id == _UID).values(last_seen_at=bindparam("seen"))
 
 
 def interested_user_ids(user_id: int) -> list[int]:
     """Friends and direct-chat peers, minus blocks both ways: who hears the user's presence."""
-    friends_a = select(Friendship.user_b_id.label("uid")).where(Friendship.user_a_id == user_id)
-    friends_b = select(Friendship.user_a_id.label("uid")).where(Friendship.user_b_id == user_id)
-    candidates = union(_direct_peers(user_id), friends_a, friends_b).subquery()
-    blocked = _blocked_either_way(user_id).subquery()
-    return list(
-        db.session.scalars(select(candidates.c.uid).where(candidates.c.uid.not_in(select(blocked.c.uid))))
-    )
+    return list(db.session.scalars(_INTERESTED, {"uid": user_id}))
 
 
 def visible_to(viewer_id: int, user_ids) -> set[int]:
@@ -60,18 +85,7 @@ def visible_to(viewer_id: int, user_ids) -> set[int]:
     ids = set(user_ids)
     if not ids:
         return set()
-    peers = _direct_peers(viewer_id).subquery()
-    candidates = union(
-        select(Friendship.user_b_id.label("uid")).where(
-            Friendship.user_a_id == viewer_id, Friendship.user_b_id.in_(ids)
-        ),
-        select(Friendship.user_a_id.label("uid")).where(
-            Friendship.user_b_id == viewer_id, Friendship.user_a_id.in_(ids)
-        ),
-        select(peers.c.uid).where(peers.c.uid.in_(ids)),
-        select(User.id.label("uid")).where(User.is_bot, User.id.in_(ids)),
-    )
-    visible = set(db.session.scalars(candidates))
+    visible = set(db.session.scalars(_VISIBLE_CANDIDATES, {"uid": viewer_id, "ids": list(ids)}))
     visible -= counterparts(Block.user_id, Block.blocked_user_id, viewer_id, ids)
     if viewer_id in ids:
         visible.add(viewer_id)
@@ -83,7 +97,7 @@ def announce_presence(user_id: int, *, online: bool, seen_at: datetime | None = 
     (`seen_at`, when the sockets were last known alive, or now)."""
     now = seen_at or utcnow()
     if not online:
-        db.session.execute(update(User).where(User.id == user_id).values(last_seen_at=now))
+        db.session.execute(_RECORD_LAST_SEEN, {"uid": user_id, "seen": now})
         db.session.commit()
     payload = {"user_id": user_id, "online": online, "last_seen_at": None if online else iso(now)}
     targets = interested_user_ids(user_id)

@@ -46,11 +46,27 @@ def _run_prepare(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_pending(session: Session) -> None:
-    for action in session.info.pop(PENDING, ()):
+    run_actions(session.info.pop(PENDING, ()))
+
+
+def run_actions(actions: Iterable[Callable[[], None]]) -> None:
+    for action in actions:
         try:
             action()
         except Exception:
             log.exception("after-commit action failed")
+
+
+def commit_holding_actions() -> list[Callable[[], None]]:
+    """Commit, and return the after-commit actions instead of running them: the caller runs
+    them (`run_actions`) when it is ready, e.g. after waking the senders it acknowledges."""
+    actions = db.session.info.pop(PENDING, [])
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.info[PENDING] = actions  # dropped by the rollback, as any other
+        raise
+    return actions
 
 
 @event.listens_for(Session, "after_rollback")

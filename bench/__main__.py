@@ -64,6 +64,7 @@ def main() -> None:
     sendcpu.add_argument("--count", type=int, default=300)
     sendcpu.add_argument("--rounds", type=int, default=3)
     sendcpu.add_argument("--profile", action="store_true")
+    sendcpu.add_argument("--together", type=int, default=1, help="sends at a time, through the group commit")
 
     eventcpu = commands.add_parser(
         "eventcpu", help="CPU per socket event in-process (DATABASE_URL: a fresh DB)"
@@ -174,7 +175,7 @@ def main() -> None:
     elif args.command == "sendcpu":
         from bench import sendcpu as cpu
 
-        cpu.main(args.count, args.rounds, args.profile)
+        cpu.main(args.count, args.rounds, args.profile, args.together)
     elif args.command == "listcpu":
         from bench import listcpu
 

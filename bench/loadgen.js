@@ -244,7 +244,7 @@ async function storm(out) {
   const lost = lostDeliveries(acked);
   const at = (k) => (backAt.length >= k ? +(backAt[k - 1] / 1000).toFixed(2) : null);
   Object.assign(out, { storm_disconnected: downAt !== null, reconnected: backAt.length,
-    t99_back_s: at(target), t100_back_s: at(devices.length), storm_sent: stormSent.length,
+    down_at_epoch_s: downAt === null ? null : (performance.timeOrigin + downAt) / 1000, t99_back_s: at(target), t100_back_s: at(devices.length), storm_sent: stormSent.length,
     storm_acked: acked.length, storm_unacked: stormSent.length - acked.length, storm_lost_deliveries: lost, errors });
 }
 

@@ -3,7 +3,8 @@
 `python -m bench profile` starts Parley (SQLite, one process), drives it with the load generator's
 saturation phase, and samples the worker with py-spy meanwhile. The samples are folded into the
 share of CPU spent under each part of the message path (transport, request context, validation,
-each step of `send_message`, the commit, emitting), which is what docs/PERFORMANCE.md records.
+the sender's part, the group-commit writer: its batch, the commit, emitting), which is what
+docs/PERFORMANCE.md records.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ PARTS = [
     ("  Parley's handler (events.wrapped)", "wrapped (app/chat/events.py"),
     ("    payload validation (pydantic)", "validate (app/validation.py"),
     ("    send rate limit", "check_send_rate (app/chat/send.py"),
-    ("    send_message", "send_message (app/chat/send.py"),
-    ("      resend check (_existing)", "_existing (app/chat/send.py"),
+    ("    the sender's part (pipeline.send: right to speak, hand over, wait)", "send (app/chat/pipeline.py"),
     ("      right to speak (_send_context)", "_send_context (app/chat/access.py"),
-    ("      append_message (seq, insert, counter)", "append_message (app/chat/send.py"),
-    ("      commit", "commit (sqlalchemy/orm/session.py"),
-    ("      after-commit delivery (emit)", "_run_pending (app/realtime.py"),
+    ("      stored alone (send_message: refusals, resends, media)", "send_message (app/chat/send.py"),
     ("  ack sent back", "Server._send_packet (socketio/server.py"),
+    ("the group-commit writer (its own greenlet)", "_run (app/chat/pipeline.py"),
+    ("  append a batch (seqs, read marks, positions, rows)", "_append_batch (app/chat/pipeline.py"),
+    ("  commit", "commit (sqlalchemy/orm/session.py"),
+    ("  after-commit delivery (emit) and robot", "run_actions (app/realtime.py"),
     ("SQLAlchemy, anywhere", "sqlalchemy/"),
     ("  of which the sqlite3 / psycopg driver", "do_execute (sqlalchemy/engine/default.py"),
     ("JSON encode/decode", ("json/", "app/jsonpack.py")),

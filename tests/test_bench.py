@@ -111,16 +111,19 @@ def test_profile_folds_stacks_into_the_parts_of_the_message_path():
     site = "/venv/lib/python3.11/site-packages"
     handler = f"_handle_event ({site}/flask_socketio/__init__.py:858)"
     raw = (
-        f"run ({site}/gevent/hub.py:1);{handler};send_message ({ROOT}/app/chat/send.py:340);"
+        f"run ({site}/gevent/hub.py:1);{handler};send ({ROOT}/app/chat/pipeline.py:90);"
+        f"_send_context ({ROOT}/app/chat/access.py:164) 2\n"
+        f"run ({site}/gevent/hub.py:1);_run ({ROOT}/app/chat/pipeline.py:150);"
         f"commit ({site}/sqlalchemy/orm/session.py:2177) 3\n"
         f"receive ({site}/geventwebsocket/websocket.py:301) 1\n"
     )
     total, parts = fold(raw)
     shares = dict(parts)
-    assert total == 4
-    assert shares["socket event, all of it"] == 75.0
-    assert shares["    send_message"] == 75.0 and shares["      commit"] == 75.0
-    assert shares["websocket frames (gevent-websocket)"] == 25.0
+    assert total == 6
+    assert shares["socket event, all of it"] == round(100 * 2 / 6, 1)
+    assert shares["      right to speak (_send_context)"] == round(100 * 2 / 6, 1)
+    assert shares["the group-commit writer (its own greenlet)"] == 50.0 and shares["  commit"] == 50.0
+    assert shares["websocket frames (gevent-websocket)"] == round(100 / 6, 1)
     assert shares["  Flask request context push/pop"] == 0.0
 
 
@@ -281,3 +284,14 @@ def test_kill_plan_puts_each_device_in_its_conversation_and_reads_back_what_was_
     ]
     everything = stored_rows(url, [conversation_id])
     assert [r["seq"] for r in sorted(everything, key=lambda r: r["seq"])] == [1, 2, 3]
+
+
+def test_the_storm_is_also_timed_from_when_the_restarted_server_was_up():
+    from bench.run import _storm_after_up
+
+    result = {"restart": {"up_at_epoch_s": 1003.5}, "down_at_epoch_s": 1000.0, "t99_back_s": 4.75}
+    _storm_after_up(result)
+    assert result["t99_after_up_s"] == 1.25
+    unfinished = {"restart": {"up_at_epoch_s": 1003.5}, "down_at_epoch_s": 1000.0, "t99_back_s": None}
+    _storm_after_up(unfinished)
+    assert "t99_after_up_s" not in unfinished

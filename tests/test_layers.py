@@ -9,7 +9,10 @@ from pathlib import Path
 APP = Path(__file__).resolve().parent.parent / "app"
 
 # The chat modules from the bottom up: each may import only those before it.
-CHAT_LAYERS = ["stream", "access", "read", "history", "send", "conversations", "sync", "routes", "events"]
+CHAT_LAYERS = [
+    *("stream", "access", "read", "history", "send", "pipeline"),
+    *("conversations", "sync", "routes", "events"),
+]
 
 
 def _imports(path: Path) -> set[str]:

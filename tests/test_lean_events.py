@@ -87,7 +87,7 @@ def test_a_failing_handler_answers_internal_error_and_rolls_back(app, alice_and_
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(events, "send_message", broken)
+    monkeypatch.setattr(events.pipeline, "send", broken)
     ack = alice.send(conversation_id, "hello")
     assert ack["ok"] is False and ack["error"]["code"] == "internal_error"
     with app.app_context():

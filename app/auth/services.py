@@ -3,6 +3,7 @@ and where they are signed in."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -11,8 +12,9 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 
 from app import realtime, speak_cache
 from app.concurrency import off_loop
@@ -85,9 +87,11 @@ def username_taken(username: str) -> bool:
     return find_user_by_username(username) is not None
 
 
-def ban_clause(user_id_column):
-    """SQL condition: a ban is in force for the user in `user_id_column`."""
-    now = utcnow()
+def ban_clause(user_id_column, now=None):
+    """SQL condition: a ban is in force for the user in `user_id_column` at `now` (a value or a
+    bound parameter; the clock when left out)."""
+    if now is None:
+        now = utcnow()
     return (
         select(Sanction.id)
         .where(
@@ -215,38 +219,54 @@ def start_device_session(
     return device, token
 
 
-def load_device(user_id: int, token: str) -> DeviceSession | None:
-    """The live device session for this cookie, or None if revoked, expired or banned."""
-    now = utcnow()
-    row = db.session.execute(
-        select(DeviceSession, User)
-        .join(User, User.id == DeviceSession.user_id)
+@functools.cache
+def _device_query():
+    """The statement of `load_device`, built once (it runs for every request and socket connect):
+    the device session with its user, in one round trip, and only while the session is live and
+    the account not banned. The user comes with the device (`device.user`), so the sign-in never
+    reads it again."""
+    now = bindparam("now")
+    return (
+        select(DeviceSession)
+        .join(DeviceSession.user)
+        .options(contains_eager(DeviceSession.user))
         .where(
-            DeviceSession.token_hash == token_hash(token),
-            DeviceSession.user_id == user_id,
+            DeviceSession.token_hash == bindparam("token_hash"),
+            DeviceSession.user_id == bindparam("user_id"),
             DeviceSession.revoked_at.is_(None),
             DeviceSession.expires_at > now,
-            ~ban_clause(DeviceSession.user_id),
+            ~ban_clause(DeviceSession.user_id, now),
         )
-    ).first()
-    if row is None:
+    )
+
+
+def load_device(user_id: int, token: str) -> DeviceSession | None:
+    """The live device session for this cookie, its user loaded with it (`device.user`), or None
+    if revoked, expired or banned."""
+    now = utcnow()
+    device = db.session.scalar(
+        _device_query(), {"token_hash": token_hash(token), "user_id": user_id, "now": now}
+    )
+    if device is None:
         return None
-    device = row[0]
     if now - device.last_seen_at > TOUCH_INTERVAL:
         _touch(device, now)
     return device
 
 
 def _touch(device: DeviceSession, now: datetime) -> None:
-    """Slide the session's expiry forward; written at most once a minute per device."""
-    lifetime = current_app.config["DEVICE_SESSION_LIFETIME"]
-    db.session.execute(
-        update(DeviceSession)
-        .where(DeviceSession.id == device.id)
-        .values(last_seen_at=now, expires_at=now + lifetime)
-    )
-    db.session.execute(update(User).where(User.id == device.user_id).values(last_seen_at=now))
-    db.session.commit()
+    """Slide the session's expiry forward; written at most once a minute per device. The rows
+    just read stay loaded through the commit (their new values are the ones written), so the
+    request does not read the device or its user again."""
+    device.last_seen_at = now
+    device.expires_at = now + current_app.config["DEVICE_SESSION_LIFETIME"]
+    device.user.last_seen_at = now
+    session = db.session()
+    expire_on_commit, session.expire_on_commit = session.expire_on_commit, False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire_on_commit
 
 
 def list_devices(user: User) -> list[DeviceSession]:

@@ -12,7 +12,7 @@ from flask_login import login_user, logout_user
 
 from app.auth import services
 from app.errors import ApiError, wants_json
-from app.extensions import db, login_manager
+from app.extensions import login_manager
 from app.models import DeviceSession, User
 
 DEVICE_KEY = "device_token"
@@ -28,7 +28,7 @@ def load_user(user_id: str) -> User | None:
         session.pop(DEVICE_KEY, None)
         return None
     g.device = device
-    return db.session.get(User, device.user_id)
+    return device.user  # loaded with the device: the user is read once per request
 
 
 @login_manager.unauthorized_handler

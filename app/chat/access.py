@@ -238,6 +238,21 @@ def visible_window(member: ConversationMember, conversation: Conversation) -> tu
     return member.joined_seq, highest
 
 
+def visible_window_bounds(user_id, conversation_id):
+    """`visible_window` as two scalar subqueries (lowest, highest) for the user and conversation
+    given as values or bound parameters, to put inside the statement that reads the messages.
+    Both are NULL for someone who is not a member, so nothing compares true against them."""
+    member = (ConversationMember.conversation_id == conversation_id, ConversationMember.user_id == user_id)
+    lowest = select(ConversationMember.joined_seq).where(*member).scalar_subquery()
+    highest = (
+        select(func.coalesce(ConversationMember.left_seq, Conversation.last_seq))
+        .join(Conversation, Conversation.id == ConversationMember.conversation_id)
+        .where(*member)
+        .scalar_subquery()
+    )
+    return lowest, highest
+
+
 def _are_friends(user_id: int, other_id: int) -> bool:
     low, high = sorted((user_id, other_id))
     query = select(Friendship.id).where(Friendship.user_a_id == low, Friendship.user_b_id == high)

@@ -11,15 +11,15 @@ import functools
 import logging
 import time
 
-from flask import current_app, g, request
-from flask_login import current_user
-from flask_socketio import ConnectionRefusedError, join_room
+from flask import g
+from flask_socketio import ConnectionRefusedError
 
 from app import realtime
-from app.auth.session import current_device
-from app.chat import schemas
+from app.auth import services as auth_services
+from app.auth.session import DEVICE_KEY
+from app.chat import pipeline, schemas
 from app.chat.read import mark_read
-from app.chat.send import TYPING_INTERVAL, check_send_rate, notify_typing, send_message
+from app.chat.send import TYPING_INTERVAL, check_send_rate, notify_typing
 from app.errors import ApiError
 from app.extensions import db, socketio
 from app.presence import SocketLimitReached
@@ -49,50 +49,85 @@ def _keep_presence_fresh(app, store) -> None:
             log.exception("presence refresh failed")
 
 
-@socketio.on("connect")
-def on_connect(auth=None):
+def _on(name: str):
+    """Register a connect or disconnect handler with python-socketio itself, as `event` does
+    for the other events: no Flask request context is pushed for it."""
+
+    def decorate(handler):
+        if socketio.server is not None:
+            socketio.server.on(name, handler)
+        else:  # bound when init_app makes the server
+            socketio.handlers.append((name, handler, "/"))
+        return handler
+
+    return decorate
+
+
+def _signed_in_device(app, environ):
+    """The live device session named by the connection's session cookie (decoded once, here),
+    with the same rules as a request's sign-in: a revoked, expired or banned one is None."""
+    session = app.session_interface.open_session(app, app.request_class(environ))
+    token = session.get(DEVICE_KEY) if session is not None else None
+    user_id = session.get("_user_id") if token else None  # Flask-Login's key
+    if not isinstance(user_id, str) or not user_id.isdigit():
+        return None
+    return auth_services.load_device(int(user_id), token)
+
+
+@_on("connect")
+def on_connect(sid, environ, auth=None):
+    """Identify the socket from its session cookie, count it against the socket caps, join the
+    user's room and, when the user just came online, tell everyone who may see it. It runs in an
+    application context only (see `_on`)."""
     global _refresher_started
-    if not _refresher_started:
-        _refresher_started = True
-        app = current_app._get_current_object()
-        socketio.start_background_task(_keep_presence_fresh, app, realtime.presence())
-    if not current_user.is_authenticated:
-        raise ConnectionRefusedError("Sign in first.", {"code": "unauthenticated"})
-    device = current_device()
-    user_id = current_user.id
-    try:
-        came_online = realtime.presence().add(
-            request.sid,
-            user_id,
-            device.id,
-            max_per_device=current_app.config["MAX_SOCKETS_PER_DEVICE"],
-            max_per_user=current_app.config["MAX_SOCKETS_PER_USER"],
-        )
-    except SocketLimitReached as limit:
-        message = f"Too many open connections (at most {limit.limit} per {limit.scope})."
-        details = {"code": "too_many_sockets", "scope": limit.scope, "limit": limit.limit}
-        raise ConnectionRefusedError(message, details) from None
-    try:
-        _identity[request.sid] = (user_id, device.id)
-        join_room(realtime.user_room(user_id))
-        if came_online:
-            announce_presence(user_id, online=True)
-    except Exception:
-        # A failed connect gets no disconnect: forget the socket, or it would hold a place.
-        _identity.pop(request.sid, None)
-        realtime.presence().remove(request.sid)
-        raise
+    app = environ["flask.app"]
+    with app.app_context():
+        if not _refresher_started:
+            _refresher_started = True
+            socketio.start_background_task(_keep_presence_fresh, app, realtime.presence())
+        device = _signed_in_device(app, environ)
+        if device is None:
+            raise ConnectionRefusedError("Sign in first.", {"code": "unauthenticated"})
+        user_id, device_id = device.user_id, device.id
+        store = realtime.presence()
+        try:
+            came_online = store.add(
+                sid,
+                user_id,
+                device_id,
+                max_per_device=app.config["MAX_SOCKETS_PER_DEVICE"],
+                max_per_user=app.config["MAX_SOCKETS_PER_USER"],
+            )
+        except SocketLimitReached as limit:
+            message = f"Too many open connections (at most {limit.limit} per {limit.scope})."
+            details = {"code": "too_many_sockets", "scope": limit.scope, "limit": limit.limit}
+            raise ConnectionRefusedError(message, details) from None
+        try:
+            _identity[sid] = (user_id, device_id)
+            socketio.server.enter_room(sid, realtime.user_room(user_id), namespace="/")
+            if came_online:
+                announce_presence(user_id, online=True)
+        except Exception:
+            # A failed connect gets no disconnect: forget the socket, or it would hold a place.
+            _identity.pop(sid, None)
+            store.remove(sid)
+            raise
 
 
-@socketio.on("disconnect")
-def on_disconnect(reason=None):
-    sid = request.sid
+@_on("disconnect")
+def on_disconnect(sid, reason=None):
+    """Forget the socket; the user's last socket gone, record last seen and announce them
+    offline (once, whichever process notices). An application context only (see `_on`)."""
     _identity.pop(sid, None)
     for key in [key for key in _typing_sent if key[0] == sid]:
         del _typing_sent[key]
-    user_id, offline = realtime.presence().remove(sid)
-    if user_id is not None and offline:
-        announce_presence(user_id, online=False)
+    environ = socketio.server.get_environ(sid)
+    if environ is None:
+        return
+    with environ["flask.app"].app_context():
+        user_id, offline = realtime.presence().remove(sid)
+        if user_id is not None and offline:
+            announce_presence(user_id, online=False)
 
 
 def _error(error: ApiError) -> dict:
@@ -154,7 +189,8 @@ def event(name: str, schema=None):
 @event("message:send", schemas.SendIn)
 def send(user_id: int, data: schemas.SendIn) -> dict:
     check_send_rate(user_id)
-    message, created = send_message(user_id, data.conversation_id, data.client_msg_id, data.body.model_dump())
+    body = data.body.model_dump()
+    message, created = pipeline.send(user_id, data.conversation_id, data.client_msg_id, body)
     return {"message": message, "duplicate": not created}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
-from app.chat import schemas
+from app.chat import pipeline, schemas
 from app.chat.access import require_member
 from app.chat.conversations import (
     LIST_PAGE_MAX,
@@ -18,7 +18,7 @@ from app.chat.conversations import open_direct as open_direct_conversation
 from app.chat.history import HISTORY_PAGE_MAX, history
 from app.chat.read import mark_read
 from app.chat.read import readers as message_readers
-from app.chat.send import check_send_rate, send_message
+from app.chat.send import check_send_rate
 from app.chat.sync import SYNC_PAGE_MAX, parse_cursor
 from app.chat.sync import sync as sync_page
 from app.errors import ApiError, not_found
@@ -79,9 +79,8 @@ def messages(conversation_id: int):
 def send(conversation_id: int):
     data = parse_json(schemas.MessageIn)
     check_send_rate(current_user.id)
-    message, created = send_message(
-        current_user.id, conversation_id, data.client_msg_id, data.body.model_dump()
-    )
+    body = data.body.model_dump()
+    message, created = pipeline.send(current_user.id, conversation_id, data.client_msg_id, body)
     return jsonify(message=message, duplicate=not created), 201 if created else 200
 
 

@@ -1,0 +1,265 @@
+"""Group commit: every send waiting at one moment is stored in one transaction.
+
+The path a message walks: the sender's greenlet parses it and checks the right to speak (from the
+cache, app/speak_cache.py), then hands it to this process's writer and waits. The writer takes
+every send queued at that moment (up to `GROUP_COMMIT_BATCH`), appends them together — one
+statement per step for the whole batch: conversations' seqs, senders' read marks, stream
+positions, the rows themselves with `executemany` — commits once, and only then wakes each
+sender with its ack. Deliveries leave after the commit, in seq order per conversation
+(realtime.OrderedDelivery), exactly as a message stored alone.
+
+No idle latency: the writer is started by the first send to arrive and exits when the queue is
+empty, so a lone message is stored at once. Under load, sends pile up while a batch is being
+written, and the next batch takes them all.
+
+A batch fails as a whole (a resend racing in from another process hits the unique
+(sender, client_msg_id) constraint, the database refuses, …): it is rolled back — no seq,
+position or delivery of it survives — and each of its sends is then stored alone through
+`send_message`, so one message's failure is only its own. A second send of the same
+(sender, client_msg_id) within one batch waits for the first and gets its answer as a resend.
+
+Media messages claim their upload row in the sender's own transaction, so they take
+`send_message` directly; so does everything when `GROUP_COMMIT` is off.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+
+import gevent
+from flask import Flask, current_app
+from gevent.event import AsyncResult
+from sqlalchemy import bindparam, case, select, update
+
+from app import presenters, realtime
+from app.chat.access import _send_context, active_member_ids, check_can_speak
+from app.chat.send import (
+    _SENDER_READ,
+    _STAMP_CONVERSATION,
+    _without_blockers,
+    message_stored,
+    send_message,
+)
+from app.extensions import db
+from app.media.services import BODY_KINDS
+from app.models import Conversation, Message, StreamCounter, utcnow
+
+log = logging.getLogger(__name__)
+
+WRITER = "parley.writer"
+
+_conversations = Conversation.__table__
+_counter = StreamCounter.__table__
+# Take `n` stream positions at once; the last one is returned.
+_TAKE_POSITIONS = (
+    update(_counter)
+    .where(_counter.c.id == 1)
+    .values(pos=_counter.c.pos + bindparam("n"))
+    .returning(_counter.c.pos)
+)
+_messages = Message.__table__
+# Every row of a batch in one multi-row INSERT. RETURNING's order is not promised (SQLite), so
+# each id comes back with its (conversation, seq), which names its row.
+_INSERT_MESSAGES = _messages.insert().returning(_messages.c.conversation_id, _messages.c.seq, _messages.c.id)
+# Conversation rows locked in id order before they are updated, on PostgreSQL: two processes'
+# batches then never wait for each other's rows the other way round.
+_LOCK_CONVERSATIONS = (
+    select(_conversations.c.id)
+    .where(_conversations.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_conversations.c.id)
+    .with_for_update()
+)
+
+
+@functools.cache
+def _bump_seqs(count: int):
+    """Raise the last seq of `count` conversations, each by its own number of messages, in one
+    statement (built once per count). Bound as c0..cN (ids) and n0..nN (messages)."""
+    ids = [bindparam(f"c{i}") for i in range(count)]
+    by = case(*((_conversations.c.id == ids[i], bindparam(f"n{i}")) for i in range(count)))
+    return (
+        update(_conversations)
+        .where(_conversations.c.id.in_(ids))
+        .values(last_seq=_conversations.c.last_seq + by, last_activity_at=bindparam("now"))
+        .returning(_conversations.c.id, _conversations.c.last_seq)
+    )
+
+
+@dataclass(eq=False)
+class Pending:
+    """One send waiting for the writer, checked already."""
+
+    user_id: int
+    conversation_id: int
+    client_msg_id: str
+    body: dict
+    context: object  # access.SendContext
+    result: AsyncResult = field(default_factory=AsyncResult)
+
+
+_ALONE = object()  # the writer's answer: store this one through send_message
+
+
+def send(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> tuple[dict, bool]:
+    """Send a message through the group commit; returns its payload and whether it was new
+    (same contract as `send_message`, which it falls back to)."""
+    app = current_app._get_current_object()
+    if not app.config["GROUP_COMMIT"] or body["type"] in BODY_KINDS:
+        return send_message(user_id, conversation_id, client_msg_id, body)
+    try:
+        context = _send_context(user_id, conversation_id)
+        check_can_speak(context)
+    except Exception:
+        # A refusal, or a resend of a message stored before the sender lost the right: the
+        # direct path answers both exactly as documented.
+        db.session.rollback()
+        return send_message(user_id, conversation_id, client_msg_id, body)
+    # The writer uses a session of its own: end this one's transaction first, or a write it holds
+    # (a device session's sliding expiry) would keep SQLite's lock from the writer.
+    db.session.commit()
+    item = Pending(user_id, conversation_id, client_msg_id, body, context)
+    _writer(app).submit(item)
+    answer = item.result.get()
+    if answer is _ALONE:
+        return send_message(user_id, conversation_id, client_msg_id, body)
+    return answer
+
+
+def _writer(app: Flask) -> Writer:
+    writer = app.extensions.get(WRITER)
+    if writer is None:
+        writer = app.extensions[WRITER] = Writer(app)
+    return writer
+
+
+class Writer:
+    """This process's writer of sends: one greenlet at a time, only while there is work."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.queue: list[Pending] = []
+        self.running = False
+        self.batches = 0  # how many batches were committed together (tests and the bench)
+
+    def submit(self, item: Pending) -> None:
+        self.queue.append(item)
+        if not self.running:
+            self.running = True
+            gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        try:
+            while self.queue:
+                # Let every send already on its way (sockets read, handlers started) join.
+                gevent.idle()
+                size = self.app.config["GROUP_COMMIT_BATCH"]
+                batch, self.queue = self.queue[:size], self.queue[size:]
+                try:
+                    with self.app.app_context():
+                        self._store(batch)
+                finally:
+                    # Whatever happened, no sender is left waiting.
+                    for item in batch:
+                        if not item.result.ready():
+                            item.result.set(_ALONE)
+        finally:
+            self.running = False
+            if self.queue:  # arrived while stopping
+                self.running = True
+                gevent.spawn(self._run)
+
+    def _store(self, batch: list[Pending]) -> None:
+        first: dict[tuple[int, str], Pending] = {}
+        fresh: list[Pending] = []
+        repeats: list[Pending] = []
+        for item in batch:
+            key = (item.user_id, item.client_msg_id)
+            (repeats if key in first else fresh).append(item)
+            first.setdefault(key, item)
+        actions = []
+        try:
+            answers = _append_batch(fresh)
+            actions = realtime.commit_holding_actions()
+        except Exception:
+            db.session.rollback()
+            log.info("a batch of %d sends failed together; storing each alone", len(fresh), exc_info=True)
+            answers = [_ALONE] * len(fresh)
+        else:
+            self.batches += 1
+        # Acks first (the senders wake next), then deliveries and the work queued after commit.
+        for item, answer in zip(fresh, answers, strict=True):
+            item.result.set(answer)
+        # A repeat inside the batch is a resend: its first is stored (or refused) by now.
+        for item in repeats:
+            item.result.set(_ALONE)
+        realtime.run_actions(actions)
+
+
+def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
+    """Append every send of the batch (all checked) in the caller's transaction; returns each
+    one's (payload, True) in batch order. Deliveries are queued for after the commit."""
+    now = utcnow()
+    execute = db.session.connection().execute
+    counts: dict[int, int] = {}
+    for item in batch:
+        counts[item.conversation_id] = counts.get(item.conversation_id, 0) + 1
+    ids = sorted(counts)
+    if db.engine.dialect.name == "postgresql":
+        execute(_LOCK_CONVERSATIONS, {"ids": ids})
+    params: dict = {"now": now}
+    for i, conversation_id in enumerate(ids):
+        params[f"c{i}"] = conversation_id
+        params[f"n{i}"] = counts[conversation_id]
+    last_seqs = dict(execute(_bump_seqs(len(ids)), params).all())
+    # Each conversation's messages take its new seqs in batch order.
+    next_seq = {c_id: last_seqs[c_id] - counts[c_id] for c_id in ids}
+    last_pos = execute(_TAKE_POSITIONS, {"n": len(batch)}).scalar_one()
+    pos = last_pos - len(batch)
+    rows = []
+    read_marks: dict[tuple[int, int], int] = {}
+    stamps: dict[int, int] = {}
+    for item in batch:
+        next_seq[item.conversation_id] += 1
+        pos += 1
+        seq = next_seq[item.conversation_id]
+        rows.append(
+            {
+                "conversation_id": item.conversation_id,
+                "seq": seq,
+                "sender_id": item.user_id,
+                "type": item.body["type"],
+                "body": item.body,
+                "client_msg_id": item.client_msg_id,
+                "stream_pos": pos,
+                "created_at": now,
+            }
+        )
+        read_marks[item.conversation_id, item.user_id] = seq
+        stamps[item.conversation_id] = pos
+    execute(
+        _SENDER_READ,
+        [{"c_id": c_id, "u_id": u_id, "c_seq": seq} for (c_id, u_id), seq in read_marks.items()],
+    )
+    inserted = {(c_id, seq): message_id for c_id, seq, message_id in execute(_INSERT_MESSAGES, rows)}
+    message_ids = [inserted[row["conversation_id"], row["seq"]] for row in rows]
+    execute(_STAMP_CONVERSATION, [{"c_id": c_id, "c_pos": c_pos} for c_id, c_pos in stamps.items()])
+    answers = []
+    members: dict[int, list[int]] = {}
+    for item, values, message_id in zip(batch, rows, message_ids, strict=True):
+        context = item.context
+        message = Message(id=message_id, **values)
+        payload = presenters.message(message, context.sender)
+        if context.peer is not None:
+            recipients = [item.user_id, context.peer.id] if context.peer_active else [item.user_id]
+        else:
+            if item.conversation_id not in members:
+                members[item.conversation_id] = active_member_ids(item.conversation_id)
+            recipients = members[item.conversation_id]
+            if len(recipients) > 2:
+                recipients = _without_blockers(recipients, item.user_id)
+        realtime.deliver_message_after_commit(item.conversation_id, values["seq"], payload, recipients)
+        message_stored.send(context, message=message)
+        answers.append((payload, True))
+    return answers
