@@ -8,15 +8,22 @@ carries the deployment's `RATELIMIT_KEY_PREFIX`. Key parts that come from client
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import time
 
 from flask import current_app
-from limits import parse_many
+from limits import parse_many as _parse_many
 
 from app.errors import ApiError
 from app.extensions import limiter
+
+
+@functools.lru_cache(maxsize=64)
+def parse_many(rate: str) -> tuple:
+    """The limits of a rate string, parsed once per string (a send checks its rate every time)."""
+    return tuple(_parse_many(rate))
 
 
 def enabled() -> bool:

@@ -33,7 +33,7 @@ PARTS = [
     ("    payload validation (pydantic)", "validate (app/validation.py"),
     ("    send rate limit", "check_send_rate (app/chat/send.py"),
     ("    the sender's part (pipeline.send: right to speak, hand over, wait)", "send (app/chat/pipeline.py"),
-    ("      right to speak (_send_context)", "_send_context (app/chat/access.py"),
+    ("      right to speak (send_context)", "send_context (app/chat/access.py"),
     ("      stored alone (send_message: refusals, resends, media)", "send_message (app/chat/send.py"),
     ("  ack sent back", "Server._send_packet (socketio/server.py"),
     ("the group-commit writer (its own greenlet)", "_run (app/chat/pipeline.py"),

@@ -112,7 +112,7 @@ def test_profile_folds_stacks_into_the_parts_of_the_message_path():
     handler = f"_handle_event ({site}/flask_socketio/__init__.py:858)"
     raw = (
         f"run ({site}/gevent/hub.py:1);{handler};send ({ROOT}/app/chat/pipeline.py:90);"
-        f"_send_context ({ROOT}/app/chat/access.py:164) 2\n"
+        f"send_context ({ROOT}/app/chat/access.py:164) 2\n"
         f"run ({site}/gevent/hub.py:1);_run ({ROOT}/app/chat/pipeline.py:150);"
         f"commit ({site}/sqlalchemy/orm/session.py:2177) 3\n"
         f"receive ({site}/geventwebsocket/websocket.py:301) 1\n"
@@ -121,7 +121,7 @@ def test_profile_folds_stacks_into_the_parts_of_the_message_path():
     shares = dict(parts)
     assert total == 6
     assert shares["socket event, all of it"] == round(100 * 2 / 6, 1)
-    assert shares["      right to speak (_send_context)"] == round(100 * 2 / 6, 1)
+    assert shares["      right to speak (send_context)"] == round(100 * 2 / 6, 1)
     assert shares["the group-commit writer (its own greenlet)"] == 50.0 and shares["  commit"] == 50.0
     assert shares["websocket frames (gevent-websocket)"] == round(100 / 6, 1)
     assert shares["  Flask request context push/pop"] == 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from flask import has_request_context
 from sqlalchemy.sql.selectable import Select
+from werkzeug.test import EnvironBuilder
 
 from app.auth import services as auth_services
 from app.chat import events
@@ -128,3 +129,16 @@ def test_disconnect_forgets_the_sockets_identity_and_typing_throttle(app, alice_
     alice.socket.disconnect()
     assert sid not in events._identity
     assert not any(key[0] == sid for key in events._typing_sent)
+
+
+def test_a_connection_keeps_no_request_object_in_its_environ(app, alice_and_bob):
+    # The environ lives as long as the socket: a request cached in it would be memory held by
+    # every idle connection.
+    alice_http, _, alice_id, _ = alice_and_bob
+    cookie = alice_http.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    headers = {"Cookie": f"{cookie.key}={cookie.value}"}
+    environ = EnvironBuilder(path="/socket.io/", headers=headers).get_environ()
+    with app.app_context():
+        device = events._signed_in_device(app, environ)
+        assert device is not None and device.user_id == alice_id
+    assert "werkzeug.request" not in environ

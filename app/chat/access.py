@@ -98,7 +98,7 @@ def require_member(user_id: int, conversation_id: int, *, active: bool = True) -
 
 @functools.cache
 def _send_context_query():
-    """The statement of `_send_context`, built once: constructing this many-join statement
+    """The statement of `send_context`, built once: constructing this many-join statement
     costs several times the CPU the database needs to run it, on every message sent."""
     user_id = bindparam("user_id")
     peer_member = aliased(ConversationMember)
@@ -135,7 +135,7 @@ def _send_context_query():
             peer.id,
             peer.is_bot,
             friends,
-            _blocked_pair_clause(peer.id, user_id),
+            blocked_pair_clause(peer.id, user_id),
             peer_member.active,
         )
         .join(Conversation, Conversation.id == ConversationMember.conversation_id)
@@ -161,7 +161,7 @@ def _send_context_query():
     )
 
 
-def _send_context(user_id: int, conversation_id: int) -> SendContext:
+def send_context(user_id: int, conversation_id: int) -> SendContext:
     """Everything the right to speak depends on: from this process's cache, else in one query
     (the services that change any of it drop the cached entries, on every process)."""
     context, stamp = speak_cache.get(user_id, conversation_id)
@@ -253,17 +253,17 @@ def visible_window_bounds(user_id, conversation_id):
     return lowest, highest
 
 
-def _are_friends(user_id: int, other_id: int) -> bool:
+def are_friends(user_id: int, other_id: int) -> bool:
     low, high = sorted((user_id, other_id))
     query = select(Friendship.id).where(Friendship.user_a_id == low, Friendship.user_b_id == high)
     return db.session.scalar(query) is not None
 
 
-def _is_blocked_pair(user_id: int, other_id: int) -> bool:
-    return bool(db.session.scalar(select(_blocked_pair_clause(user_id, other_id))))
+def is_blocked_pair(user_id: int, other_id: int) -> bool:
+    return bool(db.session.scalar(select(blocked_pair_clause(user_id, other_id))))
 
 
-def _blocked_pair_clause(one, other):
+def blocked_pair_clause(one, other):
     """True when either of two users (columns or values) blocked the other."""
     return (
         select(Block.user_id)

@@ -15,8 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app import presenters, realtime
-from app.chat.access import _are_friends, _blocked_pair_clause, _is_blocked_pair, require_member
-from app.chat.read import _unread
+from app.chat.access import are_friends, blocked_pair_clause, is_blocked_pair, require_member
+from app.chat.read import unread_count
 from app.chat.stream import current_stream_pos, next_stream_pos
 from app.errors import ApiError, not_found
 from app.extensions import db
@@ -42,9 +42,9 @@ def open_direct(user_id: int, peer_id: int) -> tuple[dict, bool]:
         raise not_found("user")
     me = db.session.get(User, user_id)
     if not (peer.is_bot or me.is_bot):
-        if _is_blocked_pair(user_id, peer_id):
+        if is_blocked_pair(user_id, peer_id):
             raise ApiError("blocked", "You cannot message this user.", 403)
-        if not _are_friends(user_id, peer_id):
+        if not are_friends(user_id, peer_id):
             raise ApiError("not_friends", "You can only message your friends.", 403)
     low, high = sorted((user_id, peer_id))
     key = f"{low}:{high}"
@@ -173,7 +173,7 @@ def _summaries_query():
             *_columns_of(last),
             *_columns_of(last_sender),
             peer_member.read_seq,
-            _blocked_pair_clause(peer.id, member.user_id),
+            blocked_pair_clause(peer.id, member.user_id),
         )
         .join(Conversation, Conversation.id == member.conversation_id)
         .outerjoin(Group, Group.conversation_id == Conversation.id)
@@ -246,7 +246,7 @@ def conversation_summaries(
             peer_user,
             last_message,
             sender,
-            unread=_unread(membership, conversation),
+            unread=unread_count(membership, conversation),
             # Presence crosses no block, in either direction (app/presence_service.py).
             online=peer_user is not None
             and not blocked
@@ -358,7 +358,7 @@ def _unread_counts(user_id: int) -> dict[int, int]:
 
 @functools.cache
 def _unread_query():
-    """What `_unread` computes per item, for every listed un-muted conversation at once."""
+    """What `unread_count` computes per item, for every listed un-muted conversation at once."""
     member = ConversationMember
     last = case((member.left_seq.is_not(None), member.left_seq), else_=Conversation.last_seq)
     seen = case((member.read_seq > member.joined_seq, member.read_seq), else_=member.joined_seq)

@@ -66,7 +66,10 @@ def _on(name: str):
 def _signed_in_device(app, environ):
     """The live device session named by the connection's session cookie (decoded once, here),
     with the same rules as a request's sign-in: a revoked, expired or banned one is None."""
-    session = app.session_interface.open_session(app, app.request_class(environ))
+    # populate_request=False: the request would otherwise stay in the environ, which lives as
+    # long as the connection (memory held by every idle socket).
+    request = app.request_class(environ, populate_request=False)
+    session = app.session_interface.open_session(app, request)
     token = session.get(DEVICE_KEY) if session is not None else None
     user_id = session.get("_user_id") if token else None  # Flask-Login's key
     if not isinstance(user_id, str) or not user_id.isdigit():

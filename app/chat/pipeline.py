@@ -34,13 +34,13 @@ from gevent.event import AsyncResult
 from sqlalchemy import bindparam, case, select, update
 
 from app import presenters, realtime
-from app.chat.access import _send_context, active_member_ids, check_can_speak
+from app.chat.access import active_member_ids, check_can_speak, send_context
 from app.chat.send import (
-    _SENDER_READ,
-    _STAMP_CONVERSATION,
-    _without_blockers,
+    SENDER_READ,
+    STAMP_CONVERSATION,
     message_stored,
     send_message,
+    without_blockers,
 )
 from app.extensions import db
 from app.media.services import BODY_KINDS
@@ -109,7 +109,7 @@ def send(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> 
     if not app.config["GROUP_COMMIT"] or body["type"] in BODY_KINDS:
         return send_message(user_id, conversation_id, client_msg_id, body)
     try:
-        context = _send_context(user_id, conversation_id)
+        context = send_context(user_id, conversation_id)
         check_can_speak(context)
     except Exception:
         # A refusal, or a resend of a message stored before the sender lost the right: the
@@ -117,8 +117,10 @@ def send(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> 
         db.session.rollback()
         return send_message(user_id, conversation_id, client_msg_id, body)
     # The writer uses a session of its own: end this one's transaction first, or a write it holds
-    # (a device session's sliding expiry) would keep SQLite's lock from the writer.
-    db.session.commit()
+    # (a device session's sliding expiry) would keep SQLite's lock from the writer. A socket
+    # event whose right to speak came from the cache has no session yet: none is made for this.
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
     item = Pending(user_id, conversation_id, client_msg_id, body, context)
     _writer(app).submit(item)
     answer = item.result.get()
@@ -239,12 +241,12 @@ def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
         read_marks[item.conversation_id, item.user_id] = seq
         stamps[item.conversation_id] = pos
     execute(
-        _SENDER_READ,
+        SENDER_READ,
         [{"c_id": c_id, "u_id": u_id, "c_seq": seq} for (c_id, u_id), seq in read_marks.items()],
     )
     inserted = {(c_id, seq): message_id for c_id, seq, message_id in execute(_INSERT_MESSAGES, rows)}
     message_ids = [inserted[row["conversation_id"], row["seq"]] for row in rows]
-    execute(_STAMP_CONVERSATION, [{"c_id": c_id, "c_pos": c_pos} for c_id, c_pos in stamps.items()])
+    execute(STAMP_CONVERSATION, [{"c_id": c_id, "c_pos": c_pos} for c_id, c_pos in stamps.items()])
     answers = []
     members: dict[int, list[int]] = {}
     for item, values, message_id in zip(batch, rows, message_ids, strict=True):
@@ -258,7 +260,7 @@ def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
                 members[item.conversation_id] = active_member_ids(item.conversation_id)
             recipients = members[item.conversation_id]
             if len(recipients) > 2:
-                recipients = _without_blockers(recipients, item.user_id)
+                recipients = without_blockers(recipients, item.user_id)
         realtime.deliver_message_after_commit(item.conversation_id, values["seq"], payload, recipients)
         message_stored.send(context, message=message)
         answers.append((payload, True))

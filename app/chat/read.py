@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 
 from app import presenters, realtime
-from app.chat.access import _blocked_pair_clause, require_member, visible_window
+from app.chat.access import blocked_pair_clause, require_member, visible_window
 from app.chat.stream import next_stream_pos
 from app.errors import not_found
 from app.extensions import db
@@ -22,7 +22,7 @@ def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
         return {
             "conversation_id": conversation_id,
             "read_seq": member.read_seq,
-            "unread": _unread(member, conversation),
+            "unread": unread_count(member, conversation),
         }
     db.session.execute(
         update(ConversationMember)
@@ -43,7 +43,7 @@ def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
     state = {
         "conversation_id": conversation_id,
         "read_seq": member.read_seq,
-        "unread": _unread(member, conversation),
+        "unread": unread_count(member, conversation),
     }
     receipt = {"conversation_id": conversation_id, "user_id": user_id, "read_seq": member.read_seq}
     # The reader's own devices always learn their read position; the peer gets a receipt only
@@ -55,7 +55,7 @@ def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
                 ConversationMember.conversation_id == conversation_id,
                 ConversationMember.active.is_(True),
                 ConversationMember.user_id != user_id,
-                ~_blocked_pair_clause(ConversationMember.user_id, user_id),
+                ~blocked_pair_clause(ConversationMember.user_id, user_id),
             )
         ).all()
         realtime.emit_after_commit("receipt:read", receipt, list(peers))
@@ -63,7 +63,7 @@ def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
     return state
 
 
-def _unread(member: ConversationMember, conversation: Conversation) -> int:
+def unread_count(member: ConversationMember, conversation: Conversation) -> int:
     last = member.left_seq if member.left_seq is not None else conversation.last_seq
     return max(0, last - max(member.read_seq, member.joined_seq))
 
@@ -91,7 +91,7 @@ def readers(user_id: int, conversation_id: int, seq: int) -> dict:
             ConversationMember.joined_seq < seq,
             User.id != message.sender_id,
             # People who blocked each other share no read receipts, either way.
-            ~_blocked_pair_clause(User.id, user_id),
+            ~blocked_pair_clause(User.id, user_id),
         )
         .order_by(User.id)
     ).all()

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from app import presenters, ratelimit, realtime
-from app.chat.access import _send_context, active_member_ids, check_can_speak
+from app.chat.access import active_member_ids, check_can_speak, send_context
 from app.chat.stream import next_stream_pos
 from app.errors import ApiError
 from app.extensions import db
@@ -41,13 +41,13 @@ _BUMP_SEQ = (
     .values(last_seq=_conversations.c.last_seq + 1, last_activity_at=bindparam("c_now"))
     .returning(_conversations.c.last_seq)
 )
-_SENDER_READ = (
+SENDER_READ = (
     update(_members)
     .where(_members.c.conversation_id == bindparam("c_id"), _members.c.user_id == bindparam("u_id"))
     .values(read_seq=bindparam("c_seq"))
 )
 _INSERT_MESSAGE = _messages.insert().returning(_messages.c.id)
-_STAMP_CONVERSATION = (
+STAMP_CONVERSATION = (
     update(_conversations)
     .where(_conversations.c.id == bindparam("c_id"))
     .values(stream_pos=bindparam("c_pos"))
@@ -72,7 +72,7 @@ def send_message(user_id: int, conversation_id: int, client_msg_id: str, body: d
     send is refused (a resend of a message stored before its sender was muted still returns it).
     """
     try:
-        context = _send_context(user_id, conversation_id)
+        context = send_context(user_id, conversation_id)
         check_can_speak(context)
         body, upload = media.resolve_body(user_id, conversation_id, body)
         recipients = None
@@ -135,7 +135,7 @@ def append_message(
     seq = execute(_BUMP_SEQ, {"c_id": conversation_id, "c_now": now}).scalar_one()
     if sender is not None:
         # Sending reads everything before it: the sender's unread count stays at zero.
-        execute(_SENDER_READ, {"c_id": conversation_id, "u_id": sender.id, "c_seq": seq})
+        execute(SENDER_READ, {"c_id": conversation_id, "u_id": sender.id, "c_seq": seq})
     pos = next_stream_pos()
     values = {
         "conversation_id": conversation_id,
@@ -148,14 +148,14 @@ def append_message(
         "created_at": now,
     }
     message_id = execute(_INSERT_MESSAGE, values).scalar_one()
-    execute(_STAMP_CONVERSATION, {"c_id": conversation_id, "c_pos": pos})
+    execute(STAMP_CONVERSATION, {"c_id": conversation_id, "c_pos": pos})
     _loaded_rows_changed(conversation_id, sender, seq, pos, now)
     message = Message(id=message_id, **values)
     payload = presenters.message(message, sender)
     if recipients is None:
         recipients = active_member_ids(conversation_id)
     if sender is not None and len(recipients) > 2:
-        recipients = _without_blockers(recipients, sender.id)
+        recipients = without_blockers(recipients, sender.id)
     realtime.deliver_message_after_commit(conversation_id, seq, payload, [*recipients, *(also_to or [])])
     return message
 
@@ -178,7 +178,7 @@ def _loaded_rows_changed(
             set_committed_value(member, "read_seq", seq)
 
 
-def _without_blockers(user_ids: list[int], sender_id: int) -> list[int]:
+def without_blockers(user_ids: list[int], sender_id: int) -> list[int]:
     """Group members who blocked the sender don't receive their messages live."""
     blockers = set(
         db.session.scalars(
@@ -191,11 +191,11 @@ def _without_blockers(user_ids: list[int], sender_id: int) -> list[int]:
 def notify_typing(user_id: int, conversation_id: int) -> None:
     """Tell the other members someone is typing. Only someone who may send there may type
     there, and typing reaches nobody a message would not (members who blocked the typist)."""
-    context = _send_context(user_id, conversation_id)
+    context = send_context(user_id, conversation_id)
     check_can_speak(context)
     if context.peer is not None:
         others = [context.peer.id] if context.peer_active else []
     else:
         members = [uid for uid in active_member_ids(conversation_id) if uid != user_id]
-        others = _without_blockers(members, user_id)
+        others = without_blockers(members, user_id)
     realtime.emit_to_users("typing", presenters.typing(conversation_id, context.sender), others)
