@@ -125,6 +125,12 @@ def get(user_id: int, conversation_id: int) -> tuple[object | None, Stamp | None
     return None, _cache.stamp(user_id, conversation_id)
 
 
+def generation(user_id: int, conversation_id: int) -> Stamp:
+    """Changes whenever a service drops this (user, conversation)'s right to speak, in this
+    process or, heard through Redis, in another — whether or not the cache is on."""
+    return _cache.stamp(user_id, conversation_id)
+
+
 def put(user_id: int, conversation_id: int, stamp: Stamp | None, value) -> None:
     if stamp is None:
         return

@@ -145,21 +145,46 @@ def test_a_resend_in_a_batch_returns_the_original_and_the_others_are_stored(app,
     assert created
     before = batches(app)
 
-    answers = send_together(
-        app,
-        [
-            (alice, conversations[1], "x-1", text("x1")),
-            (alice, conversations[0], "dup", text("first try")),  # the unique constraint refuses it
-            (alice, conversations[2], "x-2", text("x2")),
-        ],
-    )
+    with commits(app) as seen:
+        answers = send_together(
+            app,
+            [
+                (alice, conversations[1], "x-1", text("x1")),
+                (alice, conversations[0], "dup", text("first try")),  # stored before: found first
+                (alice, conversations[2], "x-2", text("x2")),
+            ],
+        )
 
-    assert batches(app) == before  # the batch failed together and each was stored alone
+    assert batches(app) == before + 1  # the others still went in together
+    assert seen["commits"] == 1  # the batch; the resend, answered alone, stored nothing
     assert answers[1] == (original, False)
     assert answers[0][1] is True and answers[2][1] is True
-    assert seqs_of(app, conversations[0]) == [1]  # no seq taken by the failed batch
+    assert seqs_of(app, conversations[0]) == [1]
     assert seqs_of(app, conversations[1]) == [1]
     assert seqs_of(app, conversations[2]) == [1]
+
+
+def test_a_batch_that_fails_is_rolled_back_and_each_send_stored_alone(app, people, monkeypatch):
+    alice, _, conversations = people
+    calls = []
+    real = pipeline._append_batch
+
+    def fail_once(batch):
+        calls.append(len(batch))
+        real(batch)  # everything written, then the batch fails before its commit
+        if len(calls) == 1:
+            raise RuntimeError("the database refused")
+        return real(batch)
+
+    monkeypatch.setattr(pipeline, "_append_batch", fail_once)
+    before = batches(app)
+
+    answers = send_together(app, [(alice, c, f"f-{c}", text("f")) for c in conversations[:3]])
+
+    assert calls == [3] and batches(app) == before
+    assert all(created for _, created in answers)
+    for conversation_id in conversations[:3]:
+        assert seqs_of(app, conversation_id) == [1]  # nothing of the failed batch survived
 
 
 def test_the_same_client_msg_id_twice_in_one_batch_is_stored_once(app, people):
@@ -243,3 +268,85 @@ def test_a_batch_is_never_larger_than_the_setting(app, people, monkeypatch):
     assert seen["inserts"] == 3
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Message)) == 5
+
+
+def test_a_change_of_the_right_to_speak_while_a_send_waits_is_checked_again(app, people, monkeypatch):
+    alice, friends, conversations = people
+    real = pipeline.Writer._store
+
+    def block_first(self, batch):
+        social.block_user(friends[0], alice)  # committed between the check and the write
+        real(self, batch)
+
+    monkeypatch.setattr(pipeline.Writer, "_store", block_first)
+
+    [answer] = send_together(app, [(alice, conversations[0], "late", text("hi"))])
+
+    assert isinstance(answer, ApiError) and answer.code == "blocked"
+    assert seqs_of(app, conversations[0]) == []
+
+
+def test_a_busy_process_does_not_starve_the_writer(app, people):
+    alice, _, conversations = people
+    spinning = [True]
+
+    def spin():
+        while spinning[0]:
+            gevent.sleep(0)
+
+    spinner = gevent.spawn(spin)
+    try:
+        with gevent.Timeout(5):
+            [answer] = send_together(app, [(alice, conversations[0], "busy", text("hi"))])
+    finally:
+        spinning[0] = False
+        spinner.join()
+    assert answer[1] is True
+
+
+@contextmanager
+def statements(app):
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()).upper())
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def first(seen: list[str], prefix: str) -> int:
+    return next(i for i, statement in enumerate(seen) if statement.startswith(prefix))
+
+
+def test_a_batch_locks_member_rows_before_the_stream_counter(app, people):
+    alice, _, conversations = people
+
+    with statements(app) as seen:
+        send_together(app, [(alice, c, f"l-{c}", text("l")) for c in conversations[:3]])
+
+    members = first(seen, "UPDATE CONVERSATION_MEMBERS")
+    counter = first(seen, "UPDATE STREAM_COUNTER")
+    assert first(seen, "UPDATE CONVERSATIONS") < members < counter
+
+
+def test_a_group_edit_without_a_notice_locks_the_conversation_before_the_counter(app, make_user, befriend):
+    owner, member = make_user("olive"), make_user("max")
+    befriend(owner, member)
+    with app.app_context():
+        group = groups.create_group(owner, "Team", [member])
+        group_id, conversation_id = group.id, group.conversation_id
+
+    with statements(app) as seen, app.app_context():
+        groups.update_group(owner, group_id, {"intro": "We ship on Fridays."})
+        db.session.commit()
+
+    counter = first(seen, "UPDATE STREAM_COUNTER")
+    conversation = first(seen, "SELECT CONVERSATIONS.ID")
+    assert conversation < counter
+    assert conversation_id

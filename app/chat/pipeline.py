@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import gevent
 from flask import Flask, current_app
 from gevent.event import AsyncResult
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import bindparam, case, select, tuple_, update
 
-from app import presenters, realtime
+from app import presenters, realtime, speak_cache
 from app.chat.access import active_member_ids, check_can_speak, send_context
 from app.chat.send import (
     SENDER_READ,
@@ -96,10 +96,16 @@ class Pending:
     client_msg_id: str
     body: dict
     context: object  # access.SendContext
+    # The right-to-speak generation when it was checked: the writer stores the send only if no
+    # service changed that right since (else it is checked again, stored alone).
+    generation: tuple
     result: AsyncResult = field(default_factory=AsyncResult)
 
 
 _ALONE = object()  # the writer's answer: store this one through send_message
+
+# How long the writer waits for the event loop to go quiet before it takes a batch.
+IDLE_WAIT_SECONDS = 0.002
 
 
 def send(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> tuple[dict, bool]:
@@ -108,6 +114,7 @@ def send(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> 
     app = current_app._get_current_object()
     if not app.config["GROUP_COMMIT"] or body["type"] in BODY_KINDS:
         return send_message(user_id, conversation_id, client_msg_id, body)
+    generation = speak_cache.generation(user_id, conversation_id)
     try:
         context = send_context(user_id, conversation_id)
         check_can_speak(context)
@@ -121,7 +128,7 @@ def send(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> 
     # event whose right to speak came from the cache has no session yet: none is made for this.
     if db.session.registry.has() and db.session().in_transaction():
         db.session.commit()
-    item = Pending(user_id, conversation_id, client_msg_id, body, context)
+    item = Pending(user_id, conversation_id, client_msg_id, body, context, generation)
     _writer(app).submit(item)
     answer = item.result.get()
     if answer is _ALONE:
@@ -142,61 +149,78 @@ class Writer:
     def __init__(self, app: Flask):
         self.app = app
         self.queue: list[Pending] = []
-        self.running = False
+        self.greenlet: gevent.Greenlet | None = None
         self.batches = 0  # how many batches were committed together (tests and the bench)
 
     def submit(self, item: Pending) -> None:
         self.queue.append(item)
-        if not self.running:
-            self.running = True
-            gevent.spawn(self._run)
+        # A writer that ended (or was killed) is replaced; it takes what it left in the queue.
+        if self.greenlet is None or self.greenlet.dead:
+            self.greenlet = gevent.spawn(self._run)
 
     def _run(self) -> None:
-        try:
-            while self.queue:
-                # Let every send already on its way (sockets read, handlers started) join.
+        while self.queue:
+            # Let every send already on its way (sockets read, handlers started) join, but
+            # never wait long for the loop to go quiet: a busy process would starve the writer.
+            with gevent.Timeout(IDLE_WAIT_SECONDS, False):
                 gevent.idle()
-                size = self.app.config["GROUP_COMMIT_BATCH"]
-                batch, self.queue = self.queue[:size], self.queue[size:]
-                try:
-                    with self.app.app_context():
-                        self._store(batch)
-                finally:
-                    # Whatever happened, no sender is left waiting.
-                    for item in batch:
-                        if not item.result.ready():
-                            item.result.set(_ALONE)
-        finally:
-            self.running = False
-            if self.queue:  # arrived while stopping
-                self.running = True
-                gevent.spawn(self._run)
+            size = self.app.config["GROUP_COMMIT_BATCH"]
+            batch, self.queue = self.queue[:size], self.queue[size:]
+            try:
+                with self.app.app_context():
+                    self._store(batch)
+            finally:
+                # Whatever happened, no sender is left waiting.
+                for item in batch:
+                    if not item.result.ready():
+                        item.result.set(_ALONE)
 
     def _store(self, batch: list[Pending]) -> None:
         first: dict[tuple[int, str], Pending] = {}
         fresh: list[Pending] = []
-        repeats: list[Pending] = []
+        alone: list[Pending] = []
         for item in batch:
             key = (item.user_id, item.client_msg_id)
-            (repeats if key in first else fresh).append(item)
+            if key in first:
+                alone.append(item)  # a resend inside the batch: answered once its first is
+            elif speak_cache.generation(item.user_id, item.conversation_id) != item.generation:
+                alone.append(item)  # its right to speak changed since it was checked
+            else:
+                fresh.append(item)
             first.setdefault(key, item)
         actions = []
         try:
-            answers = _append_batch(fresh)
+            stored = _stored_already(fresh)
+            alone += [item for item in fresh if (item.user_id, item.client_msg_id) in stored]
+            fresh = [item for item in fresh if (item.user_id, item.client_msg_id) not in stored]
+            answers = _append_batch(fresh) if fresh else []
             actions = realtime.commit_holding_actions()
         except Exception:
             db.session.rollback()
             log.info("a batch of %d sends failed together; storing each alone", len(fresh), exc_info=True)
             answers = [_ALONE] * len(fresh)
         else:
-            self.batches += 1
+            self.batches += 1 if fresh else 0
         # Acks first (the senders wake next), then deliveries and the work queued after commit.
         for item, answer in zip(fresh, answers, strict=True):
             item.result.set(answer)
-        # A repeat inside the batch is a resend: its first is stored (or refused) by now.
-        for item in repeats:
+        for item in alone:
             item.result.set(_ALONE)
         realtime.run_actions(actions)
+
+
+def _stored_already(batch: list[Pending]) -> set[tuple[int, str]]:
+    """The (sender, client_msg_id) of the batch stored before (resends after a lost ack or a
+    restart): they are answered alone, so they do not fail the batch at the unique constraint."""
+    if not batch:
+        return set()
+    keys = [(item.user_id, item.client_msg_id) for item in batch]
+    rows = db.session.connection().execute(
+        select(_messages.c.sender_id, _messages.c.client_msg_id).where(
+            tuple_(_messages.c.sender_id, _messages.c.client_msg_id).in_(keys)
+        )
+    )
+    return {(sender_id, client_msg_id) for sender_id, client_msg_id in rows}
 
 
 def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
@@ -217,15 +241,22 @@ def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
     last_seqs = dict(execute(_bump_seqs(len(ids)), params).all())
     # Each conversation's messages take its new seqs in batch order.
     next_seq = {c_id: last_seqs[c_id] - counts[c_id] for c_id in ids}
-    last_pos = execute(_TAKE_POSITIONS, {"n": len(batch)}).scalar_one()
-    pos = last_pos - len(batch)
-    rows = []
+    seqs = []
     read_marks: dict[tuple[int, int], int] = {}
-    stamps: dict[int, int] = {}
     for item in batch:
         next_seq[item.conversation_id] += 1
+        seqs.append(next_seq[item.conversation_id])
+        read_marks[item.conversation_id, item.user_id] = next_seq[item.conversation_id]
+    # Member rows before the stream counter, in a fixed order (the lock order of stream.py).
+    execute(
+        SENDER_READ,
+        [{"c_id": c_id, "u_id": u_id, "c_seq": seq} for (c_id, u_id), seq in sorted(read_marks.items())],
+    )
+    pos = execute(_TAKE_POSITIONS, {"n": len(batch)}).scalar_one() - len(batch)
+    rows = []
+    stamps: dict[int, int] = {}
+    for item, seq in zip(batch, seqs, strict=True):
         pos += 1
-        seq = next_seq[item.conversation_id]
         rows.append(
             {
                 "conversation_id": item.conversation_id,
@@ -238,12 +269,7 @@ def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
                 "created_at": now,
             }
         )
-        read_marks[item.conversation_id, item.user_id] = seq
         stamps[item.conversation_id] = pos
-    execute(
-        SENDER_READ,
-        [{"c_id": c_id, "u_id": u_id, "c_seq": seq} for (c_id, u_id), seq in read_marks.items()],
-    )
     inserted = {(c_id, seq): message_id for c_id, seq, message_id in execute(_INSERT_MESSAGES, rows)}
     message_ids = [inserted[row["conversation_id"], row["seq"]] for row in rows]
     execute(STAMP_CONVERSATION, [{"c_id": c_id, "c_pos": c_pos} for c_id, c_pos in stamps.items()])

@@ -109,7 +109,9 @@ def _announce_group(group: Group) -> None:
 
 
 def _touch_conversation(conversation_id: int) -> None:
-    """Mark the conversation as changed for sync (name, avatar...) when no message does."""
+    """Mark the conversation as changed for sync (name, avatar...) when no message does. The
+    conversation row is locked before the stream counter, as every writer does (stream.py)."""
+    db.session.execute(select(Conversation.id).where(Conversation.id == conversation_id).with_for_update())
     pos = next_stream_pos()
     db.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(stream_pos=pos))
 
