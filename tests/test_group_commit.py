@@ -156,12 +156,26 @@ def test_a_resend_in_a_batch_returns_the_original_and_the_others_are_stored(app,
         )
 
     assert batches(app) == before + 1  # the others still went in together
-    assert seen["commits"] == 1  # the batch; the resend, answered alone, stored nothing
+    assert seen == {"commits": 1, "inserts": 1}  # the resend was answered from what is stored
     assert answers[1] == (original, False)
     assert answers[0][1] is True and answers[2][1] is True
     assert seqs_of(app, conversations[0]) == [1]
     assert seqs_of(app, conversations[1]) == [1]
     assert seqs_of(app, conversations[2]) == [1]
+
+
+def test_a_resend_of_a_stored_message_to_another_conversation_is_refused(app, people):
+    alice, _, conversations = people
+    with app.app_context():
+        send_message(alice, conversations[0], "used", text("first"))
+
+    answers = send_together(
+        app, [(alice, conversations[1], "used", text("again")), (alice, conversations[2], "new", text("n"))]
+    )
+
+    assert isinstance(answers[0], ApiError) and answers[0].code == "duplicate_client_msg_id"
+    assert answers[1][1] is True
+    assert seqs_of(app, conversations[1]) == []
 
 
 def test_a_batch_that_fails_is_rolled_back_and_each_send_stored_alone(app, people, monkeypatch):

@@ -39,9 +39,11 @@ from app.chat.send import (
     SENDER_READ,
     STAMP_CONVERSATION,
     message_stored,
+    replay_of,
     send_message,
     without_blockers,
 )
+from app.errors import ApiError
 from app.extensions import db
 from app.media.services import BODY_KINDS
 from app.models import Conversation, Message, StreamCounter, utcnow
@@ -189,9 +191,12 @@ class Writer:
                 fresh.append(item)
             first.setdefault(key, item)
         actions = []
+        resends: list[tuple[Pending, object]] = []
         try:
             stored = _stored_already(fresh)
-            alone += [item for item in fresh if (item.user_id, item.client_msg_id) in stored]
+            resends = [
+                (item, _answer_resend(item)) for item in fresh if (item.user_id, item.client_msg_id) in stored
+            ]
             fresh = [item for item in fresh if (item.user_id, item.client_msg_id) not in stored]
             answers = _append_batch(fresh) if fresh else []
             actions = realtime.commit_holding_actions()
@@ -199,6 +204,7 @@ class Writer:
             db.session.rollback()
             log.info("a batch of %d sends failed together; storing each alone", len(fresh), exc_info=True)
             answers = [_ALONE] * len(fresh)
+            resends = [(item, _ALONE) for item, _ in resends]
         else:
             self.batches += 1 if fresh else 0
         # Acks first (the senders wake next), then deliveries and the work queued after commit.
@@ -206,12 +212,26 @@ class Writer:
             item.result.set(answer)
         for item in alone:
             item.result.set(_ALONE)
+        for item, answer in resends:
+            if isinstance(answer, ApiError):
+                item.result.set_exception(answer)
+            else:
+                item.result.set(answer)
         realtime.run_actions(actions)
+
+
+def _answer_resend(item: Pending):
+    """A resend's answer from what is stored (or the error it gets), without storing anything."""
+    try:
+        return replay_of(item.user_id, item.conversation_id, item.client_msg_id) or _ALONE
+    except ApiError as error:
+        return error
 
 
 def _stored_already(batch: list[Pending]) -> set[tuple[int, str]]:
     """The (sender, client_msg_id) of the batch stored before (resends after a lost ack or a
-    restart): they are answered alone, so they do not fail the batch at the unique constraint."""
+    restart): they are answered from what is stored, so they do not fail the batch at the
+    unique constraint."""
     if not batch:
         return set()
     keys = [(item.user_id, item.client_msg_id) for item in batch]

@@ -96,6 +96,13 @@ def send_message(user_id: int, conversation_id: int, client_msg_id: str, body: d
     return payload, True
 
 
+def replay_of(user_id: int, conversation_id: int, client_msg_id: str) -> tuple[dict, bool] | None:
+    """The answer to a resend of a message this sender stored under `client_msg_id`: the stored
+    message, not new (None if there is none; `duplicate_client_msg_id` if it went elsewhere)."""
+    existing = _existing(user_id, client_msg_id)
+    return None if existing is None else (_replay(existing, user_id, conversation_id), False)
+
+
 def _replay(message: Message, user_id: int, conversation_id: int) -> dict:
     if message.conversation_id != conversation_id:
         raise ApiError(
