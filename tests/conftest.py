@@ -25,7 +25,7 @@ from sqlalchemy import event, text
 
 from app import create_app, speak_cache
 from app.auth import services as auth_services
-from app.extensions import db, limiter, socketio
+from app.extensions import db, limiter, login_manager, socketio
 from config import BASE_DIR, Config
 
 TEST_DB = os.environ.get("PARLEY_TEST_DB", "sqlite")
@@ -251,6 +251,26 @@ def login(app):
         return new_client
 
     return sign_in
+
+
+@pytest.fixture
+def spies(app, monkeypatch):
+    """Count session decodes and user-loader runs."""
+    counts = {"session": 0, "user": 0}
+    interface = app.session_interface
+    open_session, load_user = interface.open_session, login_manager._user_callback
+
+    def counting_open(*args, **kwargs):
+        counts["session"] += 1
+        return open_session(*args, **kwargs)
+
+    def counting_load(*args, **kwargs):
+        counts["user"] += 1
+        return load_user(*args, **kwargs)
+
+    monkeypatch.setattr(interface, "open_session", counting_open)
+    monkeypatch.setattr(login_manager, "_user_callback", counting_load)
+    return counts
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from werkzeug.test import EnvironBuilder
 
 from app.auth import services as auth_services
 from app.chat import events
-from app.extensions import db, login_manager, socketio
+from app.extensions import db, socketio
 from app.models import User
 from app.moderation import services as moderation
 from tests.chat_helpers import connect
@@ -47,27 +47,14 @@ def test_connect_and_disconnect_push_no_request_context(app, alice_and_bob, monk
         assert db.session.get(User, bob_id).last_seen_at is not None
 
 
-def test_connect_decodes_the_cookie_once_and_runs_no_user_loader(app, alice_and_bob, monkeypatch):
+def test_connect_decodes_the_cookie_once_and_runs_no_user_loader(app, alice_and_bob, spies):
     alice_http = alice_and_bob[0]
     alice_http.get("/api/v1/auth/me")  # the test client's cookie jar is filled
-    counts = {"session": 0, "user": 0}
-    interface = app.session_interface
-    open_session, load_user = interface.open_session, login_manager._user_callback
-
-    def counting_open(*args, **kwargs):
-        counts["session"] += 1
-        return open_session(*args, **kwargs)
-
-    def counting_load(*args, **kwargs):
-        counts["user"] += 1
-        return load_user(*args, **kwargs)
-
-    monkeypatch.setattr(interface, "open_session", counting_open)
-    monkeypatch.setattr(login_manager, "_user_callback", counting_load)
+    spies.update(session=0, user=0)
     socket = socketio.test_client(app, flask_test_client=alice_http)
     assert socket.is_connected()
     socket.disconnect()
-    assert counts == {"session": 1, "user": 0}
+    assert spies == {"session": 1, "user": 0}
 
 
 def test_connect_and_disconnect_build_no_statement(app, alice_and_bob, monkeypatch, count_queries):

@@ -318,30 +318,16 @@ def test_a_busy_process_does_not_starve_the_writer(app, people):
     assert answer[1] is True
 
 
-@contextmanager
-def statements(app):
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()).upper())
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def first(seen: list[str], prefix: str) -> int:
-    return next(i for i, statement in enumerate(seen) if statement.startswith(prefix))
+    return next(
+        i for i, statement in enumerate(seen) if " ".join(statement.split()).upper().startswith(prefix)
+    )
 
 
-def test_a_batch_locks_member_rows_before_the_stream_counter(app, people):
+def test_a_batch_locks_member_rows_before_the_stream_counter(app, people, count_queries):
     alice, _, conversations = people
 
-    with statements(app) as seen:
+    with count_queries() as seen:
         send_together(app, [(alice, c, f"l-{c}", text("l")) for c in conversations[:3]])
 
     members = first(seen, "UPDATE CONVERSATION_MEMBERS")
@@ -349,14 +335,16 @@ def test_a_batch_locks_member_rows_before_the_stream_counter(app, people):
     assert first(seen, "UPDATE CONVERSATIONS") < members < counter
 
 
-def test_a_group_edit_without_a_notice_locks_the_conversation_before_the_counter(app, make_user, befriend):
+def test_a_group_edit_without_a_notice_locks_the_conversation_before_the_counter(
+    app, make_user, befriend, count_queries
+):
     owner, member = make_user("olive"), make_user("max")
     befriend(owner, member)
     with app.app_context():
         group = groups.create_group(owner, "Team", [member])
         group_id, conversation_id = group.id, group.conversation_id
 
-    with statements(app) as seen, app.app_context():
+    with count_queries() as seen, app.app_context():
         groups.update_group(owner, group_id, {"intro": "We ship on Fridays."})
         db.session.commit()
 

@@ -24,26 +24,6 @@ def alice_and_bob(app, make_user, login, befriend):
     return alice_http, bob_http, answer.get_json()["conversation"]["id"]
 
 
-@pytest.fixture
-def spies(app, monkeypatch):
-    """Count session decodes and user-loader runs."""
-    counts = {"session": 0, "user": 0}
-    interface = app.session_interface
-    open_session, load_user = interface.open_session, login_manager._user_callback
-
-    def counting_open(*args, **kwargs):
-        counts["session"] += 1
-        return open_session(*args, **kwargs)
-
-    def counting_load(*args, **kwargs):
-        counts["user"] += 1
-        return load_user(*args, **kwargs)
-
-    monkeypatch.setattr(interface, "open_session", counting_open)
-    monkeypatch.setattr(login_manager, "_user_callback", counting_load)
-    return counts
-
-
 def test_events_decode_no_session_and_load_no_user_only_the_connect_does(app, alice_and_bob, spies):
     alice_http, bob_http, conversation_id = alice_and_bob
     alice = connect(app, alice_http)

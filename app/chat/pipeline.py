@@ -152,7 +152,7 @@ class Writer:
         self.app = app
         self.queue: list[Pending] = []
         self.greenlet: gevent.Greenlet | None = None
-        self.batches = 0  # how many batches were committed together (tests and the bench)
+        self.batches = 0  # how many batches were committed together (the tests read it)
 
     def submit(self, item: Pending) -> None:
         self.queue.append(item)
