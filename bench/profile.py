@@ -21,8 +21,9 @@ from pathlib import Path
 from bench import run, servers
 
 # (label, a frame that marks it, or a tuple of such frames): a sample counts under every label
-# one of whose frames is on its stack. Parley's events are registered with python-socketio
-# directly; connect and disconnect still go through Flask-SocketIO's `_handle_event`.
+# one of whose frames is on its stack. Parley's events, connect and disconnect included, are
+# registered with python-socketio directly; `_handle_event` of Flask-SocketIO would mark any
+# handler still registered through it.
 PARTS = [
     (
         "socket event, all of it",
