@@ -278,6 +278,9 @@ class Config:
         self.LOGIN_ACCOUNT_FAILURE_LIMIT = reader.rate("LOGIN_ACCOUNT_FAILURE_LIMIT", "100 per hour")
         self.GROUP_MEMBER_LIMIT = reader.int("GROUP_MEMBER_LIMIT", 500, 2, 100000)
         self.MESSAGE_RATE_LIMIT = reader.rate("MESSAGE_RATE_LIMIT", "20 per second")
+        # How long a sender may recall (2 minutes) and edit (48 hours) their own message.
+        self.RECALL_WINDOW_SECONDS = reader.int("RECALL_WINDOW_SECONDS", 120, 0, 365 * 86400)
+        self.EDIT_WINDOW_SECONDS = reader.int("EDIT_WINDOW_SECONDS", 48 * 3600, 0, 365 * 86400)
         # The right to speak kept in memory per process (app/speak_cache.py), and its size.
         self.GROUP_COMMIT = reader.bool("GROUP_COMMIT", True)
         self.GROUP_COMMIT_BATCH = reader.int("GROUP_COMMIT_BATCH", 64, 1, 1000)

@@ -72,13 +72,29 @@ def sender(user: User | None) -> dict | None:
     }
 
 
+RECALL_TEXTS = {
+    "sender": "This message was withdrawn",
+    "group_admin": "Removed by a group admin",
+    "admin": "Removed by an administrator",
+}
+
+
 def _recalled_body(row: Message) -> dict:
-    by = "sender" if row.recalled_by_id is not None and row.recalled_by_id == row.sender_id else "admin"
-    text = "This message was withdrawn" if by == "sender" else "Removed by an administrator"
-    return {"type": row.type, "recalled": True, "by": by, "text": text}
+    by = row.recalled_as or ("sender" if row.recalled_by_id == row.sender_id else "admin")
+    return {"type": row.type, "recalled": True, "by": by, "by_id": row.recalled_by_id, "text": RECALL_TEXTS[by]}
+
+
+def reactions(summary: list | None) -> list[dict]:
+    """[{"emoji", "count", "user_ids"}] in the order the emoji first appeared."""
+    return [
+        {"emoji": item["emoji"], "count": len(item["user_ids"]), "user_ids": item["user_ids"]}
+        for item in summary or ()
+    ]
 
 
 def message(row: Message, author: User | None) -> dict:
+    """A message as every member sees it. A recalled one keeps only its place: no body, quote,
+    mentions or reactions."""
     recalled = row.recalled_at is not None
     return {
         "id": row.id,
@@ -90,7 +106,13 @@ def message(row: Message, author: User | None) -> dict:
         "client_msg_id": row.client_msg_id,
         "created_at": iso(row.created_at),
         "edited_at": iso(row.edited_at),
+        "edit_count": row.edit_count or 0,
         "recalled": recalled,
+        "reply": None if recalled else row.reply,
+        "mentions": [] if recalled else row.mentions or [],
+        "mention_all": False if recalled else bool(row.mention_all),
+        "reactions": [] if recalled else reactions(row.reactions),
+        "forwarded": bool(row.forwarded),
     }
 
 

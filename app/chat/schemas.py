@@ -48,15 +48,21 @@ class LocationBody(Payload):
 Body = Annotated[TextBody | ImageBody | VideoBody | FileBody | LocationBody, Field(discriminator="type")]
 
 
-class SendIn(Payload):
-    conversation_id: Id
-    client_msg_id: str = Field(pattern=CLIENT_MSG_ID)
-    body: Body
+MAX_MENTIONS = 50
 
 
 class MessageIn(Payload):
     client_msg_id: str = Field(pattern=CLIENT_MSG_ID)
     body: Body
+    # The seq of the message this one answers (same conversation, visible to the sender).
+    reply_to: Seq | None = None
+    # Members called by the message (validated against the current members), and @all.
+    mentions: list[Id] = Field(default_factory=list, max_length=MAX_MENTIONS)
+    mention_all: bool = False
+
+
+class SendIn(MessageIn):
+    conversation_id: Id
 
 
 class ReadIn(Payload):

@@ -1,5 +1,6 @@
 """All models, imported here so Alembic and the app see one complete metadata."""
 
+from app.models.actions import MessageEdit, MessageHide, MessageMention, MessageReaction, UploadShare
 from app.models.chat import Conversation, ConversationMember, Message, StreamCounter
 from app.models.media import Upload
 from app.models.moderation import AuditLog, Sanction
@@ -29,10 +30,15 @@ __all__ = [
     "GroupMember",
     "GroupRemoval",
     "Message",
+    "MessageEdit",
+    "MessageHide",
+    "MessageMention",
+    "MessageReaction",
     "OAuthIdentity",
     "Sanction",
     "StreamCounter",
     "Upload",
+    "UploadShare",
     "User",
     "counterparts",
     "utcnow",

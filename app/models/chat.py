@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -22,7 +23,7 @@ from app.models.types import UTCDateTime, utcnow
 from app.models.users import User
 
 CONVERSATION_KINDS = ("direct", "group")
-MESSAGE_TYPES = ("txt", "img", "video", "loc", "file", "system")
+MESSAGE_TYPES = ("txt", "img", "video", "loc", "file", "system", "merged")
 
 # SQLite only auto-increments INTEGER primary keys; PostgreSQL gets a bigint.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -40,6 +41,8 @@ class Conversation(db.Model):
     stream_pos: Mapped[int] = mapped_column(BigInteger, default=0)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Pinned messages, newest first (at most MAX_PINS): [{"seq", "by", "at"}] (app/chat/actions/pins.py).
+    pins: Mapped[list | None] = mapped_column(JSON)
 
     __table_args__ = (CheckConstraint(f"kind IN {CONVERSATION_KINDS}", name="kind"),)
 
@@ -84,6 +87,21 @@ class Message(db.Model):
     edited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recalled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     recalled_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Who recalled it, as the payload says: "sender", "group_admin" (the group's owner or an
+    # admin) or "admin" (the site's console).
+    recalled_as: Mapped[str | None] = mapped_column(String(16))
+    # A reply: the seq it answers and a snapshot of it ({"seq", "sender": {"id", "nickname"},
+    # "type", "text"}), kept so the quote renders whatever happens to the original.
+    reply_to_seq: Mapped[int | None] = mapped_column(BigInteger)
+    reply: Mapped[dict | None] = mapped_column(JSON)
+    # Mentioned user ids (validated against the members when sent), and @all.
+    mentions: Mapped[list | None] = mapped_column(JSON)
+    mention_all: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    edit_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Reactions in the order they first appeared: [{"emoji", "user_ids"}] (the rows of
+    # message_reactions are the truth; this is what every payload shows).
+    reactions: Mapped[list | None] = mapped_column(JSON)
+    forwarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     # For the admin console's lists (loaded with a join there); chat code selects users itself.
     sender: Mapped[User | None] = relationship(foreign_keys=[sender_id], viewonly=True)

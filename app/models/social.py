@@ -18,6 +18,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy import false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -103,6 +104,8 @@ class Group(db.Model):
     member_limit: Mapped[int] = mapped_column(Integer, default=500)
     member_count: Mapped[int] = mapped_column(Integer, default=0)
     muted_all: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Whether every member may @all (else only the owner and admins).
+    members_mention_all: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dissolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dissolved_reason: Mapped[str | None] = mapped_column(String(200))
