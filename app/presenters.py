@@ -81,7 +81,13 @@ RECALL_TEXTS = {
 
 def _recalled_body(row: Message) -> dict:
     by = row.recalled_as or ("sender" if row.recalled_by_id == row.sender_id else "admin")
-    return {"type": row.type, "recalled": True, "by": by, "by_id": row.recalled_by_id, "text": RECALL_TEXTS[by]}
+    return {
+        "type": row.type,
+        "recalled": True,
+        "by": by,
+        "by_id": row.recalled_by_id,
+        "text": RECALL_TEXTS[by],
+    }
 
 
 def reactions(summary: list | None) -> list[dict]:

@@ -14,8 +14,8 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
 )
-from sqlalchemy import false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db

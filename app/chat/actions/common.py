@@ -32,7 +32,10 @@ def visible_message(
     `not_member` when `active` is asked for, and a message they cannot see `not_visible`.
     `lock`: lock the conversation row first (for actions that write)."""
     member = require_member(user_id, conversation_id, active=active)
-    conversation = lock_conversation(conversation_id) if lock else db.session.get(Conversation, conversation_id)
+    if lock:
+        conversation = lock_conversation(conversation_id)
+    else:
+        conversation = db.session.get(Conversation, conversation_id)
     lowest, highest = visible_window(member, conversation)
     message = None
     if lowest < seq <= highest:
