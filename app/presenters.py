@@ -130,6 +130,7 @@ def group_brief(group: Group) -> dict:
         "member_count": group.member_count,
         "dissolved": group.dissolved_at is not None,
         "muted_all": group.muted_all,
+        "members_mention_all": bool(group.members_mention_all),
     }
 
 
@@ -144,6 +145,8 @@ def conversation(
     unread: int,
     online: bool,
     peer_read_seq: int | None = None,
+    unread_mentions: int = 0,
+    mention_seq: int | None = None,
 ) -> dict:
     if group is not None:
         name, avatar = group.name, group.avatar_url
@@ -164,11 +167,20 @@ def conversation(
         "read_seq": member.read_seq,
         "peer_read_seq": peer_read_seq,
         "unread": unread,
+        "unread_mentions": unread_mentions,
+        "mention_seq": mention_seq,
         "pinned": member.pinned,
         "muted": member.muted,
         "active": member.active,
         "last_activity_at": iso(row.last_activity_at),
+        "pins": _pins_in_window(member, row),
     }
+
+
+def _pins_in_window(member: ConversationMember, row: Conversation) -> list[dict]:
+    """The conversation's pins ({"seq", "by", "at"}, newest first) the member's window covers."""
+    highest = member.left_seq if member.left_seq is not None else row.last_seq
+    return [pin for pin in row.pins or () if member.joined_seq < pin["seq"] <= highest]
 
 
 def friend_request(row: FriendRequest, sender: User, recipient: User) -> dict:

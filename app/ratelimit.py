@@ -40,12 +40,12 @@ def _identifiers(scope: str, keys: tuple[str, ...]) -> list[str]:
     return [prefix, scope, *keys] if prefix else [scope, *keys]
 
 
-def hit(rate: str, scope: str, *keys: str) -> bool:
-    """Count one event against every limit of `rate`; False when one of them is exceeded."""
+def hit(rate: str, scope: str, *keys: str, cost: int = 1) -> bool:
+    """Count `cost` events against every limit of `rate`; False when one of them is exceeded."""
     if not enabled():
         return True
     identifiers = _identifiers(scope, keys)
-    results = [limiter.limiter.hit(item, *identifiers) for item in parse_many(rate)]
+    results = [limiter.limiter.hit(item, *identifiers, cost=cost) for item in parse_many(rate)]
     return all(results)
 
 
@@ -83,7 +83,7 @@ def retry_after(rate: str, scope: str, *keys: str) -> int:
     return max(1, math.ceil(max(waits, default=1)))
 
 
-def require(rate: str, scope: str, *keys: str, message: str) -> None:
-    """Count one event; over `rate`, refuse with `rate_limited` (429) and when to try again."""
-    if not hit(rate, scope, *keys):
+def require(rate: str, scope: str, *keys: str, message: str, cost: int = 1) -> None:
+    """Count `cost` events; over `rate`, refuse with `rate_limited` (429) and when to try again."""
+    if not hit(rate, scope, *keys, cost=cost):
         raise ApiError("rate_limited", message, 429, retry_after=retry_after(rate, scope, *keys))

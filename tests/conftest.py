@@ -274,6 +274,24 @@ def spies(app, monkeypatch):
 
 
 @pytest.fixture
+def pair(app, make_user, login, befriend):
+    """Alice (phone and laptop) and Bob (phone), friends with a direct conversation; each a
+    device of tests/chat_helpers.py."""
+    from tests.chat_helpers import connect
+
+    befriend(make_user("alice"), make_user("bob"))
+    alice_phone = connect(app, login("alice"))
+    alice_laptop = connect(app, login("alice"))
+    bob = connect(app, login("bob"))
+    response = alice_phone.http.post("/api/v1/conversations", json={"user_id": bob.user_id})
+    assert response.status_code == 200
+    conversation_id = response.get_json()["conversation"]["id"]
+    for device in (alice_phone, alice_laptop, bob):
+        device.received()  # drop the connect-time events
+    return alice_phone, alice_laptop, bob, conversation_id
+
+
+@pytest.fixture
 def count_queries(app):
     """Counts the SQL statements run inside the `with` block."""
 

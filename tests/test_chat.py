@@ -14,21 +14,6 @@ from app.models import Group, GroupMember, Message, Sanction, utcnow
 from tests.chat_helpers import connect, new_client_msg_id
 
 
-@pytest.fixture
-def pair(app, make_user, login, befriend):
-    """Alice (phone and laptop) and Bob (phone), friends with a direct conversation."""
-    befriend(make_user("alice"), make_user("bob"))
-    alice_phone = connect(app, login("alice"))
-    alice_laptop = connect(app, login("alice"))
-    bob = connect(app, login("bob"))
-    response = alice_phone.http.post("/api/v1/conversations", json={"user_id": bob.user_id})
-    assert response.status_code == 200
-    conversation_id = response.get_json()["conversation"]["id"]
-    for device in (alice_phone, alice_laptop, bob):
-        device.received()  # drop the connect-time events
-    return alice_phone, alice_laptop, bob, conversation_id
-
-
 def message_count(app) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count(Message.id)))

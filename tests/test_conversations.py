@@ -148,10 +148,9 @@ def test_reading_moves_forward_only_and_syncs_every_device(alice, make_user, app
     for device in (phone, laptop, bob):
         device.received()
     ack = phone.emit("conversation:read", {"conversation_id": conversation_id, "seq": 3})
-    assert ack == {"ok": True, "conversation_id": conversation_id, "read_seq": 3, "unread": 2}
-    assert laptop.received("conversation:read") == [
-        {"conversation_id": conversation_id, "user_id": alice_id, "read_seq": 3, "unread": 2}
-    ]
+    state = {"conversation_id": conversation_id, "read_seq": 3, "unread": 2, "unread_mentions": 0}
+    assert ack == {"ok": True, **state}
+    assert laptop.received("conversation:read") == [{**state, "user_id": alice_id}]
     assert bob.received("receipt:read") == [
         {"conversation_id": conversation_id, "user_id": alice_id, "read_seq": 3}
     ]
@@ -171,7 +170,12 @@ def test_read_over_rest(alice, make_user, app):
     conversation_id = open_direct(app, alice_id, bob_id)
     send(app, bob_id, conversation_id)
     response = client.post(f"/api/v1/conversations/{conversation_id}/read", json={"seq": 1})
-    assert response.get_json() == {"conversation_id": conversation_id, "read_seq": 1, "unread": 0}
+    assert response.get_json() == {
+        "conversation_id": conversation_id,
+        "read_seq": 1,
+        "unread": 0,
+        "unread_mentions": 0,
+    }
 
 
 def test_group_members_can_ask_who_has_read_a_message(app, make_user, login, befriend):

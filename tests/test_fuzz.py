@@ -175,7 +175,17 @@ def body_model(view) -> type[BaseModel] | None:
     return eval(match.group(1), view.__globals__)  # noqa: S307 (a name from our own source)
 
 
-GENERIC_SAMPLES = ["fuzz-msg-0001", 1, False, "member", {"type": "txt", "msg": "fuzz"}]
+GENERIC_SAMPLES = [
+    "fuzz-msg-0001",
+    1,
+    False,
+    "member",
+    {"type": "txt", "msg": "fuzz"},
+    [1],
+    "separate",
+    "👍",
+    [{"conversation_id": 1, "client_msg_id": "fuzz-msg-0002"}],
+]
 
 
 def field_accepts(model: type[BaseModel], body: dict, name: str) -> bool:

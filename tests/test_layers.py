@@ -10,7 +10,7 @@ APP = Path(__file__).resolve().parent.parent / "app"
 
 # The chat modules from the bottom up: each may import only those before it.
 CHAT_LAYERS = [
-    *("stream", "access", "read", "history", "send", "pipeline"),
+    *("stream", "access", "extras", "read", "history", "send", "pipeline"),
     *("conversations", "sync", "routes", "events"),
 ]
 
@@ -38,6 +38,22 @@ def test_chat_modules_import_only_the_layers_below_them():
     for rank, name in enumerate(CHAT_LAYERS):
         above = {f"app.chat.{higher}" for higher in CHAT_LAYERS[rank:]}
         climbs = _imports(APP / "chat" / f"{name}.py") & above
+        assert not climbs, f"app/chat/{name}.py imports {sorted(climbs)}"
+
+
+def test_message_actions_sit_between_the_chat_services_and_the_handlers():
+    """app/chat/actions/ uses the chat services; only routes and events use the actions."""
+    handlers = {"app.chat.routes", "app.chat.events"}
+    for path in (APP / "chat" / "actions").glob("*.py"):
+        assert not _imports(path) & handlers, path.name
+    for name in CHAT_LAYERS:
+        if f"app.chat.{name}" in handlers:
+            continue
+        climbs = {
+            module
+            for module in _imports(APP / "chat" / f"{name}.py")
+            if module.startswith("app.chat.actions")
+        }
         assert not climbs, f"app/chat/{name}.py imports {sorted(climbs)}"
 
 

@@ -196,6 +196,7 @@ def test_unread_counts_and_reads_sync_across_devices_and_to_the_sender(device, m
         "conversation_id": conversation_id,
         "read_seq": 2,
         "unread": 1,
+        "unread_mentions": 0,
     }
     assert summary_of(bob_laptop, conversation_id)["unread"] == 1
     assert bob_phone.read(conversation_id, 3)["unread"] == 0
@@ -203,8 +204,8 @@ def test_unread_counts_and_reads_sync_across_devices_and_to_the_sender(device, m
     read_state = {"conversation_id": conversation_id, "user_id": bob_id}
     bob_laptop.wait_for("conversation:read", lambda event: event["read_seq"] == 3)
     assert bob_laptop.events("conversation:read") == [
-        {**read_state, "read_seq": 2, "unread": 1},
-        {**read_state, "read_seq": 3, "unread": 0},
+        {**read_state, "read_seq": 2, "unread": 1, "unread_mentions": 0},
+        {**read_state, "read_seq": 3, "unread": 0, "unread_mentions": 0},
     ]
     alice.wait_for("receipt:read", lambda event: event["read_seq"] == 3)
     assert alice.events("receipt:read") == [{**read_state, "read_seq": 2}, {**read_state, "read_seq": 3}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -115,7 +115,13 @@ def logout():
 @login_required
 def home():
     """The chat client: Jinja renders the shell, ES modules in app/static/js do the rest."""
-    return render_template("app.html", me=presenters.user_self(current_user), robot=robot_enabled())
+    limits = {
+        "recall_seconds": current_app.config["RECALL_WINDOW_SECONDS"],
+        "edit_seconds": current_app.config["EDIT_WINDOW_SECONDS"],
+    }
+    return render_template(
+        "app.html", me=presenters.user_self(current_user), robot=robot_enabled(), limits=limits
+    )
 
 
 @bp.route("/account", methods=["GET", "POST"])

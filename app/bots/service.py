@@ -1,7 +1,7 @@
 """The robot: its account, everyone's conversation with it, and its answers.
 
 The robot is a real user (`is_bot`), so its messages are stored, synced and roam like anyone's.
-A user's message to it (in a direct chat, or an @-mention in a group it was added to) queues a
+A user's message to it (in a direct chat, or a mention in a group it was added to) queues a
 job once the message has committed; the job runs in its own greenlet, never in the socket
 handler, shows `typing`, asks the provider within `BOT_REPLY_TIMEOUT` and sends the answer, or a
 polite fallback, through `send_message` as the robot.
@@ -152,12 +152,13 @@ def _job_for(context: SendContext, message: Message) -> ReplyJob | None:
         if not context.peer.is_bot:
             return None
         bot, query = context.peer, text
-    elif context.group is not None and "@" in text:
+    elif context.group is not None and ("@" in text or message.mentions):
         bot = _bot_member(context.conversation.id)
         if bot is None:
             return None
         pattern = mention_pattern(bot)
-        if not pattern.search(text):
+        # Mentioned by id (picked from the member list), or by a typed @name.
+        if bot.id not in (message.mentions or ()) and not pattern.search(text):
             return None
         query = pattern.sub(" ", text).strip() or text
     else:

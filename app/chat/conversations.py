@@ -9,7 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import Boolean, Integer, and_, bindparam, case, or_, select, update
+from sqlalchemy import Boolean, Integer, and_, bindparam, case, func, or_, select, tuple_, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -20,7 +20,16 @@ from app.chat.read import unread_count
 from app.chat.stream import current_stream_pos, next_stream_pos
 from app.errors import ApiError, not_found
 from app.extensions import db
-from app.models import Conversation, ConversationMember, Group, Message, User, utcnow
+from app.models import (
+    Conversation,
+    ConversationMember,
+    Group,
+    Message,
+    MessageHide,
+    MessageMention,
+    User,
+    utcnow,
+)
 from app.models.types import UTCDateTime
 from app.presence_service import shows_online
 from app.validation import MAX_ID
@@ -150,8 +159,75 @@ def _shape_of(*models) -> list[tuple[list[str], int] | None]:
 
 
 # member, conversation, group, peer, last message, its sender, the peer's read position, whether
-# one of the pair blocked the other
-_SUMMARY_SHAPE = _shape_of(ConversationMember, Conversation, Group, User, Message, User, None, None)
+# one of the pair blocked the other, the member's unread mentions and the first of them, whether
+# the member deleted the last message for themselves
+_SUMMARY_SHAPE = _shape_of(ConversationMember, Conversation, Group, User, Message, User, *[None] * 5)
+
+
+def _unread_mentions(member, visible_last):
+    """The member's unread mentions (count, first seq) as correlated subqueries on the mention
+    rows' key: after their read position, up to the last message they may see. A recalled
+    message's mention rows are deleted at recall, so no message is read for this."""
+    mention = MessageMention
+    seen = case((member.read_seq > member.joined_seq, member.read_seq), else_=member.joined_seq)
+    unread = (
+        mention.user_id == member.user_id,
+        mention.conversation_id == member.conversation_id,
+        mention.seq > seen,
+        mention.seq <= visible_last,
+    )
+    count = select(func.count()).select_from(mention).where(*unread).scalar_subquery()
+    first = select(func.min(mention.seq)).where(*unread).scalar_subquery()
+    return count, first
+
+
+def _hidden_for(member, message):
+    """Whether the member deleted `message` for themselves (false when there is none)."""
+    hidden = MessageHide
+    return (
+        select(hidden.message_id)
+        .where(hidden.user_id == member.user_id, hidden.message_id == message.id)
+        .exists()
+    )
+
+
+def _previews_not_hidden(rows: list[list]) -> None:
+    """Give each item whose last message its member deleted for themselves the newest message of
+    their window they did not delete (or none), in place. The list's statement finds only the
+    last message (a join on its seq); this second statement runs only when a page has such items,
+    for those conversations only."""
+    wanted = {(row[0].user_id, row[0].conversation_id): row for row in rows if row[10]}
+    if not wanted:
+        return
+    member = ConversationMember
+    shown = aliased(Message)
+    hidden = (
+        select(MessageHide.message_id)
+        .where(MessageHide.user_id == member.user_id, MessageHide.message_id == shown.id)
+        .correlate(member, shown)
+    )
+    newest = (
+        select(func.max(shown.seq))
+        .where(
+            shown.conversation_id == member.conversation_id,
+            shown.seq > member.joined_seq,
+            shown.seq <= func.coalesce(member.left_seq, Conversation.last_seq),
+            ~hidden.exists(),
+        )
+        .correlate(member, Conversation)
+        .scalar_subquery()
+    )
+    found = db.session.execute(
+        select(member.user_id, member.conversation_id, Message, User)
+        .join(Conversation, Conversation.id == member.conversation_id)
+        .join(Message, and_(Message.conversation_id == member.conversation_id, Message.seq == newest))
+        .outerjoin(User, User.id == Message.sender_id)
+        .where(tuple_(member.user_id, member.conversation_id).in_(list(wanted)))
+    ).all()
+    for row in wanted.values():
+        row[4] = row[5] = None
+    for user_id, conversation_id, message, sender in found:
+        wanted[user_id, conversation_id][4:6] = [message, sender]
 
 
 @functools.cache
@@ -174,6 +250,8 @@ def _summaries_query():
             *_columns_of(last_sender),
             peer_member.read_seq,
             blocked_pair_clause(peer.id, member.user_id),
+            *_unread_mentions(member, visible_last),
+            _hidden_for(member, last),
         )
         .join(Conversation, Conversation.id == member.conversation_id)
         .outerjoin(Group, Group.conversation_id == Conversation.id)
@@ -214,7 +292,8 @@ def conversation_summaries(
     """Conversation list items for `user_ids`, pinned first, then by last activity, then by id
     (newest first).
 
-    One query whatever the number of conversations. With several users, each item carries
+    One query whatever the number of conversations (a second one only when members deleted the
+    last message for themselves: `_previews_not_hidden`). With several users, each item carries
     `_user_id`, the user it was made for. `after` (a list key, see `_list_key`) and `limit` cut
     one page out of a single user's list with a keyset condition that follows that order.
     """
@@ -236,9 +315,12 @@ def conversation_summaries(
             )
         )
     rows = [_plain_entities(row, _SUMMARY_SHAPE) for row in db.session.connection().execute(query, params)]
+    _previews_not_hidden(rows)
     online = realtime.presence().online({row[3].id for row in rows if row[3] is not None})
     items = []
-    for membership, conversation, group, peer_user, last_message, sender, peer_read_seq, blocked in rows:
+    for row in rows:
+        membership, conversation, group, peer_user, last_message, sender, peer_read_seq, blocked = row[:8]
+        unread_mentions, mention_seq = row[8:10]
         item = presenters.conversation(
             membership,
             conversation,
@@ -253,6 +335,8 @@ def conversation_summaries(
             and (peer_user.id in online or shows_online(peer_user)),
             # No read receipts between people who blocked each other.
             peer_read_seq=None if blocked else peer_read_seq,
+            unread_mentions=unread_mentions or 0,
+            mention_seq=mention_seq,
         )
         if len(user_ids) > 1:
             item["_user_id"] = membership.user_id

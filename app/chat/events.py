@@ -18,6 +18,12 @@ from app import realtime
 from app.auth import services as auth_services
 from app.auth.session import DEVICE_KEY
 from app.chat import pipeline, schemas
+from app.chat.actions.edit import edit as edit_message
+from app.chat.actions.forward import forward as forward_messages
+from app.chat.actions.hides import hide as hide_messages
+from app.chat.actions.pins import pin as pin_message
+from app.chat.actions.reactions import react as react_to_message
+from app.chat.actions.recall import recall as recall_message
 from app.chat.read import mark_read
 from app.chat.send import TYPING_INTERVAL, check_send_rate, notify_typing
 from app.errors import ApiError
@@ -193,7 +199,7 @@ def event(name: str, schema=None):
 def send(user_id: int, data: schemas.SendIn) -> dict:
     check_send_rate(user_id)
     body = data.body.model_dump()
-    message, created = pipeline.send(user_id, data.conversation_id, data.client_msg_id, body)
+    message, created = pipeline.send(user_id, data.conversation_id, data.client_msg_id, body, data.extras())
     return {"message": message, "duplicate": not created}
 
 
@@ -212,3 +218,34 @@ def typing(user_id: int, data: schemas.TypingIn) -> dict:
     notify_typing(user_id, data.conversation_id)
     _typing_sent[key] = now
     return {"throttled": False}
+
+
+@event("message:recall", schemas.RecallIn)
+def recall(user_id: int, data: schemas.RecallIn) -> dict:
+    return recall_message(user_id, data.conversation_id, data.seq)
+
+
+@event("message:edit", schemas.EditMessageIn)
+def edit(user_id: int, data: schemas.EditMessageIn) -> dict:
+    return edit_message(user_id, data.conversation_id, data.seq, data.msg, data.version)
+
+
+@event("message:forward", schemas.ForwardIn)
+def forward(user_id: int, data: schemas.ForwardIn) -> dict:
+    targets = [(target.conversation_id, target.client_msg_id) for target in data.targets]
+    return forward_messages(user_id, data.conversation_id, data.seqs, data.mode, targets, data.title)
+
+
+@event("message:react", schemas.ReactIn)
+def react(user_id: int, data: schemas.ReactIn) -> dict:
+    return react_to_message(user_id, data.conversation_id, data.seq, data.emoji, data.add)
+
+
+@event("message:pin", schemas.PinIn)
+def pin(user_id: int, data: schemas.PinIn) -> dict:
+    return pin_message(user_id, data.conversation_id, data.seq, data.pinned)
+
+
+@event("message:hide", schemas.HideMessagesIn)
+def hide(user_id: int, data: schemas.HideMessagesIn) -> dict:
+    return hide_messages(user_id, data.conversation_id, data.seqs)

@@ -35,9 +35,11 @@ from sqlalchemy import bindparam, case, select, tuple_, update
 
 from app import presenters, realtime, speak_cache
 from app.chat.access import active_member_ids, check_can_speak, send_context
+from app.chat.extras import prepare_extras, store_mentions
 from app.chat.send import (
     SENDER_READ,
     STAMP_CONVERSATION,
+    mention_row,
     message_stored,
     replay_of,
     send_message,
@@ -101,6 +103,8 @@ class Pending:
     # The right-to-speak generation when it was checked: the writer stores the send only if no
     # service changed that right since (else it is checked again, stored alone).
     generation: tuple
+    # The checked reply and mention columns (app/chat/extras.py), if the send has any.
+    extras: dict | None = None
     result: AsyncResult = field(default_factory=AsyncResult)
 
 
@@ -110,31 +114,35 @@ _ALONE = object()  # the writer's answer: store this one through send_message
 IDLE_WAIT_SECONDS = 0.002
 
 
-def send(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> tuple[dict, bool]:
+def send(
+    user_id: int, conversation_id: int, client_msg_id: str, body: dict, extras: dict | None = None
+) -> tuple[dict, bool]:
     """Send a message through the group commit; returns its payload and whether it was new
-    (same contract as `send_message`, which it falls back to)."""
+    (same contract as `send_message`, which it falls back to). `extras`: the send's `reply_to`,
+    `mentions` and `mention_all`, checked here, in the sender's greenlet."""
     app = current_app._get_current_object()
     if not app.config["GROUP_COMMIT"] or body["type"] in BODY_KINDS:
-        return send_message(user_id, conversation_id, client_msg_id, body)
+        return send_message(user_id, conversation_id, client_msg_id, body, extras)
     generation = speak_cache.generation(user_id, conversation_id)
     try:
         context = send_context(user_id, conversation_id)
         check_can_speak(context)
+        stored = prepare_extras(context, user_id, conversation_id, **extras) if extras else None
     except Exception:
-        # A refusal, or a resend of a message stored before the sender lost the right: the
-        # direct path answers both exactly as documented.
+        # A refusal, or a resend of a message stored before the sender lost the right (or before
+        # what it answers was recalled): the direct path answers both exactly as documented.
         db.session.rollback()
-        return send_message(user_id, conversation_id, client_msg_id, body)
+        return send_message(user_id, conversation_id, client_msg_id, body, extras)
     # The writer uses a session of its own: end this one's transaction first, or a write it holds
     # (a device session's sliding expiry) would keep SQLite's lock from the writer. A socket
     # event whose right to speak came from the cache has no session yet: none is made for this.
     if db.session.registry.has() and db.session().in_transaction():
         db.session.commit()
-    item = Pending(user_id, conversation_id, client_msg_id, body, context, generation)
+    item = Pending(user_id, conversation_id, client_msg_id, body, context, generation, stored)
     _writer(app).submit(item)
     answer = item.result.get()
     if answer is _ALONE:
-        return send_message(user_id, conversation_id, client_msg_id, body)
+        return send_message(user_id, conversation_id, client_msg_id, body, extras)
     return answer
 
 
@@ -275,6 +283,11 @@ def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
     pos = execute(_TAKE_POSITIONS, {"n": len(batch)}).scalar_one() - len(batch)
     rows = []
     stamps: dict[int, int] = {}
+    # Rows of one multi-row INSERT share their columns: the extras' columns are named in every
+    # row, or (the common case) in none.
+    blank = None
+    if any(item.extras for item in batch):
+        blank = {"reply_to_seq": None, "reply": None, "mentions": None, "mention_all": False}
     for item, seq in zip(batch, seqs, strict=True):
         pos += 1
         rows.append(
@@ -289,9 +302,14 @@ def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
                 "created_at": now,
             }
         )
+        if blank is not None:
+            rows[-1].update(item.extras or blank)
         stamps[item.conversation_id] = pos
     inserted = {(c_id, seq): message_id for c_id, seq, message_id in execute(_INSERT_MESSAGES, rows)}
     message_ids = [inserted[row["conversation_id"], row["seq"]] for row in rows]
+    if blank is not None:
+        stored = zip(batch, rows, message_ids, strict=True)
+        store_mentions(execute, [mention_row(row, m_id) for item, row, m_id in stored if item.extras])
     execute(STAMP_CONVERSATION, [{"c_id": c_id, "c_pos": c_pos} for c_id, c_pos in stamps.items()])
     answers = []
     members: dict[int, list[int]] = {}

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app import presenters, realtime
 from app.chat.access import blocked_pair_clause, require_member, visible_window
 from app.chat.stream import next_stream_pos
 from app.errors import not_found
 from app.extensions import db
-from app.models import Conversation, ConversationMember, Message, User
+from app.models import Conversation, ConversationMember, Message, MessageHide, MessageMention, User
 
 
 def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
@@ -23,6 +23,7 @@ def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
             "conversation_id": conversation_id,
             "read_seq": member.read_seq,
             "unread": unread_count(member, conversation),
+            "unread_mentions": unread_mentions(member, conversation),
         }
     db.session.execute(
         update(ConversationMember)
@@ -44,11 +45,13 @@ def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
         "conversation_id": conversation_id,
         "read_seq": member.read_seq,
         "unread": unread_count(member, conversation),
+        "unread_mentions": unread_mentions(member, conversation),
     }
     receipt = {"conversation_id": conversation_id, "user_id": user_id, "read_seq": member.read_seq}
     # The reader's own devices always learn their read position; the peer gets a receipt only
     # while neither of them blocked the other.
-    realtime.emit_after_commit("conversation:read", {**receipt, "unread": state["unread"]}, [user_id])
+    own = {**receipt, "unread": state["unread"], "unread_mentions": state["unread_mentions"]}
+    realtime.emit_after_commit("conversation:read", own, [user_id])
     if conversation.kind == "direct":
         peers = db.session.scalars(
             select(ConversationMember.user_id).where(
@@ -68,6 +71,24 @@ def unread_count(member: ConversationMember, conversation: Conversation) -> int:
     return max(0, last - max(member.read_seq, member.joined_seq))
 
 
+def unread_mentions(member: ConversationMember, conversation: Conversation) -> int:
+    """How many messages the member has not read yet call them (by name or @all)."""
+    last = member.left_seq if member.left_seq is not None else conversation.last_seq
+    seen = max(member.read_seq, member.joined_seq)
+    if last <= seen:
+        return 0
+    return db.session.scalar(
+        select(func.count())
+        .select_from(MessageMention)
+        .where(
+            MessageMention.user_id == member.user_id,
+            MessageMention.conversation_id == member.conversation_id,
+            MessageMention.seq > seen,
+            MessageMention.seq <= last,
+        )
+    )
+
+
 def readers(user_id: int, conversation_id: int, seq: int) -> dict:
     """Who has read message `seq`, derived from the members' read positions.
 
@@ -80,7 +101,8 @@ def readers(user_id: int, conversation_id: int, seq: int) -> dict:
         message = db.session.scalar(
             select(Message).where(Message.conversation_id == conversation_id, Message.seq == seq)
         )
-    if message is None:
+    # Nor for one the caller deleted for themselves.
+    if message is None or db.session.get(MessageHide, (user_id, message.id)) is not None:
         raise not_found("message")
     rows = db.session.execute(
         select(User, ConversationMember.read_seq)

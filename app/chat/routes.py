@@ -7,6 +7,13 @@ from flask_login import current_user, login_required
 
 from app.chat import pipeline, schemas
 from app.chat.access import require_member
+from app.chat.actions.edit import edit as edit_message
+from app.chat.actions.edit import edit_history
+from app.chat.actions.forward import forward as forward_messages
+from app.chat.actions.hides import hide as hide_messages
+from app.chat.actions.pins import list_pins, pin
+from app.chat.actions.reactions import react, reactors
+from app.chat.actions.recall import recall as recall_message
 from app.chat.conversations import (
     LIST_PAGE_MAX,
     LIST_PAGE_SIZE,
@@ -70,6 +77,7 @@ def messages(conversation_id: int):
         before_seq=int_arg("before_seq", maximum=MAX_BIGINT),
         after_seq=int_arg("after_seq", maximum=MAX_BIGINT),
         limit=int_arg("limit", minimum=1, maximum=HISTORY_PAGE_MAX, default=50),
+        around_seq=int_arg("around_seq", maximum=MAX_BIGINT),
     )
     return jsonify(page)
 
@@ -79,8 +87,8 @@ def messages(conversation_id: int):
 def send(conversation_id: int):
     data = parse_json(schemas.MessageIn)
     check_send_rate(current_user.id)
-    body = data.body.model_dump()
-    message, created = pipeline.send(current_user.id, conversation_id, data.client_msg_id, body)
+    body, extras = data.body.model_dump(), data.extras()
+    message, created = pipeline.send(current_user.id, conversation_id, data.client_msg_id, body, extras)
     return jsonify(message=message, duplicate=not created), 201 if created else 200
 
 
@@ -95,6 +103,79 @@ def read(conversation_id: int):
 @login_required
 def readers(conversation_id: int, seq: int):
     return jsonify(message_readers(current_user.id, conversation_id, seq))
+
+
+@bp.post("/conversations/<int:conversation_id>/messages/<seq:seq>/recall")
+@login_required
+def recall(conversation_id: int, seq: int):
+    return jsonify(recall_message(current_user.id, conversation_id, seq))
+
+
+@bp.patch("/conversations/<int:conversation_id>/messages/<seq:seq>")
+@login_required
+def edit(conversation_id: int, seq: int):
+    data = parse_json(schemas.EditIn)
+    return jsonify(edit_message(current_user.id, conversation_id, seq, data.msg, data.version))
+
+
+@bp.get("/conversations/<int:conversation_id>/messages/<seq:seq>/edits")
+@login_required
+def edits(conversation_id: int, seq: int):
+    return jsonify(edit_history(current_user.id, conversation_id, seq))
+
+
+@bp.post("/messages/forward")
+@login_required
+def forward():
+    data = parse_json(schemas.ForwardIn)
+    targets = [(target.conversation_id, target.client_msg_id) for target in data.targets]
+    results = forward_messages(
+        current_user.id, data.conversation_id, data.seqs, data.mode, targets, data.title
+    )
+    return jsonify(results)
+
+
+@bp.put("/conversations/<int:conversation_id>/messages/<seq:seq>/reactions/<path:emoji>")
+@login_required
+def add_reaction(conversation_id: int, seq: int, emoji: str):
+    return jsonify(react(current_user.id, conversation_id, seq, emoji, add=True))
+
+
+@bp.delete("/conversations/<int:conversation_id>/messages/<seq:seq>/reactions/<path:emoji>")
+@login_required
+def remove_reaction(conversation_id: int, seq: int, emoji: str):
+    return jsonify(react(current_user.id, conversation_id, seq, emoji, add=False))
+
+
+@bp.get("/conversations/<int:conversation_id>/messages/<seq:seq>/reactions/<path:emoji>")
+@login_required
+def reaction_users(conversation_id: int, seq: int, emoji: str):
+    return jsonify(reactors(current_user.id, conversation_id, seq, emoji))
+
+
+@bp.get("/conversations/<int:conversation_id>/pins")
+@login_required
+def pins(conversation_id: int):
+    return jsonify(list_pins(current_user.id, conversation_id))
+
+
+@bp.put("/conversations/<int:conversation_id>/pins/<seq:seq>")
+@login_required
+def pin_message(conversation_id: int, seq: int):
+    return jsonify(pin(current_user.id, conversation_id, seq, pinned=True))
+
+
+@bp.delete("/conversations/<int:conversation_id>/pins/<seq:seq>")
+@login_required
+def unpin_message(conversation_id: int, seq: int):
+    return jsonify(pin(current_user.id, conversation_id, seq, pinned=False))
+
+
+@bp.post("/conversations/<int:conversation_id>/messages/hide")
+@login_required
+def hide(conversation_id: int):
+    data = parse_json(schemas.HideIn)
+    return jsonify(hide_messages(current_user.id, conversation_id, data.seqs))
 
 
 @bp.get("/sync")

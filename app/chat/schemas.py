@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from app.validation import Id, Payload, Seq
 
@@ -60,6 +60,12 @@ class MessageIn(Payload):
     mentions: list[Id] = Field(default_factory=list, max_length=MAX_MENTIONS)
     mention_all: bool = False
 
+    def extras(self) -> dict | None:
+        """The send's reply and mentions for `pipeline.send`, None when it has none."""
+        if self.reply_to is None and not self.mentions and not self.mention_all:
+            return None
+        return {"reply_to": self.reply_to, "mentions": self.mentions, "mention_all": self.mention_all}
+
 
 class SendIn(MessageIn):
     conversation_id: Id
@@ -86,3 +92,85 @@ class MemberFlagsIn(Payload):
     pinned: bool | None = None
     muted: bool | None = None
     hidden: bool | None = None
+
+
+class RecallIn(Payload):
+    conversation_id: Id
+    seq: Seq
+
+
+class EditIn(Payload):
+    """A new text for a text message; `version` is the edit_count the client edits."""
+
+    model_config = Payload.model_config | {"str_strip_whitespace": False}
+
+    msg: str = Field(min_length=1, max_length=MAX_TEXT, pattern=r"\S")
+    version: Seq
+
+
+class EditMessageIn(EditIn):
+    conversation_id: Id
+    seq: Seq
+
+
+# A forward's target client_msg_id leaves room for the "-<i>" of its separate copies (≤ 64).
+FORWARD_CLIENT_MSG_ID = r"^[A-Za-z0-9_-]{8,56}$"
+MAX_FORWARD_MESSAGES = 100
+MAX_FORWARD_TARGETS = 10
+MAX_FORWARD_TITLE = 100
+
+
+class ForwardTarget(Payload):
+    conversation_id: Id
+    client_msg_id: str = Field(pattern=FORWARD_CLIENT_MSG_ID)
+
+
+class ForwardIn(Payload):
+    """Messages of one conversation forwarded to up to 10 others, one by one or as one chat
+    history (app/chat/actions/forward.py)."""
+
+    conversation_id: Id
+    seqs: list[Seq] = Field(min_length=1, max_length=MAX_FORWARD_MESSAGES)
+    mode: Literal["separate", "merged"]
+    targets: list[ForwardTarget] = Field(min_length=1, max_length=MAX_FORWARD_TARGETS)
+    title: str | None = Field(default=None, max_length=MAX_FORWARD_TITLE)
+
+    @field_validator("targets")
+    @classmethod
+    def _each_target_once(cls, targets: list[ForwardTarget]) -> list[ForwardTarget]:
+        if len({target.conversation_id for target in targets}) != len(targets):
+            raise ValueError("each conversation at most once")
+        if len({target.client_msg_id for target in targets}) != len(targets):
+            raise ValueError("each client_msg_id at most once")
+        return targets
+
+
+class ReactIn(Payload):
+    """An emoji put on (`add`) or taken off a message. The service checks it is one emoji (so
+    REST and socket refuse the same way, `invalid_emoji`); it is taken as sent, not trimmed."""
+
+    model_config = Payload.model_config | {"str_strip_whitespace": False}
+
+    conversation_id: Id
+    seq: Seq
+    emoji: str
+    add: bool
+
+
+class PinIn(Payload):
+    conversation_id: Id
+    seq: Seq
+    pinned: bool
+
+
+MAX_HIDE_SEQS = 100
+
+
+class HideIn(Payload):
+    """Messages deleted for oneself (app/chat/actions/hides.py)."""
+
+    seqs: list[Seq] = Field(min_length=1, max_length=MAX_HIDE_SEQS)
+
+
+class HideMessagesIn(HideIn):
+    conversation_id: Id

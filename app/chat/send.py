@@ -14,6 +14,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app import presenters, ratelimit, realtime
 from app.chat.access import active_member_ids, check_can_speak, send_context
+from app.chat.extras import prepare_extras, store_mentions
 from app.chat.stream import next_stream_pos
 from app.errors import ApiError
 from app.extensions import db
@@ -57,14 +58,21 @@ _EXISTING = select(_messages.c.id).where(
 )
 
 
-def check_send_rate(user_id: int) -> None:
-    """A burst of sends from one user is refused with `rate_limited`, never dropped silently."""
+def check_send_rate(user_id: int, count: int = 1) -> None:
+    """A burst of sends from one user is refused with `rate_limited`, never dropped silently.
+    `count` messages stored at once (a forward) count one each, but never more than the rate's
+    smallest window holds: any forward fits a window nothing else used."""
     rate = current_app.config["MESSAGE_RATE_LIMIT"]
-    ratelimit.require(rate, "send", str(user_id), message="You are sending too fast; wait a moment.")
+    cost = 1 if count <= 1 else min(count, *(item.amount for item in ratelimit.parse_many(rate)))
+    message = "You are sending too fast; wait a moment."
+    ratelimit.require(rate, "send", str(user_id), message=message, cost=cost)
 
 
-def send_message(user_id: int, conversation_id: int, client_msg_id: str, body: dict) -> tuple[dict, bool]:
-    """Send a message; returns its payload and whether it was new.
+def send_message(
+    user_id: int, conversation_id: int, client_msg_id: str, body: dict, extras: dict | None = None
+) -> tuple[dict, bool]:
+    """Send a message; returns its payload and whether it was new. `extras`: the send's
+    `reply_to`, `mentions` and `mention_all` as the client gave them (app/chat/extras.py).
 
     A resend of a `client_msg_id` already stored returns the stored message and delivers
     nothing again. A new message, the common case, pays no lookup for that: a resend is caught
@@ -74,12 +82,15 @@ def send_message(user_id: int, conversation_id: int, client_msg_id: str, body: d
     try:
         context = send_context(user_id, conversation_id)
         check_can_speak(context)
+        stored = prepare_extras(context, user_id, conversation_id, **extras) if extras else None
         body, upload = media.resolve_body(user_id, conversation_id, body)
         recipients = None
         if context.peer is not None:
             # A direct conversation's members are known already: no query for them.
             recipients = [user_id, context.peer.id] if context.peer_active else [user_id]
-        message = append_message(conversation_id, context.sender, body, client_msg_id, recipients=recipients)
+        message = append_message(
+            conversation_id, context.sender, body, client_msg_id, recipients=recipients, extras=stored
+        )
         if upload is not None:
             media.bind(upload, message)
         message_stored.send(context, message=message)
@@ -127,10 +138,14 @@ def append_message(
     client_msg_id: str | None = None,
     also_to: list[int] | None = None,
     recipients: list[int] | None = None,
+    extras: dict | None = None,
+    forwarded: bool = False,
 ) -> Message:
     """Store a message with the next seq and stream position, and deliver it after commit to
     the active members (and `also_to`, e.g. members being removed, who see their notice).
-    `recipients`: the active members, when the caller knows them already.
+    `recipients`: the active members, when the caller knows them already. `extras`: the checked
+    reply and mention columns (`prepare_extras`), if the message has any. `forwarded`: a copy
+    made by forwarding (app/chat/actions/forward.py).
 
     The caller has checked the right to speak and commits. The returned message is not in the
     session: it was written with Core statements, which cost a fraction of the ORM's unit of
@@ -154,7 +169,13 @@ def append_message(
         "stream_pos": pos,
         "created_at": now,
     }
+    if extras is not None:
+        values.update(extras)
+    if forwarded:
+        values["forwarded"] = True
     message_id = execute(_INSERT_MESSAGE, values).scalar_one()
+    if extras is not None:
+        store_mentions(execute, [mention_row(values, message_id)])
     execute(STAMP_CONVERSATION, {"c_id": conversation_id, "c_pos": pos})
     _loaded_rows_changed(conversation_id, sender, seq, pos, now)
     message = Message(id=message_id, **values)
@@ -165,6 +186,18 @@ def append_message(
         recipients = without_blockers(recipients, sender.id)
     realtime.deliver_message_after_commit(conversation_id, seq, payload, [*recipients, *(also_to or [])])
     return message
+
+
+def mention_row(values: dict, message_id: int) -> dict:
+    """What `store_mentions` needs of a message stored with `values`."""
+    return {
+        "message_id": message_id,
+        "conversation_id": values["conversation_id"],
+        "seq": values["seq"],
+        "sender_id": values["sender_id"],
+        "mentions": values.get("mentions"),
+        "mention_all": values.get("mention_all"),
+    }
 
 
 def _loaded_rows_changed(

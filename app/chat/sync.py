@@ -9,7 +9,7 @@ from app.chat.conversations import conversation_summaries
 from app.chat.stream import current_stream_pos
 from app.errors import ApiError
 from app.extensions import db
-from app.models import ConversationMember, Message, User
+from app.models import ConversationMember, Message, MessageHide, User
 
 SYNC_PAGE_MAX = 500
 
@@ -24,7 +24,8 @@ def parse_cursor(raw: str | None) -> int:
 
 def sync(user_id: int, cursor: int, limit: int = SYNC_PAGE_MAX) -> dict:
     """Everything that changed for the user after `cursor`: new (or changed) messages in their
-    conversations in stream order, and the current summary of each conversation touched.
+    conversations in stream order (not those deleted for the user), the current summary of each
+    conversation touched, and the messages the user deleted for themselves (`hidden`).
 
     Replaying pages until `has_more` is false leaves a client in the state a fresh load gives.
     """
@@ -42,6 +43,10 @@ def sync(user_id: int, cursor: int, limit: int = SYNC_PAGE_MAX) -> dict:
             Message.stream_pos <= high,
             Message.seq > member.joined_seq,
             or_(member.left_seq.is_(None), Message.seq <= member.left_seq),
+            # Not the ones the user deleted for themselves.
+            ~select(MessageHide.message_id)
+            .where(MessageHide.user_id == user_id, MessageHide.message_id == Message.id)
+            .exists(),
         )
         .order_by(Message.stream_pos)
         .limit(limit + 1)
@@ -50,9 +55,17 @@ def sync(user_id: int, cursor: int, limit: int = SYNC_PAGE_MAX) -> dict:
     rows = rows[:limit]
     upto = rows[-1][0].stream_pos if has_more else high
     summaries = conversation_summaries([user_id], changed_after=cursor, changed_upto=upto)
+    # Messages deleted for the user in this page's range (a batch shares one position).
+    hides = MessageHide
+    hidden = db.session.execute(
+        select(hides.conversation_id, hides.seq)
+        .where(hides.user_id == user_id, hides.stream_pos > cursor, hides.stream_pos <= upto)
+        .order_by(hides.stream_pos, hides.conversation_id, hides.seq)
+    ).all()
     return {
         "messages": [presenters.message(message, sender) for message, sender in rows],
         "conversations": summaries,
+        "hidden": [{"conversation_id": conversation_id, "seq": seq} for conversation_id, seq in hidden],
         "cursor": str(upto),
         "has_more": has_more,
     }

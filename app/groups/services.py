@@ -171,7 +171,10 @@ def create_group(owner_id: int, name: str, member_ids: list[int] | None = None) 
     return group
 
 
-EDITABLE = ("name", "avatar_url", "intro", "announcement", "join_policy", "discoverable")
+EDITABLE = (
+    *("name", "avatar_url", "intro", "announcement", "join_policy", "discoverable"),
+    "members_mention_all",
+)
 
 
 def update_group(actor_id: int, group_id: int, changes: dict) -> dict:

@@ -37,7 +37,7 @@ from app.errors import ApiError, not_found
 from app.extensions import db
 from app.media.inspect import FileType, Limits, Media, unsupported
 from app.media.storage import get_storage
-from app.models import ConversationMember, Group, Message, Upload, User, utcnow
+from app.models import ConversationMember, Group, Message, Upload, UploadShare, User, utcnow
 from config import BASE_DIR
 
 log = logging.getLogger(__name__)
@@ -381,13 +381,38 @@ def bind(upload: Upload, message: Message) -> None:
     )
 
 
+def uploads_in(body: dict) -> set[str]:
+    """The uploads a message body carries: a media body's own (named by its url), and those of
+    the media inside a forwarded chat history (`merged`), however deep."""
+    kind = body.get("type")
+    if kind in BODY_KINDS:
+        found = MEDIA_URL.fullmatch(str(body.get("url", "")))
+        return {found.group(1)} if found else set()
+    if kind == "merged":
+        return set().union(*(uploads_in(item.get("body") or {}) for item in body.get("items", [])))
+    return set()
+
+
+def share(upload_ids: set[str], message_id: int) -> None:
+    """Let a forwarded message carry uploads sent before, without copying them: the members who
+    can see it can see them (`viewable_upload`). Uploads that no longer exist are skipped."""
+    if not upload_ids:
+        return
+    existing = db.session.scalars(select(Upload.id).where(Upload.id.in_(sorted(upload_ids)))).all()
+    if existing:
+        db.session.execute(
+            UploadShare.__table__.insert(),
+            [{"upload_id": upload_id, "message_id": message_id} for upload_id in existing],
+        )
+
+
 # --- viewing -------------------------------------------------------------------------------
 
 
 def viewable_upload(viewer_id: int | None, upload_id: str) -> Upload:
     """The upload, if the viewer may see it: avatars are public; anything else is seen by its
-    owner, and by the members of the conversation it was sent in whose history covers the
-    message (unless the message was recalled)."""
+    owner, and by the members of a conversation whose history covers a message carrying it —
+    the one it was sent in or a forwarded copy sharing it — unless that message was recalled."""
     upload = db.session.get(Upload, upload_id) if UPLOAD_ID.match(upload_id) else None
     if upload is None:
         raise not_found("upload")
@@ -399,16 +424,18 @@ def viewable_upload(viewer_id: int | None, upload_id: str) -> Upload:
         return upload
     if upload.message_id is not None:
         member = ConversationMember
+        shared_in = select(UploadShare.message_id).where(UploadShare.upload_id == upload.id)
         sees = db.session.scalar(
             select(member.user_id)
             .join(Message, Message.conversation_id == member.conversation_id)
             .where(
-                Message.id == upload.message_id,
+                or_(Message.id == upload.message_id, Message.id.in_(shared_in)),
                 Message.recalled_at.is_(None),
                 member.user_id == viewer_id,
                 Message.seq > member.joined_seq,
                 or_(member.left_seq.is_(None), Message.seq <= member.left_seq),
             )
+            .limit(1)
         )
         if sees is not None:
             return upload

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 
 from app import presenters, realtime, speak_cache
 from app.auth import services as auth
-from app.chat.access import active_member_ids
-from app.chat.stream import next_stream_pos
+from app.chat.actions import recall as recall_core
+from app.chat.actions.common import lock_conversation
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.groups import services as groups
-from app.models import AuditLog, Conversation, Message, Sanction, User, utcnow
+from app.models import AuditLog, Message, Sanction, User, utcnow
 
 
 def audit(admin_id: int, action: str, target_type: str, target_id: int | None, reason: str = "", **details):
@@ -177,30 +177,17 @@ def remove_group_member(admin_id: int, group_id: int, user_id: int, reason: str 
 
 
 def recall_message(admin_id: int, message_id: int, reason: str) -> None:
-    """Remove a message everywhere: devices get `message:recalled` now, and sync hands the
-    recalled version to devices that were away (the message takes a new stream position)."""
+    """Remove a message everywhere, through the same core as members' recalls
+    (app/chat/actions/recall.py): devices get `message:recalled` now, sync hands the recalled
+    version to devices that were away, its mentions, pin and quotes follow."""
     _require_admin(admin_id)
     message = db.session.get(Message, message_id)
     if message is None:
         raise not_found("message")
-    if message.recalled_at is not None:
-        raise ApiError("already_recalled", "This message was already removed.", 409)
-    db.session.execute(
-        select(Conversation.id).where(Conversation.id == message.conversation_id).with_for_update()
-    )
-    message.recalled_at = utcnow()
-    message.recalled_by_id = admin_id
+    conversation = lock_conversation(message.conversation_id)
+    db.session.refresh(message)  # as it is under the lock (a recall may have just committed)
+    recall_core.apply_recall(conversation, message, admin_id, "admin")
     audit(admin_id, "recall_message", "message", message_id, reason, conversation_id=message.conversation_id)
-    db.session.flush()
-    pos = next_stream_pos()
-    message.stream_pos = pos
-    db.session.execute(
-        update(Conversation).where(Conversation.id == message.conversation_id).values(stream_pos=pos)
-    )
-    payload = presenters.message(
-        message, db.session.get(User, message.sender_id) if message.sender_id else None
-    )
-    realtime.emit_after_commit("message:recalled", payload, active_member_ids(message.conversation_id))
     db.session.commit()
 
 

@@ -34,6 +34,8 @@ class GroupUpdateIn(Payload):
     announcement: str | None = Field(default=None, max_length=5000)
     join_policy: Literal["open", "approval", "invite"] | None = None
     discoverable: bool | None = None
+    # Whether every member may mention everyone (@all), not only the owner and admins.
+    members_mention_all: bool | None = None
 
 
 class InviteIn(Payload):

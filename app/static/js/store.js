@@ -38,7 +38,8 @@ export function emit(topic, detail) {
 export function bucket(conversationId) {
   let found = state.buckets.get(conversationId);
   if (!found) {
-    found = { bySeq: new Map(), pending: new Map(), minSeq: null, hasMoreBefore: true, loaded: false };
+    // maxSeq is set while the window shown ends before the newest message (after a jump).
+    found = { bySeq: new Map(), pending: new Map(), minSeq: null, maxSeq: null, hasMoreBefore: true, hasMoreAfter: false, loaded: false };
     state.buckets.set(conversationId, found);
   }
   return found;
@@ -149,3 +150,43 @@ export function displayName(user) {
   const friend = state.friends.find((item) => item.user.id === user.id);
   return friend?.remark || user.nickname || user.username;
 }
+
+/** Change fields of a stored message (its reactions); a message not loaded is left alone. */
+export function patchMessage(conversationId, seq, changes) {
+  const box = state.buckets.get(conversationId);
+  const message = box?.bySeq.get(seq);
+  if (!message) return;
+  replaceMessage({ ...message, ...changes });
+}
+
+/**
+ * Messages deleted for me (on any of my devices): gone from the loaded history. Returns true when
+ * one of them was the list's preview, which the caller then asks the server for again.
+ */
+export function dropMessages(conversationId, seqs) {
+  const box = state.buckets.get(conversationId);
+  for (const seq of seqs) box?.bySeq.delete(seq);
+  const summary = state.conversations.get(conversationId);
+  const stale = !!summary?.last_message && seqs.includes(summary.last_message.seq);
+  emit(`messages:${conversationId}`);
+  return stale;
+}
+
+/** The conversation's pinned messages ([{seq, by, at, message?}], newest first), read as `summary.pins`. */
+export function setPins(conversationId, pins) {
+  const summary = state.conversations.get(conversationId);
+  if (!summary) return;
+  summary.pins = pins;
+  emit("conversations");
+  emit(`conversation:${conversationId}`);
+}
+
+/** The windows the server enforces (config RECALL_WINDOW_SECONDS, EDIT_WINDOW_SECONDS). */
+export const limits = (() => {
+  try {
+    const data = JSON.parse(document.getElementById("limits")?.textContent || "{}") || {};
+    return { recallSeconds: data.recall_seconds ?? 120, editSeconds: data.edit_seconds ?? 172800 };
+  } catch {
+    return { recallSeconds: 120, editSeconds: 172800 };
+  }
+})();

@@ -6,7 +6,8 @@ import { all, api, ApiError } from "./api.js";
 import { request, socket } from "./socket.js";
 import { toast } from "./dom.js";
 import { t } from "./i18n.js";
-import { bucket, emit, putMessage, putSummary, replaceMessage, setPresence, setRead, state } from "./store.js";
+import { noteMention, setUnreadMentions } from "./mentioned.js";
+import { bucket, dropMessages, emit, patchMessage, putMessage, putSummary, replaceMessage, setPins, setPresence, setRead, state } from "./store.js";
 
 const SYNC_PAGE = 200;
 const LIST_PAGE = 50;
@@ -76,6 +77,7 @@ export function catchUp() {
         const data = await api("/sync", { params: { cursor: state.cursor, limit: SYNC_PAGE } });
         for (const message of data.messages) putMessage(message);
         for (const summary of data.conversations) putSummary(summary);
+        dropHidden(data.hidden || []);
         state.cursor = data.cursor;
         if (!data.has_more) break;
       }
@@ -93,6 +95,18 @@ async function summaryOf(conversationId) {
     putSummary(data.conversation);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
+  }
+}
+
+/** Messages I deleted for me (here or on another device): out of the history, and a fresh preview. */
+export function dropHidden(items) {
+  const byConversation = new Map();
+  for (const { conversation_id: id, seq } of items) {
+    if (!byConversation.has(id)) byConversation.set(id, []);
+    byConversation.get(id).push(seq);
+  }
+  for (const [id, seqs] of byConversation) {
+    if (dropMessages(id, seqs)) summaryOf(id).catch(() => {});
   }
 }
 
@@ -119,11 +133,15 @@ function wireSocket() {
   });
   socket.on("message:new", (message) => {
     if (!state.conversations.has(message.conversation_id)) summaryOf(message.conversation_id);
-    putMessage(message, { live: true });
+    if (putMessage(message, { live: true })) noteMention(message);
     const typing = state.typing.get(message.conversation_id);
     if (message.sender && typing?.delete(message.sender.id)) emit(`typing:${message.conversation_id}`);
   });
   socket.on("message:recalled", (message) => replaceMessage(message));
+  socket.on("message:edited", (message) => replaceMessage(message));
+  socket.on("message:reactions", (data) => patchMessage(data.conversation_id, data.seq, { reactions: data.reactions }));
+  socket.on("conversation:pins", (data) => setPins(data.conversation_id, data.pins));
+  socket.on("message:hidden", (data) => dropHidden(data.seqs.map((seq) => ({ conversation_id: data.conversation_id, seq }))));
   socket.on("conversation:new", putSummary);
   socket.on("conversation:update", putSummary);
   socket.on("conversation:read", (data) => {
@@ -131,6 +149,7 @@ function wireSocket() {
     // comes with its summary.
     if (!state.conversations.has(data.conversation_id) && state.unreadElsewhere.has(data.conversation_id)) summaryOf(data.conversation_id);
     setRead(data.conversation_id, data.read_seq);
+    setUnreadMentions(data.conversation_id, data.unread_mentions);
   });
   socket.on("receipt:read", (data) => {
     if ((state.peerRead.get(data.conversation_id) || 0) < data.read_seq) {
@@ -220,10 +239,14 @@ export async function loadHistory(conversationId, limit = 40) {
   emit(`messages:${conversationId}`);
 }
 
-/** Optimistic send: shown at once as "sending"; the same client_msg_id is reused by every retry. */
-export function send(conversationId, body) {
+/**
+ * Optimistic send: shown at once as "sending"; the same client_msg_id is reused by every retry.
+ * `extras` carries the send's reply_to, mentions and mention_all (and `reply`, the quote shown
+ * while it is pending).
+ */
+export function send(conversationId, body, extras = {}) {
   const clientMsgId = crypto.randomUUID();
-  bucket(conversationId).pending.set(clientMsgId, { clientMsgId, body, state: "sending", error: null, createdAt: new Date().toISOString() });
+  bucket(conversationId).pending.set(clientMsgId, { clientMsgId, body, extras, state: "sending", error: null, createdAt: new Date().toISOString() });
   emit(`messages:${conversationId}`);
   deliver(conversationId, clientMsgId);
   return clientMsgId;
@@ -236,7 +259,12 @@ export async function deliver(conversationId, clientMsgId) {
   pending.error = null;
   emit(`messages:${conversationId}`);
   try {
-    const ack = await request("message:send", { conversation_id: conversationId, client_msg_id: clientMsgId, body: pending.body }, 15000);
+    const { reply_to: replyTo, mentions, mention_all: mentionAll } = pending.extras || {};
+    const payload = { conversation_id: conversationId, client_msg_id: clientMsgId, body: pending.body };
+    if (replyTo) payload.reply_to = replyTo;
+    if (mentions?.length) payload.mentions = mentions;
+    if (mentionAll) payload.mention_all = true;
+    const ack = await request("message:send", payload, 15000);
     putMessage(ack.message, { live: true });
   } catch (error) {
     if (!bucket(conversationId).pending.has(clientMsgId)) return;
@@ -264,6 +292,7 @@ export async function markRead(conversationId) {
   try {
     const ack = await request("conversation:read", { conversation_id: conversationId, seq: summary.last_seq });
     setRead(conversationId, ack.read_seq);
+    setUnreadMentions(conversationId, ack.unread_mentions);
   } catch {
     // Read state is retried the next time the conversation is looked at.
   } finally {

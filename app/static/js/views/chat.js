@@ -1,13 +1,31 @@
-// The chat pane: header, history with infinite scroll up, composer with emoji, uploads, location.
+// The chat pane: header, pin bar, history with infinite scroll both ways (a jump to a message far
+// back shows a window around it), the unread divider, composer with replies, edits, mentions,
+// emoji, uploads, location; select-many mode.
 import { api, upload } from "../api.js";
-import { avatar, confirmSheet, dayKey, dayLabel, h, icon, sheet, toast } from "../dom.js";
+import { avatar, dayKey, dayLabel, h, icon, toast } from "../dom.js";
 import { emojiPicker } from "../emoji.js";
 import { t } from "../i18n.js";
 import { bucket, displayName, on, putSummary, state } from "../store.js";
 import { deliver, loadHistory, markRead, send, typing } from "../sync.js";
+import { selectionBar } from "./actions.js";
+import { chatMenu, locationSheet } from "./chatsheets.js";
+import { createComposer } from "./composer.js";
+import { attached, inWindow, jumpButtons, loadAround, loadLatest, loadNewer, unreadDivider } from "./jumps.js";
+import { forgetMembers, groupMembers } from "./mentions.js";
+import { openMessageMenu } from "./menu.js";
 import { messageRow } from "./message.js";
+import { pinBar } from "./pinbar.js";
 
 const NEAR_BOTTOM = 120;
+const PAGE = 40;
+const GROUP_GAP_MS = 5 * 60 * 1000;
+// Each stored message object once gets a number: a changed message is a new object, so a new row.
+const versions = new WeakMap();
+let nextVersion = 1;
+function versionOf(message) {
+  if (!versions.has(message)) versions.set(message, nextVersion++);
+  return versions.get(message);
+}
 
 export function chatView(conversationId) {
   const cleanups = [];
@@ -24,7 +42,8 @@ export function chatView(conversationId) {
   );
   const older = h("div", { class: "older muted" });
   const list = h("div", { class: "msg-list" });
-  const scroller = h("div", { class: "msgs", role: "log", "aria-live": "polite" }, older, list);
+  const newer = h("div", { class: "newer muted" });
+  const scroller = h("div", { class: "msgs", role: "log", "aria-live": "polite" }, older, list, newer);
   const uploads = h("div", { class: "uploads" });
   const input = h("textarea", { class: "input composer-input", rows: 1, maxlength: 5000, placeholder: t("chat.placeholder"), "aria-label": t("chat.placeholder") });
   const sendButton = h("button", { type: "button", class: "btn primary send", text: t("chat.send"), hidden: true });
@@ -33,15 +52,68 @@ export function chatView(conversationId) {
   const drawer = h("div", { class: "drawer", hidden: true });
   const closedNote = h("div", { class: "closed-note muted", hidden: true });
   const composer = h("footer", { class: "composer" }, emojiButton, input, plusButton, sendButton);
-  const el = h("section", { class: "chat" }, header, scroller, uploads, closedNote, composer, drawer);
+  const selectSlot = h("div", { class: "select-slot", hidden: true });
 
   const elements = new Map();
   let renderQueued = false;
-  let anchor = null;
   let forceBottom = true;
   let loadingOlder = false;
+  // After a jump: the seq to bring into view ({seq, flash, top}).
+  let target = null;
+  // The "N new messages" line: above the first unread message when the chat was opened.
+  let divider = null;
+  // last_seq when the user was last at the newest message: what came since is counted on the button.
+  let seenSeq = null;
+  let mentionDone = false;
+  let ready = false; // the first page is placed (nothing is read before)
+  let selecting = false;
+  const selected = new Set();
+  // A group chat: {id, role, mentionAll}, with the members' roles once loaded.
+  let groupInfo = null;
+  const roles = new Map();
 
   const summary = () => state.conversations.get(conversationId);
+  // Until the group's details arrive, mentions work without @all.
+  const group = () => groupInfo || (summary()?.group ? { id: summary().group.id, role: null, mentionAll: false } : null);
+
+  const ctx = {
+    conversationId,
+    get conversation() {
+      return summary();
+    },
+    meId: state.me.id,
+    get role() {
+      return groupInfo?.role ?? null;
+    },
+    roleOf: (userId) => roles.get(userId),
+    get pins() {
+      return summary()?.pins || [];
+    },
+    startReply: (message) => compose.startReply(message),
+    startEdit: (message) => compose.startEdit(message),
+    enterSelect(message) {
+      selecting = true;
+      selected.clear();
+      if (message?.seq != null) selected.add(message.seq);
+      drawSelection();
+    },
+    selected: () => [...selected],
+    exitSelect() {
+      selecting = false;
+      selected.clear();
+      drawSelection();
+    },
+  };
+
+  const compose = createComposer({ conversationId, input, autosize, group, onSent: toNewest });
+  const pins = pinBar({ conversationId, canUnpin: () => !!summary()?.active && (summary()?.kind !== "group" || ["owner", "admin"].includes(groupInfo?.role)), jumpTo });
+  const jumps = jumpButtons({ onBottom: toNewest, onMention: () => {
+    mentionDone = true;
+    const seq = summary()?.mention_seq;
+    if (seq) jumpTo(seq);
+    drawJumps();
+  } });
+  const el = h("section", { class: "chat" }, header, pins.el, h("div", { class: "msgs-wrap" }, scroller, jumps.el), uploads, closedNote, compose.el, composer, selectSlot, drawer);
 
   function drawHeader() {
     const s = summary();
@@ -71,8 +143,9 @@ export function chatView(conversationId) {
     else if (state.sanction?.active) note = t("chat.muted_note");
     closedNote.textContent = note;
     closedNote.hidden = !note;
-    composer.hidden = !!note;
-    if (note) drawer.hidden = true;
+    composer.hidden = !!note || selecting;
+    compose.el.hidden = !!note || selecting;
+    if (note || selecting) drawer.hidden = true;
   }
 
   function memberName(userId) {
@@ -83,52 +156,103 @@ export function chatView(conversationId) {
     return friend ? displayName(friend.user) : t("chat.someone");
   }
 
-  /** The rows in order: stored messages by seq, then this device's pending sends, with day separators. */
+  /**
+   * The rows in order: the stored messages of the window by seq, then this device's pending sends
+   * (once the window reaches the newest), with day separators and the unread divider. A message
+   * right after one of the same sender within five minutes is `grouped` (no avatar, name, time).
+   */
   function rows() {
     const box = bucket(conversationId);
     const s = summary();
     const isGroup = s?.kind === "group";
-    const seqs = [...box.bySeq.keys()].filter((seq) => box.minSeq === null || seq >= box.minSeq).sort((a, b) => a - b);
+    const seqs = [...box.bySeq.keys()].filter((seq) => (box.minSeq === null || seq >= box.minSeq) && (box.maxSeq === null || seq <= box.maxSeq)).sort((a, b) => a - b);
     let lastMine = null;
     for (const seq of seqs) if (box.bySeq.get(seq).sender?.id === state.me.id) lastMine = seq;
     const peerRead = state.peerRead.get(conversationId) || 0;
     const out = [];
     let day = null;
+    let previous = null;
+    let dividerPlaced = false;
     const addDay = (iso) => {
       const key = dayKey(iso);
       if (key !== day) {
         day = key;
+        previous = null;
         out.push({ key: `d:${key}`, sig: dayLabel(iso), build: () => h("div", { class: "day" }, h("span", { text: dayLabel(iso) })) });
       }
     };
+    const groupedWith = (message) => {
+      const grouped = !!previous && !message.recalled && message.type !== "system" && previous.sender?.id === message.sender?.id && Date.parse(message.created_at) - Date.parse(previous.created_at) < GROUP_GAP_MS;
+      previous = message.recalled || message.type === "system" ? null : message;
+      return grouped;
+    };
+    const opts = (message, mine) => ({
+      mine,
+      meId: state.me.id,
+      onMenu: (item, anchorEl, event) => openMessageMenu(item, anchorEl, ctx),
+      onQuote: (seq) => jumpTo(seq),
+      onReedit: (text) => compose.setText(text),
+      selecting,
+      selected: selecting && selected.has(message.seq),
+      // In select-many mode a tap on a message picks it (or puts it back).
+      onSelect: (item) => {
+        if (selected.has(item.seq)) selected.delete(item.seq);
+        else selected.add(item.seq);
+        drawSelection();
+      },
+    });
     for (const seq of seqs) {
       const message = box.bySeq.get(seq);
       addDay(message.created_at);
+      if (divider && seq >= divider.seq && !dividerPlaced) {
+        dividerPlaced = true;
+        previous = null;
+        const count = divider.count;
+        out.push({ key: "unread", sig: String(count), build: () => unreadDivider(count) });
+      }
       const mine = message.sender?.id === state.me.id;
       const status = !isGroup && mine && seq === lastMine ? (peerRead >= seq ? "read" : "sent") : null;
       const showName = isGroup && !mine;
+      const grouped = groupedWith(message);
+      const row = { ...opts(message, mine), showName, status, grouped };
       out.push({
         key: message.client_msg_id && mine ? `c:${message.client_msg_id}` : `s:${seq}`,
-        sig: `${seq}|${message.recalled}|${status}|${showName}|${displayName(message.sender)}`,
-        build: () => messageRow(message, { mine, showName, status }),
+        sig: `${seq}|${versionOf(message)}|${status}|${showName}|${grouped}|${selecting}|${row.selected}|${displayName(message.sender)}`,
+        build: () => messageRow(message, row),
       });
     }
-    const pendings = [...box.pending.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    const pendings = box.maxSeq === null ? [...box.pending.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt)) : [];
     for (const pending of pendings) {
       addDay(pending.createdAt);
-      const message = { body: pending.body, type: pending.body.type, sender: state.me, client_msg_id: pending.clientMsgId, created_at: pending.createdAt };
+      const { reply = null, mentions = [], mention_all: mentionAll = false } = pending.extras || {};
+      const message = { body: pending.body, type: pending.body.type, sender: state.me, client_msg_id: pending.clientMsgId, created_at: pending.createdAt, reply, mentions, mention_all: mentionAll, reactions: [], edit_count: 0 };
+      const grouped = groupedWith(message);
       out.push({
         key: `c:${pending.clientMsgId}`,
-        sig: `p|${pending.state}|${pending.error?.message || ""}`,
-        build: () => messageRow(message, { mine: true, pending, onRetry: () => deliver(conversationId, pending.clientMsgId) }),
+        sig: `p|${pending.state}|${pending.error?.message || ""}|${grouped}`,
+        build: () => messageRow(message, { mine: true, meId: state.me.id, grouped, pending, onRetry: () => deliver(conversationId, pending.clientMsgId) }),
       });
     }
     return out;
   }
 
+  function fromBottom() {
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight;
+  }
+
+  /** Showing the newest message: the window reaches it and the list is scrolled to its end. */
+  function atNewest() {
+    return attached(conversationId) && fromBottom() < NEAR_BOTTOM;
+  }
+
   function render() {
     renderQueued = false;
-    const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM;
+    const nearBottom = atNewest();
+    // The first message on screen stays where it is when pages are added above or below it (a
+    // day line is no reference: it moves up to the first message of its day).
+    const view = scroller.getBoundingClientRect();
+    const reference = [...list.children].find((child) => child.dataset.seq && child.getBoundingClientRect().bottom > view.top) || null;
+    const referenceTop = reference?.getBoundingClientRect().top;
     const wanted = rows();
     const keep = new Set(wanted.map((row) => row.key));
     for (const [key, entry] of elements) {
@@ -155,15 +279,87 @@ export function chatView(conversationId) {
     }
     const box = bucket(conversationId);
     older.textContent = !box.loaded ? t("loading") : box.hasMoreBefore ? "" : t("chat.beginning");
-    if (anchor !== null) {
-      scroller.scrollTop = scroller.scrollHeight - anchor;
-      anchor = null;
-    } else if (forceBottom || nearBottom) {
+    newer.textContent = box.maxSeq !== null ? t("loading") : "";
+    if (target) {
+      const row = list.querySelector(`:scope > [data-seq="${target.seq}"]`);
+      const mark = (target.top && list.querySelector(":scope > .unread-divider")) || row;
+      if (mark) {
+        if (target.top) scroller.scrollTop += mark.getBoundingClientRect().top - scroller.getBoundingClientRect().top - 8;
+        else mark.scrollIntoView({ block: "center" });
+        if (target.flash && row) flash(row);
+      }
+      target = null;
+      forceBottom = false;
+    } else if ((forceBottom || nearBottom) && attached(conversationId)) {
       scroller.scrollTop = scroller.scrollHeight;
       forceBottom = false;
+    } else if (reference) {
+      // Found again by its seq: a row is rebuilt when its grouping changes (a page above it).
+      const again = reference.isConnected ? reference : list.querySelector(`:scope > [data-seq="${reference.dataset.seq}"]`);
+      if (again) scroller.scrollTop += again.getBoundingClientRect().top - referenceTop;
     }
     drawHeader();
+    pins.draw();
     readIfSeen();
+  }
+
+  function flash(row) {
+    row.classList.remove("flash");
+    void row.offsetWidth;
+    row.classList.add("flash");
+    setTimeout(() => row.classList.remove("flash"), 1600);
+  }
+
+  /** Show a message: scroll to it when it is in the window, else load a page around it first. */
+  async function jumpTo(seq) {
+    if (!inWindow(conversationId, seq)) {
+      try {
+        await loadAround(conversationId, seq);
+      } catch (error) {
+        toast(error.message || t("error.network"));
+        return;
+      }
+    }
+    if (!bucket(conversationId).bySeq.has(seq)) {
+      toast(t("jump.not_found"));
+      return;
+    }
+    target = { seq, flash: true };
+    render();
+  }
+
+  /** Back to the newest message (loading the newest page when the window ends before it). */
+  async function toNewest() {
+    forceBottom = true;
+    if (!attached(conversationId)) {
+      try {
+        await loadLatest(conversationId, PAGE);
+      } catch (error) {
+        toast(error.message || t("error.network"));
+        return;
+      }
+    }
+    forceBottom = true;
+    render();
+  }
+
+  function drawJumps() {
+    const s = summary();
+    const newest = atNewest();
+    if (newest || seenSeq === null) seenSeq = s?.last_seq ?? seenSeq;
+    const away = !attached(conversationId) || fromBottom() > scroller.clientHeight / 2;
+    jumps.update({
+      showBottom: away,
+      newCount: away ? Math.max(0, (s?.last_seq ?? 0) - (seenSeq ?? 0)) : 0,
+      showMention: !mentionDone && !!s?.mention_seq && (s.unread_mentions || 0) > 0,
+    });
+  }
+
+  function drawSelection() {
+    selectSlot.hidden = !selecting;
+    selectSlot.replaceChildren(selecting ? selectionBar(ctx) : "");
+    drawHeader();
+    queueRender();
   }
 
   function queueRender() {
@@ -172,8 +368,11 @@ export function chatView(conversationId) {
     queueMicrotask(render);
   }
 
+  /** Read up to the newest once it is on screen (the user scrolled down to it). */
   function readIfSeen() {
-    if (document.visibilityState === "visible" && el.isConnected && bucket(conversationId).loaded) markRead(conversationId);
+    if (!ready) return;
+    drawJumps();
+    if (document.visibilityState === "visible" && el.isConnected && bucket(conversationId).loaded && atNewest()) markRead(conversationId);
   }
 
   async function loadOlder() {
@@ -182,9 +381,7 @@ export function chatView(conversationId) {
     loadingOlder = true;
     older.textContent = t("loading");
     try {
-      const distance = scroller.scrollHeight - scroller.scrollTop;
       await loadHistory(conversationId);
-      anchor = distance;
       render();
     } catch {
       older.textContent = t("error.network");
@@ -219,19 +416,13 @@ export function chatView(conversationId) {
     sendButton.hidden = empty;
     plusButton.hidden = !empty;
   }
-  function sendText() {
-    const text = input.value;
-    if (!text.trim()) return;
-    input.value = "";
-    autosize();
-    forceBottom = true;
-    send(conversationId, { type: "txt", msg: text });
-  }
+  const sendText = () => compose.submit();
   input.addEventListener("input", () => {
     autosize();
-    if (input.value) typing(conversationId);
+    if (input.value && !compose.editing) typing(conversationId);
   });
   input.addEventListener("keydown", (event) => {
+    if (compose.onKeydown(event)) return;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       sendText();
@@ -279,7 +470,7 @@ export function chatView(conversationId) {
       const fileInput = picker(accept, type);
       return h("button", { type: "button", class: "tile", dataset: { kind: type }, onclick: () => fileInput.click() }, h("span", { class: "tile-icon" }, icon(name)), h("span", { text: t(label) }), fileInput);
     });
-    tiles.push(h("button", { type: "button", class: "tile", dataset: { kind: "loc" }, onclick: () => { drawer.hidden = true; locationSheet(conversationId); } }, h("span", { class: "tile-icon" }, icon("location")), h("span", { text: t("chat.location") })));
+    tiles.push(h("button", { type: "button", class: "tile", dataset: { kind: "loc" }, onclick: () => { drawer.hidden = true; locationSheet(conversationId, toNewest); } }, h("span", { class: "tile-icon" }, icon("location")), h("span", { text: t("chat.location") })));
     return h("div", { class: "attach" }, tiles);
   }
 
@@ -292,8 +483,8 @@ export function chatView(conversationId) {
     uploads.append(item);
     job.promise
       .then((stored) => {
-        forceBottom = true;
-        send(conversationId, { type, upload_id: stored.id });
+        send(conversationId, { type, upload_id: stored.id }, compose.takeReply());
+        toNewest();
       })
       .catch((error) => {
         if (error.code !== "cancelled") toast(error.message || t("error.upload"));
@@ -303,7 +494,14 @@ export function chatView(conversationId) {
 
   scroller.addEventListener("scroll", () => {
     if (scroller.scrollTop < 200) loadOlder();
+    if (!attached(conversationId) && fromBottom() < 300) {
+      loadNewer(conversationId)?.then(render).catch(() => {
+        newer.textContent = t("error.network");
+      });
+    }
+    readIfSeen();
   }, { passive: true });
+
   const onVisible = () => readIfSeen();
   document.addEventListener("visibilitychange", onVisible);
   cleanups.push(() => document.removeEventListener("visibilitychange", onVisible));
@@ -317,6 +515,35 @@ export function chatView(conversationId) {
   cleanups.push(on("friends", queueRender));
   cleanups.push(on("synced", queueRender));
 
+  async function loadGroupInfo() {
+    const gid = summary()?.group?.id;
+    if (!gid) return;
+    try {
+      const info = (await api(`/groups/${gid}`)).group;
+      const role = info.my_role || null;
+      groupInfo = { id: gid, role, mentionAll: role === "owner" || role === "admin" || !!info.members_mention_all };
+      if (role === "admin") for (const member of await groupMembers(gid)) roles.set(member.user.id, member.role);
+    } catch {
+      groupInfo = groupInfo || { id: gid, role: null, mentionAll: false };
+    }
+    compose.refresh();
+    queueRender();
+  }
+
+  /** Open at the newest message, or at the first unread one under an "N new messages" line. */
+  async function openAtUnread() {
+    const s = summary();
+    const box = bucket(conversationId);
+    const unread = s.active ? s.unread : 0;
+    if (unread > 0 && s.read_seq < s.last_seq) divider = { seq: s.read_seq + 1, count: unread };
+    const covered = box.loaded && attached(conversationId) && box.minSeq !== null && divider && box.minSeq <= divider.seq;
+    if (divider && !covered) {
+      if (unread > PAGE) await loadAround(conversationId, divider.seq);
+      else await loadLatest(conversationId, Math.max(PAGE, unread + 10));
+    } else if (!box.loaded) await loadHistory(conversationId, PAGE);
+    else if (!attached(conversationId)) await loadLatest(conversationId, PAGE);
+  }
+
   (async () => {
     if (!summary()) {
       try {
@@ -328,14 +555,21 @@ export function chatView(conversationId) {
       }
     }
     drawHeader();
-    if (!bucket(conversationId).loaded) {
-      try {
-        await loadHistory(conversationId);
-      } catch {
-        older.textContent = t("error.network");
-      }
+    if (summary()?.group) {
+      loadGroupInfo();
+      cleanups.push(on(`group:${summary().group.id}`, () => {
+        forgetMembers(summary().group.id);
+        loadGroupInfo();
+      }));
     }
-    forceBottom = true;
+    try {
+      await openAtUnread();
+    } catch {
+      older.textContent = t("error.network");
+    }
+    ready = true;
+    if (divider && bucket(conversationId).bySeq.size) target = { seq: divider.seq, top: true };
+    else forceBottom = true;
     render();
     peerReceipts();
     if (window.matchMedia("(min-width: 800px)").matches) input.focus();
@@ -343,76 +577,4 @@ export function chatView(conversationId) {
   queueRender();
 
   return { el, destroy: () => cleanups.forEach((fn) => fn()) };
-}
-
-async function chatMenu(conversationId) {
-  const s = state.conversations.get(conversationId);
-  if (!s) return;
-  const patch = async (changes) => {
-    try {
-      putSummary((await api(`/conversations/${conversationId}`, { method: "PATCH", body: changes })).conversation);
-    } catch (error) {
-      toast(error.message);
-    }
-  };
-  await sheet(s.peer ? displayName(s.peer) : s.name, (body, close) => {
-    const item = (label, action) => h("button", { type: "button", class: "menu-item", text: label, onclick: () => { close(); action(); } });
-    body.append(
-      h(
-        "div",
-        { class: "menu" },
-        s.group ? item(t("group.info"), () => { window.location.hash = `#/group/${s.group.id}`; }) : null,
-        s.peer && !s.peer.is_bot ? item(t("contacts.profile"), () => { window.location.hash = `#/user/${s.peer.id}`; }) : null,
-        item(s.pinned ? t("chat.unpin") : t("chat.pin"), () => patch({ pinned: !s.pinned })),
-        item(s.muted ? t("chat.unmute") : t("chat.mute"), () => patch({ muted: !s.muted })),
-        item(t("chat.hide"), async () => {
-          if (await confirmSheet(t("chat.hide"), t("chat.hide_confirm"), t("chat.hide"))) {
-            await patch({ hidden: true });
-            state.conversations.delete(conversationId);
-            window.location.hash = "#/chats";
-          }
-        }),
-      ),
-    );
-  });
-}
-
-function locationSheet(conversationId) {
-  return sheet(t("chat.location"), (body, close) => {
-    const titleInput = h("input", { class: "input", name: "title", placeholder: t("loc.title"), maxlength: 200 });
-    const lat = h("input", { class: "input", name: "lat", type: "number", step: "any", min: -90, max: 90, placeholder: t("loc.lat") });
-    const lng = h("input", { class: "input", name: "lng", type: "number", step: "any", min: -180, max: 180, placeholder: t("loc.lng") });
-    const status = h("p", { class: "muted small" });
-    const here = h("button", { type: "button", class: "btn", onclick: () => {
-      if (!navigator.geolocation) {
-        status.textContent = t("loc.unavailable");
-        return;
-      }
-      status.textContent = t("loc.locating");
-      navigator.geolocation.getCurrentPosition(
-        (position) => {
-          lat.value = position.coords.latitude.toFixed(6);
-          lng.value = position.coords.longitude.toFixed(6);
-          if (!titleInput.value) titleInput.value = t("loc.my_location");
-          status.textContent = "";
-        },
-        () => {
-          status.textContent = t("loc.denied");
-        },
-        { enableHighAccuracy: true, timeout: 10000 },
-      );
-    } }, icon("location"), h("span", { text: t("loc.use_mine") }));
-    const form = h("form", { class: "stack", onsubmit: (event) => {
-      event.preventDefault();
-      const latitude = Number(lat.value);
-      const longitude = Number(lng.value);
-      if (lat.value === "" || lng.value === "" || Math.abs(latitude) > 90 || Math.abs(longitude) > 180) {
-        status.textContent = t("loc.invalid");
-        return;
-      }
-      send(conversationId, { type: "loc", title: titleInput.value.trim() || t("loc.pinned"), lat: latitude, lng: longitude });
-      close();
-    } }, here, titleInput, h("div", { class: "row-btns" }, lat, lng), status, h("button", { type: "submit", class: "btn primary", text: t("chat.send") }));
-    body.append(form);
-  });
 }

@@ -28,7 +28,7 @@ export function mountChatList(container, currentId) {
           "span",
           { class: "conv-main" },
           h("span", { class: "conv-top" }, h("span", { class: "conv-name", text: name }), h("time", { class: "conv-time", text: shortTime(summary.last_activity_at) })),
-          h("span", { class: "conv-bottom" }, h("span", { class: "conv-preview", text: preview(summary.last_message, summary.kind === "group", state.me.id) }), summary.muted ? icon("mute", "icon tiny muted-icon") : null),
+          h("span", { class: "conv-bottom" }, summary.unread_mentions > 0 ? h("span", { class: "at-me", text: t("chats.at_me") }) : null, h("span", { class: "conv-preview", text: preview(summary.last_message, summary.kind === "group", state.me.id) }), summary.muted ? icon("mute", "icon tiny muted-icon") : null),
         ),
       ),
     );

@@ -1,0 +1,91 @@
+"""Edit: the sender rewrites their own text message, within EDIT_WINDOW_SECONDS and at most
+MAX_EDITS times. Every version is kept (`message_edits`, version 0 = as sent); the message row
+holds the current one. Devices get `message:edited`, sync the new version; quotes follow."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from app import presenters
+from app.chat.access import check_can_speak, send_context
+from app.chat.actions.common import (
+    emit_to_members,
+    present,
+    require_not_recalled,
+    restamp,
+    visible_message,
+)
+from app.chat.actions.quotes import refresh_quotes
+from app.errors import ApiError
+from app.extensions import db
+from app.models import MessageEdit, utcnow
+
+MAX_EDITS = 10
+
+
+def edit(user_id: int, conversation_id: int, seq: int, msg: str, version: int) -> dict:
+    """Replace the text of the user's message `seq`. `version` is the edit_count the client
+    edits: another edit in between answers `edit_conflict`, and a retry of the edit just applied
+    (same text, version one behind) answers the message as it is."""
+    _, conversation, message = visible_message(user_id, conversation_id, seq, lock=True)
+    require_not_recalled(message)
+    if message.sender_id != user_id or message.type != "txt":
+        raise ApiError("not_editable", "Only your own text messages can be edited.", 403)
+    # New text is said anew: whoever may not send here now (a mute, a block...) may not edit.
+    check_can_speak(send_context(user_id, conversation_id))
+    count = message.edit_count or 0
+    current = message.body.get("msg")
+    if (version == count - 1 or version == count) and msg == current:
+        payload = present(message)
+        db.session.rollback()  # a retry, or no change: nothing to write
+        return {"message": payload}
+    window = timedelta(seconds=current_app.config["EDIT_WINDOW_SECONDS"])
+    if utcnow() - message.created_at > window:
+        raise ApiError("edit_window_passed", "Messages can only be edited for a while after sending.", 403)
+    if count >= MAX_EDITS:
+        raise ApiError("too_many_edits", f"A message can be edited at most {MAX_EDITS} times.", 403)
+    if version != count:
+        raise ApiError(
+            "edit_conflict", "The message was edited meanwhile; reload it.", 409, {"version": str(count)}
+        )
+    now = utcnow()
+    if count == 0:
+        db.session.add(
+            MessageEdit(message_id=message.id, version=0, body=message.body, written_at=message.created_at)
+        )
+    body = {**message.body, "msg": msg}
+    db.session.add(MessageEdit(message_id=message.id, version=count + 1, body=body, written_at=now))
+    message.body = body
+    message.edit_count = count + 1
+    message.edited_at = now
+    # The stream counter last: the message (and the preview when it is the last one), then replies.
+    restamp(message, conversation=message.seq == conversation.last_seq)
+    payload = present(message)
+    emit_to_members("message:edited", payload, conversation_id)
+    refresh_quotes(message)
+    db.session.commit()
+    return {"message": payload}
+
+
+def edit_history(user_id: int, conversation_id: int, seq: int) -> dict:
+    """Every version of a message the user can see, oldest first, the current one last."""
+    _, _, message = visible_message(user_id, conversation_id, seq, active=False)
+    require_not_recalled(message)
+    rows = db.session.scalars(
+        select(MessageEdit).where(MessageEdit.message_id == message.id).order_by(MessageEdit.version)
+    ).all()
+    if not rows:
+        return {
+            "versions": [
+                {"version": 0, "body": message.body, "written_at": presenters.iso(message.created_at)}
+            ]
+        }
+    return {
+        "versions": [
+            {"version": row.version, "body": row.body, "written_at": presenters.iso(row.written_at)}
+            for row in rows
+        ]
+    }

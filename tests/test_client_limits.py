@@ -1,0 +1,25 @@
+"""The chat page tells the browser client the recall and edit windows the server enforces, so the
+message menu offers Recall and Edit only while they would be accepted."""
+
+from __future__ import annotations
+
+import json
+import re
+
+
+def limits_of(page: str) -> dict:
+    found = re.search(r'<script type="application/json" id="limits">(.*?)</script>', page, re.S)
+    return json.loads(found.group(1))
+
+
+def test_the_page_carries_the_configured_windows(app, make_user, login):
+    make_user("alice")
+    saved = app.config["RECALL_WINDOW_SECONDS"], app.config["EDIT_WINDOW_SECONDS"]
+    try:
+        app.config["RECALL_WINDOW_SECONDS"], app.config["EDIT_WINDOW_SECONDS"] = 30, 600
+        response = login("alice").get("/")
+    finally:
+        app.config["RECALL_WINDOW_SECONDS"], app.config["EDIT_WINDOW_SECONDS"] = saved
+    assert response.status_code == 200
+    assert limits_of(response.get_data(as_text=True)) == {"recall_seconds": 30, "edit_seconds": 600}
+    assert "/static/css/actions.css" in response.get_data(as_text=True)
