@@ -4,6 +4,7 @@ from app.models.actions import MessageEdit, MessageHide, MessageMention, Message
 from app.models.chat import Conversation, ConversationMember, Message, StreamCounter
 from app.models.media import Upload
 from app.models.moderation import AuditLog, Sanction
+from app.models.push import PushSubscription
 from app.models.social import (
     Block,
     FriendRequest,
@@ -35,6 +36,7 @@ __all__ = [
     "MessageMention",
     "MessageReaction",
     "OAuthIdentity",
+    "PushSubscription",
     "Sanction",
     "StreamCounter",
     "Upload",
