@@ -64,14 +64,17 @@ test: lint test-sqlite test-postgresql
 
 # Benchmarks (docs/PERFORMANCE.md): the bare socket.io transport, then Parley on SQLite, on
 # PostgreSQL and as two processes with Redis, driven by one load generator on its own core; then
-# history, catch-up and list timings on a database of 10M messages of each kind, and a profile of
-# the saturated send path, and a kill -9 of the server mid-load on each database (nothing
-# acknowledged may be lost or stored twice). Bounded: about an hour on two cores.
+# history, catch-up and list timings and message search on a database of 10M messages of each
+# kind, and a profile of the saturated send path, and a kill -9 of the server mid-load on each
+# database (nothing acknowledged may be lost or stored twice). Bounded: more than an hour on two
+# cores (the two search databases are built on their own).
 .PHONY: bench
 bench: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/python -m bench run --out bench-results.json
 	$(BIN)/python -m bench history --db sqlite --messages 10000000
 	$(BIN)/python -m bench history --db postgresql --messages 10000000
+	$(BIN)/python -m bench search --db sqlite --messages 10000000 --out bench-results.search-sqlite.json
+	$(BIN)/python -m bench search --db postgresql --messages 10000000 --out bench-results.search-postgresql.json
 	$(BIN)/python -m bench profile --out bench-profile.txt
 	$(BIN)/python -m bench kill --out bench-results.kill.json
 

@@ -167,6 +167,96 @@ def _secret_key(reader: _Reader, instance: Path, production: bool) -> str:
     return key
 
 
+def _vapid_pem(raw: str) -> str:
+    """A P-256 private key given as PEM, or as its 32 raw bytes in base64url (as web-push tools
+    print it), in PKCS#8 PEM; ValueError if it is neither."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    raw = raw.strip().replace("\\n", "\n")
+    try:
+        if "-----BEGIN" in raw:
+            key = serialization.load_pem_private_key(raw.encode(), password=None)
+        else:
+            scalar = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+            if len(scalar) != 32:
+                raise ValueError("not 32 bytes")
+            key = ec.derive_private_key(int.from_bytes(scalar, "big"), ec.SECP256R1())
+    except Exception as error:  # the parsers raise ValueError, TypeError or UnsupportedAlgorithm
+        raise ValueError(str(error)) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ValueError("not a P-256 key")
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return pem.decode()
+
+
+def _vapid_private_key(reader: _Reader, instance: Path) -> str:
+    """The key Web Push requests are signed with (VAPID, RFC 8292): `VAPID_PRIVATE_KEY`, else one
+    generated once into `instance/vapid_private.pem`. Processes starting together agree: the file
+    is linked into place only if none is there yet, and every process reads the one that won."""
+    raw = reader.str("VAPID_PRIVATE_KEY")
+    if raw is not None:
+        try:
+            return _vapid_pem(raw)
+        except ValueError:
+            problem = "must be a P-256 private key: PEM, or 32 bytes in base64url"
+            raise ConfigError("VAPID_PRIVATE_KEY", problem) from None
+    path = instance / "vapid_private.pem"
+    if not path.exists():
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        instance.mkdir(parents=True, exist_ok=True)
+        scalar = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
+        draft = path.with_name(f".vapid_private.{os.getpid()}.{secrets.token_hex(4)}")
+        draft.write_text(_vapid_pem(_b64url(scalar.to_bytes(32, "big"))))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    try:
+        return _vapid_pem(path.read_text())
+    except ValueError:
+        raise ConfigError("VAPID_PRIVATE_KEY", f"unset, and {path} holds no P-256 private key") from None
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+PUSH_HOST_PATTERN = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
+
+
+def _push_allowed_hosts(reader: _Reader) -> tuple[str, ...]:
+    raw = reader.str("PUSH_ALLOWED_HOSTS", "")
+    hosts = tuple(item.strip().lower() for item in raw.split(",") if item.strip())
+    for host in hosts:
+        if not PUSH_HOST_PATTERN.fullmatch(host):
+            raise ConfigError("PUSH_ALLOWED_HOSTS", f"must be a comma list of host[:port], got {host!r}")
+    return hosts
+
+
+def _vapid_subject(reader: _Reader, public_url: str | None) -> str:
+    """Who push services may contact about Parley's pushes: a mailto: or https: URL."""
+    subject = reader.str("VAPID_SUBJECT")
+    if subject is not None:
+        if not re.fullmatch(r"mailto:[^@\s]+@[^@\s]+|https://[^\s/]+\S*", subject):
+            raise ConfigError("VAPID_SUBJECT", f"must be a mailto: or https:// URL, got {subject!r}")
+        return subject
+    if public_url and public_url.startswith("https://"):
+        return public_url
+    host = urlsplit(public_url).hostname if public_url else None
+    return f"mailto:admin@{host or 'localhost'}"
+
+
 class Config:
     """All settings, as attributes Flask and the extensions read."""
 
@@ -256,6 +346,14 @@ class Config:
             raise ConfigError("BOT_NICKNAME", "must be at most 64 characters")
         self.BOT_REPLY_TIMEOUT = reader.int("BOT_REPLY_TIMEOUT", 5, 1, 60)
 
+        # Web Push (app/push/): the VAPID key and subject, and how pushes are sent.
+        self.VAPID_PRIVATE_KEY = _vapid_private_key(reader, instance)
+        self.VAPID_SUBJECT = _vapid_subject(reader, self.PUBLIC_BASE_URL)
+        self.PUSH_ALLOWED_HOSTS = _push_allowed_hosts(reader)
+        self.PUSH_TIMEOUT_SECONDS = reader.int("PUSH_TIMEOUT_SECONDS", 5, 1, 60)
+        self.PUSH_WORKERS = reader.int("PUSH_WORKERS", 8, 1, 256)
+        self.PUSH_QUEUE_SIZE = reader.int("PUSH_QUEUE_SIZE", 10_000, 1, 1_000_000)
+
         session_days = reader.int("SESSION_DAYS", 30, 1, 3650)
         self.DEVICE_SESSION_LIFETIME = timedelta(days=session_days)
         self.PERMANENT_SESSION_LIFETIME = self.DEVICE_SESSION_LIFETIME
@@ -278,6 +376,8 @@ class Config:
         self.LOGIN_ACCOUNT_FAILURE_LIMIT = reader.rate("LOGIN_ACCOUNT_FAILURE_LIMIT", "100 per hour")
         self.GROUP_MEMBER_LIMIT = reader.int("GROUP_MEMBER_LIMIT", 500, 2, 100000)
         self.MESSAGE_RATE_LIMIT = reader.rate("MESSAGE_RATE_LIMIT", "20 per second")
+        # Message and contact searches per user (over all their devices): heavier than a read.
+        self.SEARCH_RATE_LIMIT = reader.rate("SEARCH_RATE_LIMIT", "60 per minute")
         # How long a sender may recall (2 minutes) and edit (48 hours) their own message.
         self.RECALL_WINDOW_SECONDS = reader.int("RECALL_WINDOW_SECONDS", 120, 0, 365 * 86400)
         self.EDIT_WINDOW_SECONDS = reader.int("EDIT_WINDOW_SECONDS", 48 * 3600, 0, 365 * 86400)

@@ -14,6 +14,7 @@ from app import jsonpack
 from app.extensions import csrf, db, limiter, login_manager, migrate, socketio
 from app.models.types import render_item
 from app.presence import MemoryPresence, RedisPresence
+from app.search.index import include_object
 from config import BASE_DIR, Config
 
 
@@ -77,6 +78,7 @@ def create_app(config: Config | None = None) -> Flask:
         render_as_batch=True,
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
     )
     login_manager.init_app(app)
     login_manager.session_protection = None  # device sessions are checked on every request
@@ -101,6 +103,10 @@ def create_app(config: Config | None = None) -> Flask:
     from app.errors import register_error_handlers
     from app.headers import register_security_headers
     from app.media import routes as media_routes
+    from app.push import routes as push_routes
+    from app.push import sender as _push_sender  # noqa: F401  (pushes messages after they commit)
+    from app.pwa import bp as pwa_bp
+    from app.search import routes as search_routes
     from app.security import register_csrf
     from app.social import routes as social_routes
     from app.validation import register_request_limits
@@ -115,6 +121,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(media_routes.bp)
     app.register_blueprint(bot_routes.bp)
+    app.register_blueprint(push_routes.bp)
+    app.register_blueprint(search_routes.bp)
+    app.register_blueprint(pwa_bp)
     bot_state.init_app(app)
     init_github(app)
     register_commands(app)

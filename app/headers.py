@@ -49,6 +49,9 @@ def content_security_policy(host: str | None, nonce: str | None = None) -> str:
         "media-src": ["'self'", "blob:"],
         "font-src": ["'self'"],
         "connect-src": connect,
+        # The service worker (/sw.js) and the web app manifest are Parley's own files.
+        "worker-src": ["'self'"],
+        "manifest-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
         "frame-ancestors": ["'none'"],

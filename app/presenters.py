@@ -15,6 +15,7 @@ from app.models import (
     GroupRemoval,
     Message,
     OAuthIdentity,
+    PushSubscription,
     Upload,
     User,
 )
@@ -41,6 +42,7 @@ def user_self(user: User) -> dict:
         "is_admin": user.is_admin,
         "locale": user.locale,
         "has_password": user.password_hash is not None,
+        "notification_previews": user.notification_previews,
         "created_at": iso(user.created_at),
     }
 
@@ -54,6 +56,17 @@ def device(session: DeviceSession, current_id: int | None) -> dict:
         "created_at": iso(session.created_at),
         "last_seen_at": iso(session.last_seen_at),
         "current": session.id == current_id,
+    }
+
+
+def push_subscription(row: PushSubscription, session: DeviceSession, current_id: int | None) -> dict:
+    """A device's push status on the Me page (never its endpoint or keys)."""
+    return {
+        "device_id": session.id,
+        "device_name": session.name,
+        "current": session.id == current_id,
+        "created_at": iso(row.created_at),
+        "last_success_at": iso(row.last_success_at),
     }
 
 

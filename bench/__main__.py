@@ -6,6 +6,7 @@ sendcpu    CPU time of one send_message in-process, and with --profile where it 
 eventcpu   CPU time of one socket event in-process (message:send, a throttled typing), --profile
 listcpu    CPU time of a conversation list of 500 in-process, and with --profile where it goes
 pagetime   a history page in-process: SQL wall time apart from the rest of the request
+search     message search p50/p99 on a big database of varied Chinese and English texts
 heap       where the memory of idle connections goes (tracemalloc), per file and line
 profile    where a saturated server's CPU goes (py-spy), folded into the parts of the message path
 uploadburst  sign-in latency idle and while heavy animated GIFs are uploaded at once
@@ -87,6 +88,14 @@ def main() -> None:
     pagetime.add_argument("--conversations", type=int, default=1000)
     pagetime.add_argument("--per-conversation", type=int, default=1000)
     pagetime.add_argument("--count", type=int, default=300)
+
+    searching = commands.add_parser("search", help="message search timings on a big database")
+    searching.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    searching.add_argument("--conversations", type=int, default=10_000)
+    searching.add_argument("--messages", type=int, default=10_000_000)
+    searching.add_argument("--hub", type=int, default=500, help="conversations of the user who searches")
+    searching.add_argument("--count", type=int, default=200, help="timed searches per query")
+    searching.add_argument("--out", type=Path)
 
     heap = commands.add_parser("heap", help="traced allocations of N idle connections")
     heap.add_argument("--devices", type=int, default=2000)
@@ -184,6 +193,10 @@ def main() -> None:
         from bench import pagetime
 
         pagetime.main(args.conversations, args.per_conversation, args.count)
+    elif args.command == "search":
+        from bench import search as searching
+
+        searching.main(args.db, args.conversations, args.messages, args.hub, args.count, args.out)
     elif args.command == "heap":
         from bench import heap as heaping
 

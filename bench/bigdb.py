@@ -69,8 +69,9 @@ def _user_rows(layout: Layout, password_hash: str, now: str):
         yield (name, name, name, "", password_hash, False, False, now)
 
 
-def build(engine, layout: Layout, password_hash: str, log=print) -> dict:
-    """Fill the freshly migrated database behind `engine`; returns what the timings need."""
+def build(engine, layout: Layout, password_hash: str, log=print, body=None) -> dict:
+    """Fill the freshly migrated database behind `engine`; returns what the timings need.
+    `body(n)`: the JSON body of the n-th message (the same ordinary text for all by default)."""
     started = time.perf_counter()
     postgres = engine.dialect.name == "postgresql"
     epoch = datetime(2026, 1, 1, tzinfo=UTC)
@@ -120,7 +121,7 @@ def build(engine, layout: Layout, password_hash: str, log=print) -> dict:
         )
         log(f"  users, conversations, members: {time.perf_counter() - started:.1f} s")
         columns = "conversation_id, seq, sender_id, type, body, client_msg_id, stream_pos, created_at"
-        rows = _message_rows(layout, first_conv, uid, when)
+        rows = _message_rows(layout, first_conv, uid, when, body)
         if postgres:
             _copy_messages(conn, columns, rows)
         else:
@@ -161,7 +162,7 @@ def _drop_secondary_indexes(conn) -> list:
     return indexes
 
 
-def _message_rows(layout: Layout, first_conv: int, uid, when):
+def _message_rows(layout: Layout, first_conv: int, uid, when, body=None):
     """Conversation by conversation (so the unique indexes grow at their ends), each message with
     its round-robin stream position."""
     counter = 0
@@ -171,7 +172,8 @@ def _message_rows(layout: Layout, first_conv: int, uid, when):
         for seq in range(1, layout.per_conversation + 1):
             counter += 1
             pos = layout.stream_pos(c, seq)
-            yield (conversation_id, seq, a if seq % 2 else b, "txt", BODY, f"m{counter:012d}", pos, when(pos))
+            text = BODY if body is None else body(counter)
+            yield (conversation_id, seq, a if seq % 2 else b, "txt", text, f"m{counter:012d}", pos, when(pos))
 
 
 def _insert_messages(conn, columns: str, rows) -> None:

@@ -11,6 +11,7 @@ from app import ratelimit
 from app.extensions import db
 from app.groups.services import create_group, invite, mute_all
 from app.models import Message, UploadShare
+from app.moderation.services import recall_message
 from app.social.services import remove_friend
 from tests.chat_helpers import Device, connect
 from tests.test_media import fetch, image_bytes, uploaded
@@ -410,16 +411,19 @@ def test_a_client_cannot_send_a_chat_history_itself(app, world):
 # --- the send rate --------------------------------------------------------------------------
 
 
-def test_each_forwarded_message_counts_against_the_send_rate(app, world, monkeypatch):
+def test_a_forward_counts_against_the_send_rate_once_for_all_its_copies(app, world, monkeypatch):
     sources(world)
     # A new rate string counts in counters of its own: the sends above are not in them.
-    monkeypatch.setitem(app.config, "MESSAGE_RATE_LIMIT", "5 per minute")
+    monkeypatch.setitem(app.config, "MESSAGE_RATE_LIMIT", "7 per minute")
     targets = [target(world.to_carol, "fwd-rate-01"), target(world.group, "fwd-rate-02")]
     results = forward(world.alice, world.source, [1, 2, 3], targets).get_json()["results"]
-    assert results[0]["ok"] is True
-    assert results[1]["ok"] is False and results[1]["error"]["code"] == "rate_limited"
+    assert [result["ok"] for result in results] == [True, True]
     with app.app_context():
-        assert ratelimit.used("5 per minute", "send", str(world.alice.user_id)) >= 3
+        assert ratelimit.used("7 per minute", "send", str(world.alice.user_id)) == 6
+    stored = message_count(app)
+    again = forward(world.alice, world.source, [1, 2, 3], [target(world.to_carol, "fwd-rate-03")])
+    assert again.status_code == 429 and again.get_json()["error"]["code"] == "rate_limited"
+    assert message_count(app) == stored
 
 
 def test_a_forward_larger_than_the_rate_fits_an_unused_window(app, world, monkeypatch):
@@ -430,10 +434,8 @@ def test_a_forward_larger_than_the_rate_fits_an_unused_window(app, world, monkey
         world.alice, world.source, list(range(1, 9)), [target(world.to_carol, "fwd-big-001")]
     ).get_json()["results"][0]
     assert result["ok"] is True and len(result["messages"]) == 8
-    again = forward(world.alice, world.source, [1], [target(world.to_carol, "fwd-big-002")]).get_json()[
-        "results"
-    ][0]
-    assert again["ok"] is False and again["error"]["code"] == "rate_limited"
+    again = forward(world.alice, world.source, [1], [target(world.to_carol, "fwd-big-002")])
+    assert again.status_code == 429 and again.get_json()["error"]["code"] == "rate_limited"
 
 
 # --- media through a copy -------------------------------------------------------------------
@@ -454,3 +456,29 @@ def test_a_recalled_copy_no_longer_shares_its_media(world):
     assert media_status(world.carol.http, url) == 403
     # The original is untouched: Bob still sees it.
     assert media_status(world.bob.http, url) == 200
+
+
+def test_a_copy_keeps_its_media_when_the_sender_recalls_the_original_but_not_after_a_removal(
+    app, world, make_user
+):
+    sent = sources(world)
+    url = sent["photo"]["url"]
+    result = forward(world.alice, world.source, [2], [target(world.to_carol, "fwd-keep-01")]).get_json()
+    assert result["results"][0]["ok"] is True
+    recalled = world.alice.http.post(f"/api/v1/conversations/{world.source}/messages/2/recall", json={})
+    assert recalled.status_code == 200
+    assert media_status(world.bob.http, url) == 403  # not through the recalled original
+    assert media_status(world.carol.http, url) == 200  # the forwarded copy stays
+
+    # The administrators remove a second forward's original: no copy serves the file any more.
+    photo = uploaded(world.alice.http, image_bytes("PNG", (30, 30)), "banned.png")
+    ack = world.alice.send(world.source, body={"type": "img", "upload_id": photo["id"]})
+    seq = ack["message"]["seq"]
+    assert (
+        forward(world.alice, world.source, [seq], [target(world.to_carol, "fwd-keep-02")]).status_code == 200
+    )
+    assert media_status(world.carol.http, photo["url"]) == 200
+    admin_id = make_user("root", is_admin=True)
+    with app.app_context():
+        recall_message(admin_id, ack["message"]["id"], "illegal content")
+    assert media_status(world.carol.http, photo["url"]) == 403

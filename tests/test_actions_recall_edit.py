@@ -541,3 +541,64 @@ def test_who_may_not_send_may_not_edit(app, team, duo):
     response = edit(phone, direct_id, said["seq"], "hi again", 0)
     assert (response.status_code, code_of(response)) == (403, "blocked")
     assert state(app, direct_id, said["seq"]) == before
+
+
+# --- races and live counts --------------------------------------------------------------------
+
+
+def test_a_reply_checked_before_its_original_was_recalled_is_stored_with_a_recalled_quote(
+    app, duo, monkeypatch
+):
+    """The quote is checked in the sender's greenlet and written later (by the group commit): a
+    recall that commits in between must not leave the recalled text in the reply."""
+    import app.chat.pipeline as pipeline
+    import app.chat.send as send
+    from app.chat.actions.recall import recall as recall_now
+
+    phone, _, bob, _, conversation_id = duo
+    original = bob.send(conversation_id, "secret text that bob takes back")["message"]
+    checked = pipeline.prepare_extras
+
+    def recalled_meanwhile(*args, **kwargs):
+        extras = checked(*args, **kwargs)
+        with app.app_context():  # another greenlet's transaction
+            recall_now(bob.user_id, conversation_id, original["seq"])
+        return extras
+
+    monkeypatch.setattr(pipeline, "prepare_extras", recalled_meanwhile)
+    monkeypatch.setattr(send, "prepare_extras", recalled_meanwhile)
+    payload = {
+        "conversation_id": conversation_id,
+        "client_msg_id": "reply-race-0001",
+        "body": {"type": "txt", "msg": "re"},
+        "reply_to": original["seq"],
+    }
+    ack = phone.emit("message:send", payload)
+    assert ack["ok"], ack
+    assert ack["message"]["reply"]["recalled"] is True
+    assert "secret" not in str(ack["message"])
+    with app.app_context():
+        stored = db.session.scalar(select(Message).where(Message.client_msg_id == "reply-race-0001"))
+        assert stored.reply["recalled"] is True and stored.reply["text"] == ""
+
+
+def test_recalling_a_mention_updates_the_mentioned_members_count_live(team):
+    group, devices = team
+    conversation_id = group["conversation_id"]
+    member = devices["member"]
+    ack = devices["other"].emit(
+        "message:send",
+        {
+            "conversation_id": conversation_id,
+            "client_msg_id": "mention-0001",
+            "body": {"type": "txt", "msg": "@member hi"},
+            "mentions": [member.user_id],
+        },
+    )
+    assert ack["ok"], ack
+    member.received()
+    before = member.http.get(f"/api/v1/conversations/{conversation_id}").get_json()["conversation"]
+    assert (before["unread_mentions"], before["mention_seq"]) == (1, ack["message"]["seq"])
+    assert recall(devices["other"], conversation_id, ack["message"]["seq"]).status_code == 200
+    updates = [u for u in member.received("conversation:update") if u["id"] == conversation_id]
+    assert updates and (updates[-1]["unread_mentions"], updates[-1]["mention_seq"]) == (0, None)

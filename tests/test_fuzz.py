@@ -185,6 +185,7 @@ GENERIC_SAMPLES = [
     "separate",
     "👍",
     [{"conversation_id": 1, "client_msg_id": "fuzz-msg-0002"}],
+    {"p256dh": "fuzz", "auth": "fuzz"},
 ]
 
 
@@ -247,6 +248,7 @@ class Recorder:
 
     def check(self, what: str, response) -> None:
         self.count += 1
+        response.close()  # a file sent as it is (the favicon) is held open until then
         if response.status_code >= 500:
             self.failures.append(f"{response.status_code} {what[:200]}")
 

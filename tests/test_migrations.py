@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 from app import create_app
 from app.extensions import db, socketio
 from app.models.types import render_item
+from app.search.index import include_object
 from config import Config
 from tests.conftest import server_env
 
@@ -23,9 +24,8 @@ def test_a_single_head(app):
 
 def test_models_and_migrations_agree(app):
     with app.app_context(), db.engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection, opts={"compare_type": True, "render_item": render_item}
-        )
+        opts = {"compare_type": True, "render_item": render_item, "include_object": include_object}
+        context = MigrationContext.configure(connection, opts=opts)
         differences = compare_metadata(context, db.metadata)
     assert differences == []
 

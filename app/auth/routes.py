@@ -32,6 +32,8 @@ class ProfileIn(Payload):
     avatar_url: str | None = Field(default=None, max_length=500, pattern=r"^(https?://|/)\S*$")
     signature: str = Field(default="", max_length=200)
     locale: str | None = Field(default=None, pattern=r"^(en|zh-CN)$")
+    # Whether notifications and pushes show the sender and the text, or only "New message".
+    notification_previews: bool | None = None
 
 
 class PasswordIn(Payload):
@@ -87,8 +89,9 @@ def me():
 def edit_profile():
     data = parse_json(ProfileIn)
     changes = data.model_dump(exclude_unset=True)
-    if "nickname" in changes and changes["nickname"] is None:
-        changes.pop("nickname")
+    for name in ("nickname", "notification_previews"):
+        if name in changes and changes[name] is None:
+            changes.pop(name)
     services.update_profile(current_user, changes)
     return jsonify(_me_payload())
 

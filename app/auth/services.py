@@ -21,6 +21,7 @@ from app.concurrency import off_loop
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.models import DeviceSession, OAuthIdentity, Sanction, User, utcnow
+from app.push import services as push
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
 PASSWORD_MIN = 8
@@ -303,6 +304,7 @@ def revoke_all_devices(user_id: int, keep_device_id: int | None = None) -> int:
         db.session.execute(
             update(DeviceSession).where(DeviceSession.id.in_(device_ids)).values(revoked_at=utcnow())
         )
+        push.forget_devices(device_ids)
         realtime.disconnect_devices_after_commit(device_ids)
     db.session.commit()
     return len(device_ids)
@@ -311,6 +313,7 @@ def revoke_all_devices(user_id: int, keep_device_id: int | None = None) -> int:
 def end_device_session(device: DeviceSession) -> None:
     """Sign one device out: its next request is refused and its sockets are dropped."""
     device.revoked_at = utcnow()
+    push.forget_devices([device.id])  # a signed-out device gets no more pushes
     realtime.disconnect_devices_after_commit([device.id])
     db.session.commit()
 
@@ -319,7 +322,7 @@ def end_device_session(device: DeviceSession) -> None:
 
 
 def update_profile(user: User, changes: dict) -> User:
-    for name in ("nickname", "avatar_url", "signature", "locale"):
+    for name in ("nickname", "avatar_url", "signature", "locale", "notification_previews"):
         if name in changes:
             setattr(user, name, changes[name])
     # A send carries its sender's nickname and avatar from the right-to-speak cache.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import BigInteger, and_, bindparam, cast, select
+from sqlalchemy import BigInteger, and_, bindparam, cast, select, tuple_
 
 from app.chat.access import SendContext
 from app.errors import ApiError
@@ -124,6 +124,33 @@ def prepare_extras(
         extras["reply_to_seq"] = target.seq
         extras["reply"] = snapshot(target, nickname)
     return extras
+
+
+def settle_replies(execute, replies: list[tuple[int, dict]]) -> None:
+    """Bring the quotes of sends checked before their conversation was locked up to date:
+    the quoted message may have been recalled or edited in between, and its recall or edit then
+    could not see this reply. `replies`: (conversation id, extras) of the sends that quote; call
+    after their conversations' rows are locked (the seq bump), before the rows are written."""
+    _messages = Message.__table__
+    keys = [(conversation_id, extras["reply_to_seq"]) for conversation_id, extras in replies]
+    rows = execute(
+        select(
+            _messages.c.conversation_id,
+            _messages.c.seq,
+            _messages.c.type,
+            _messages.c.body,
+            _messages.c.recalled_at,
+        ).where(tuple_(_messages.c.conversation_id, _messages.c.seq).in_(keys))
+    )
+    now = {(row.conversation_id, row.seq): row for row in rows}
+    for conversation_id, extras in replies:
+        row = now[conversation_id, extras["reply_to_seq"]]
+        quote = dict(extras["reply"])
+        if row.recalled_at is not None:
+            quote.update(recalled=True, text="")
+        elif row.type == "txt":
+            quote["text"] = row.body.get("msg", "")[:REPLY_TEXT_LENGTH]
+        extras["reply"] = quote
 
 
 def _checked_mentions(

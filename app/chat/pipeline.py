@@ -35,7 +35,7 @@ from sqlalchemy import bindparam, case, select, tuple_, update
 
 from app import presenters, realtime, speak_cache
 from app.chat.access import active_member_ids, check_can_speak, send_context
-from app.chat.extras import prepare_extras, store_mentions
+from app.chat.extras import prepare_extras, settle_replies, store_mentions
 from app.chat.send import (
     SENDER_READ,
     STAMP_CONVERSATION,
@@ -45,24 +45,17 @@ from app.chat.send import (
     send_message,
     without_blockers,
 )
+from app.chat.stream import take_stream_positions
 from app.errors import ApiError
 from app.extensions import db
 from app.media.services import BODY_KINDS
-from app.models import Conversation, Message, StreamCounter, utcnow
+from app.models import Conversation, Message, utcnow
 
 log = logging.getLogger(__name__)
 
 WRITER = "parley.writer"
 
 _conversations = Conversation.__table__
-_counter = StreamCounter.__table__
-# Take `n` stream positions at once; the last one is returned.
-_TAKE_POSITIONS = (
-    update(_counter)
-    .where(_counter.c.id == 1)
-    .values(pos=_counter.c.pos + bindparam("n"))
-    .returning(_counter.c.pos)
-)
 _messages = Message.__table__
 # Every row of a batch in one multi-row INSERT. RETURNING's order is not promised (SQLite), so
 # each id comes back with its (conversation, seq), which names its row.
@@ -267,6 +260,9 @@ def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
         params[f"c{i}"] = conversation_id
         params[f"n{i}"] = counts[conversation_id]
     last_seqs = dict(execute(_bump_seqs(len(ids)), params).all())
+    quoting = [(item.conversation_id, item.extras) for item in batch if item.extras and item.extras["reply"]]
+    if quoting:
+        settle_replies(execute, quoting)
     # Each conversation's messages take its new seqs in batch order.
     next_seq = {c_id: last_seqs[c_id] - counts[c_id] for c_id in ids}
     seqs = []
@@ -280,7 +276,7 @@ def _append_batch(batch: list[Pending]) -> list[tuple[dict, bool]]:
         SENDER_READ,
         [{"c_id": c_id, "u_id": u_id, "c_seq": seq} for (c_id, u_id), seq in sorted(read_marks.items())],
     )
-    pos = execute(_TAKE_POSITIONS, {"n": len(batch)}).scalar_one() - len(batch)
+    pos = take_stream_positions(len(batch)) - 1
     rows = []
     stamps: dict[int, int] = {}
     # Rows of one multi-row INSERT share their columns: the extras' columns are named in every

@@ -14,7 +14,7 @@ from sqlalchemy.orm.util import identity_key
 
 from app import presenters, ratelimit, realtime
 from app.chat.access import active_member_ids, check_can_speak, send_context
-from app.chat.extras import prepare_extras, store_mentions
+from app.chat.extras import prepare_extras, settle_replies, store_mentions
 from app.chat.stream import next_stream_pos
 from app.errors import ApiError
 from app.extensions import db
@@ -155,6 +155,8 @@ def append_message(
     # Core statements on the session's connection: the ORM's execute adds nothing they need.
     execute = db.session.connection().execute
     seq = execute(_BUMP_SEQ, {"c_id": conversation_id, "c_now": now}).scalar_one()
+    if extras is not None and extras["reply"]:
+        settle_replies(execute, [(conversation_id, extras)])
     if sender is not None:
         # Sending reads everything before it: the sender's unread count stays at zero.
         execute(SENDER_READ, {"c_id": conversation_id, "u_id": sender.id, "c_seq": seq})

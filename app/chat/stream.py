@@ -11,7 +11,7 @@ Ordering rules that keep this correct under concurrency:
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from app.extensions import db
 from app.models import StreamCounter
@@ -21,6 +21,21 @@ _counter = StreamCounter.__table__
 _NEXT_STREAM_POS = (
     update(_counter).where(_counter.c.id == 1).values(pos=_counter.c.pos + 1).returning(_counter.c.pos)
 )
+
+
+# Take `n` positions at once; the last one is returned.
+_TAKE_POSITIONS = (
+    update(_counter)
+    .where(_counter.c.id == 1)
+    .values(pos=_counter.c.pos + bindparam("n"))
+    .returning(_counter.c.pos)
+)
+
+
+def take_stream_positions(count: int) -> int:
+    """Take `count` stream positions in one statement; returns the first of them (the next
+    `count - 1` follow it). The row lock is held until this transaction ends."""
+    return db.session.connection().execute(_TAKE_POSITIONS, {"n": count}).scalar_one() - count + 1
 
 
 def next_stream_pos() -> int:

@@ -30,6 +30,7 @@ from typing import IO
 
 from flask import current_app
 from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import aliased
 
 from app import ratelimit
 from app.concurrency import PoolBusy, TaskTimeout, WorkerDied, WorkerPool
@@ -412,7 +413,9 @@ def share(upload_ids: set[str], message_id: int) -> None:
 def viewable_upload(viewer_id: int | None, upload_id: str) -> Upload:
     """The upload, if the viewer may see it: avatars are public; anything else is seen by its
     owner, and by the members of a conversation whose history covers a message carrying it —
-    the one it was sent in or a forwarded copy sharing it — unless that message was recalled."""
+    the one it was sent in or a forwarded copy sharing it — unless that message was recalled (a
+    copy keeps its file when its original is recalled by its sender or a group admin, as a
+    forwarded message stays forwarded; not when the site's administrators removed the original)."""
     upload = db.session.get(Upload, upload_id) if UPLOAD_ID.match(upload_id) else None
     if upload is None:
         raise not_found("upload")
@@ -425,11 +428,19 @@ def viewable_upload(viewer_id: int | None, upload_id: str) -> Upload:
     if upload.message_id is not None:
         member = ConversationMember
         shared_in = select(UploadShare.message_id).where(UploadShare.upload_id == upload.id)
+        original = aliased(Message)
+        # Removed by the site's administrators: not served through forwarded copies either.
+        removed = (
+            select(original.id)
+            .where(original.id == upload.message_id, original.recalled_as == "admin")
+            .exists()
+        )
         sees = db.session.scalar(
             select(member.user_id)
             .join(Message, Message.conversation_id == member.conversation_id)
             .where(
                 or_(Message.id == upload.message_id, Message.id.in_(shared_in)),
+                ~removed,
                 Message.recalled_at.is_(None),
                 member.user_id == viewer_id,
                 Message.seq > member.joined_seq,

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -113,6 +114,14 @@ class Message(db.Model):
         CheckConstraint(f"type IN {MESSAGE_TYPES}", name="type"),
         Index("ix_messages_created_at", "created_at"),
         Index("ix_messages_conversation_id_stream_pos", "conversation_id", "stream_pos"),
+        # The replies to a message (their quotes follow it); only replies are in it.
+        Index(
+            "ix_messages_conversation_id_reply_to_seq",
+            "conversation_id",
+            "reply_to_seq",
+            postgresql_where=text("reply_to_seq IS NOT NULL"),
+            sqlite_where=text("reply_to_seq IS NOT NULL"),
+        ),
     )
 
 

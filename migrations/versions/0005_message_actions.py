@@ -96,11 +96,19 @@ def upgrade():
         batch_op.add_column(sa.Column('forwarded', sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.drop_constraint(op.f('ck_messages_type'), type_='check')
         batch_op.create_check_constraint('type', sa.text(f"type IN {NEW_TYPES}"))
+        batch_op.create_index(
+            'ix_messages_conversation_id_reply_to_seq',
+            ['conversation_id', 'reply_to_seq'],
+            unique=False,
+            postgresql_where=sa.text('reply_to_seq IS NOT NULL'),
+            sqlite_where=sa.text('reply_to_seq IS NOT NULL'),
+        )
 
 
 
 def downgrade():
     with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_messages_conversation_id_reply_to_seq')
         batch_op.drop_constraint(op.f('ck_messages_type'), type_='check')
         batch_op.create_check_constraint('type', sa.text(f"type IN {OLD_TYPES}"))
         batch_op.drop_column('forwarded')

@@ -18,7 +18,7 @@ from app.chat.actions.common import (
     restamp,
     visible_message,
 )
-from app.chat.actions.quotes import refresh_quotes
+from app.chat.actions.quotes import refresh_quotes, replies_to
 from app.errors import ApiError
 from app.extensions import db
 from app.models import MessageEdit, utcnow
@@ -51,6 +51,7 @@ def edit(user_id: int, conversation_id: int, seq: int, msg: str, version: int) -
         raise ApiError(
             "edit_conflict", "The message was edited meanwhile; reload it.", 409, {"version": str(count)}
         )
+    replies = replies_to(message)
     now = utcnow()
     if count == 0:
         db.session.add(
@@ -65,7 +66,7 @@ def edit(user_id: int, conversation_id: int, seq: int, msg: str, version: int) -
     restamp(message, conversation=message.seq == conversation.last_seq)
     payload = present(message)
     emit_to_members("message:edited", payload, conversation_id)
-    refresh_quotes(message)
+    refresh_quotes(message, replies)
     db.session.commit()
     return {"message": payload}
 

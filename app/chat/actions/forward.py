@@ -13,6 +13,7 @@ import copy
 import json
 from dataclasses import dataclass
 
+from blinker import signal
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -32,6 +33,10 @@ MAX_MERGED_DEPTH = 3
 MAX_MERGED_CHARS = 600_000
 # Separate copies are numbered "<client_msg_id>-0" … "-99" (schemas.MAX_FORWARD_MESSAGES).
 MAX_COPIES = 100
+# Sent with (context, messages=[...]) when a forward stored its copies in one target, before the
+# commit: as `message_stored` for a send (which forwards do not send: the robot does not answer
+# them). Web Push queues the target's push with it (app/push/sender.py).
+message_forwarded = signal("parley.message-forwarded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +58,13 @@ def forward(
     """Forward messages `seqs` of the source conversation to each target (conversation id,
     client_msg_id). The whole call fails when a source is not visible to the user (404
     `not_visible`), recalled (409 `already_recalled`) or a system message (400
-    `not_forwardable`); otherwise each target gets a result of its own."""
+    `not_forwardable`) or the user sends too fast (429 `rate_limited`); otherwise each target gets
+    a result of its own."""
     copies = _copies(user_id, source_conversation_id, seqs, mode, title)
     db.session.rollback()  # the sources were only read: each target starts a fresh transaction
+    # One forward is one action: it counts against the send rate once, for every copy it makes
+    # (capped at the rate's smallest window, so any forward fits a window nothing else used).
+    check_send_rate(user_id, len(copies) * len(targets))
     results = []
     for conversation_id, client_msg_id in targets:
         try:
@@ -167,9 +176,8 @@ def _forward_to(
     try:
         context = send_context(user_id, conversation_id)
         check_can_speak(context)
-        check_send_rate(user_id, len(copies))
         recipients = active_member_ids(conversation_id)
-        payloads = []
+        payloads, messages = [], []
         for item, message_client_id in zip(copies, ids, strict=True):
             message = append_message(
                 conversation_id,
@@ -182,6 +190,8 @@ def _forward_to(
             media.share(item.uploads, message.id)
             # Built before the commit expires the rows.
             payloads.append(presenters.message(message, context.sender))
+            messages.append(message)
+        message_forwarded.send(context, messages=messages)
         db.session.commit()
     except IntegrityError:
         # The same forward racing in from another device or process stored it first.

@@ -5,15 +5,24 @@ follow: each reply gets the new snapshot, a new stream position (sync carries it
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app import realtime
 from app.chat.access import active_member_ids
-from app.chat.actions.common import present, restamp
+from app.chat.actions.common import present
+from app.chat.stream import take_stream_positions
 from app.extensions import db
 from app.models import Message
 
 QUOTE_TEXT_MAX = 100
+
+_messages = Message.__table__
+_SET_QUOTE = (
+    update(_messages)
+    .where(_messages.c.id == bindparam("r_id"))
+    .values(reply=bindparam("r_reply"), stream_pos=bindparam("r_pos"))
+)
 
 
 def quote_text(message: Message) -> str:
@@ -22,24 +31,26 @@ def quote_text(message: Message) -> str:
     return (message.body.get("msg") or "")[:QUOTE_TEXT_MAX]
 
 
-def refresh_quotes(message: Message) -> int:
-    """Bring the snapshots of the replies to `message` up to date with it (recalled, or its new
-    text), in the open transaction; the caller holds the conversation's row lock and commits.
-    Returns how many replies changed.
-
-    Replies come after the original, so the search runs on the (conversation_id, seq) index from
-    the original's seq on; `reply_to_seq` itself has no index (a long-lived message with many later
-    messages costs a scan of those)."""
-    replies = db.session.scalars(
-        select(Message)
-        .where(
-            Message.conversation_id == message.conversation_id,
-            Message.seq > message.seq,
-            Message.reply_to_seq == message.seq,
-            Message.recalled_at.is_(None),
+def replies_to(message: Message) -> list[Message]:
+    """The live replies to `message` (index on (conversation_id, reply_to_seq)). Read them before
+    the transaction takes the stream counter: the counter is held only for writes."""
+    return list(
+        db.session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == message.conversation_id,
+                Message.reply_to_seq == message.seq,
+                Message.recalled_at.is_(None),
+            )
+            .order_by(Message.seq)
         )
-        .order_by(Message.seq)
-    ).all()
+    )
+
+
+def refresh_quotes(message: Message, replies: list[Message]) -> int:
+    """Bring the snapshots of `replies` (from `replies_to`) up to date with `message` (recalled, or
+    its new text) in the open transaction, in one statement with one position each; the caller
+    holds the conversation's row lock and commits. Returns how many replies changed."""
     changed = []
     for reply in replies:
         snapshot = dict(reply.reply or {"seq": message.seq, "type": message.type})
@@ -47,13 +58,20 @@ def refresh_quotes(message: Message) -> int:
             snapshot.update(recalled=True, text="")
         else:
             snapshot["text"] = quote_text(message)
-        if snapshot == reply.reply:
-            continue
-        reply.reply = snapshot  # a new dict: the JSON column sees the change
-        restamp(reply)
-        changed.append(reply)
-    if changed:
-        recipients = active_member_ids(message.conversation_id)
-        for reply in changed:
-            realtime.emit_after_commit("message:edited", present(reply), recipients)
+        if snapshot != reply.reply:
+            changed.append((reply, snapshot))
+    if not changed:
+        return 0
+    first = take_stream_positions(len(changed))
+    rows = [
+        {"r_id": reply.id, "r_reply": snapshot, "r_pos": first + i}
+        for i, (reply, snapshot) in enumerate(changed)
+    ]
+    db.session.connection().execute(_SET_QUOTE, rows)
+    recipients = active_member_ids(message.conversation_id)
+    for (reply, snapshot), row in zip(changed, rows, strict=True):
+        # The rows were written with a Core statement: the loaded objects are told.
+        set_committed_value(reply, "reply", snapshot)
+        set_committed_value(reply, "stream_pos", row["r_pos"])
+        realtime.emit_after_commit("message:edited", present(reply), recipients)
     return len(changed)

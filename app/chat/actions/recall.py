@@ -11,6 +11,7 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import delete, select
 
+from app import realtime
 from app.chat.actions.common import (
     emit_to_members,
     present,
@@ -19,7 +20,8 @@ from app.chat.actions.common import (
     visible_message,
 )
 from app.chat.actions.pins import announce_pins, drop_pin_of
-from app.chat.actions.quotes import refresh_quotes
+from app.chat.actions.quotes import refresh_quotes, replies_to
+from app.chat.conversations import conversation_summaries
 from app.errors import ApiError
 from app.extensions import db
 from app.models import AuditLog, Conversation, Group, GroupMember, Message, MessageMention, utcnow
@@ -89,10 +91,15 @@ def apply_recall(conversation: Conversation, message: Message, actor_id: int, re
     if recalled_as not in RECALLED_AS:
         raise ValueError(recalled_as)
     require_not_recalled(message)
+    replies = replies_to(message)
     message.recalled_at = utcnow()
     message.recalled_by_id = actor_id
     message.recalled_as = recalled_as
-    db.session.execute(delete(MessageMention).where(MessageMention.message_id == message.id))
+    called = db.session.scalars(
+        delete(MessageMention)
+        .where(MessageMention.message_id == message.id)
+        .returning(MessageMention.user_id)
+    ).all()
     unpinned = drop_pin_of(conversation, message)
     # The stream counter last: the message (and the preview, pins) first, then its replies.
     restamp(message, conversation=True)
@@ -100,5 +107,10 @@ def apply_recall(conversation: Conversation, message: Message, actor_id: int, re
         announce_pins(conversation)
     payload = present(message)
     emit_to_members("message:recalled", payload, conversation.id)
-    refresh_quotes(message)
+    refresh_quotes(message, replies)
+    if called:
+        # Their unread mention counts dropped: their devices get the summary again.
+        for summary in conversation_summaries(list(called), conversation_ids=[conversation.id]):
+            user_id = summary.pop("_user_id", called[0])
+            realtime.emit_after_commit("conversation:update", summary, [user_id])
     return payload

@@ -22,8 +22,8 @@ function query(params) {
   return pairs.length ? `?${new URLSearchParams(pairs)}` : "";
 }
 
-export async function api(path, { method = "GET", body, params } = {}) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+export async function api(path, { method = "GET", body, params, signal } = {}) {
+  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" }, signal };
   if (method !== "GET" && method !== "DELETE") {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body ?? {});
@@ -31,8 +31,9 @@ export async function api(path, { method = "GET", body, params } = {}) {
   let response;
   try {
     response = await fetch(`/api/v1${path}${query(params)}`, init);
-  } catch {
-    throw new ApiError(0, "network", "");
+  } catch (error) {
+    // An aborted request (a newer search replaced it) is "cancelled", not a network problem.
+    throw new ApiError(0, error?.name === "AbortError" ? "cancelled" : "network", "");
   }
   if (response.status === 204) return null;
   let data = null;

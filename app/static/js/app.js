@@ -2,12 +2,16 @@
 import { batched, h, icon, sheet } from "./dom.js";
 import { onLocale, t, translatePage } from "./i18n.js";
 import { emit, on, state, totalUnread } from "./store.js";
+import { startNotify } from "./notify.js";
+import { mountConnectionBanner, registerWorker } from "./pwa.js";
 import { start } from "./sync.js";
 import { chatView } from "./views/chat.js";
 import { mountChatList } from "./views/chats.js";
 import { mountContacts, pendingIncoming, requestsView, searchView, userView } from "./views/contacts.js";
 import { groupView, newGroupView } from "./views/groups.js";
 import { applyTheme, devicesView, mountMe, profileView, settingsView } from "./views/me.js";
+import { notificationsView } from "./views/notifysettings.js";
+import { chatSearchView } from "./views/search.js";
 
 const shell = document.getElementById("shell");
 const panel = document.getElementById("panel");
@@ -19,7 +23,9 @@ let detail = null;
 let openChatId = null;
 
 const DETAILS = [
-  [/^#\/chat\/(\d+)$/, "chats", (id) => chatView(id)],
+  // #/chat/<id>/<seq> opens the chat at that message (a search hit).
+  [/^#\/chat\/(\d+)(?:\/(\d+))?$/, "chats", (id, seq) => chatView(id, { seq })],
+  [/^#\/chat\/(\d+)\/search$/, "chats", (id) => chatSearchView(id)],
   [/^#\/group\/(\d+)$/, "chats", (id) => groupView(id)],
   [/^#\/user\/(\d+)$/, "contacts", (id) => userView(id)],
   [/^#\/search$/, "contacts", () => searchView()],
@@ -28,6 +34,7 @@ const DETAILS = [
   [/^#\/profile$/, "me", () => profileView()],
   [/^#\/devices$/, "me", () => devicesView()],
   [/^#\/settings$/, "me", () => settingsView()],
+  [/^#\/notifications$/, "me", () => notificationsView()],
 ];
 
 function showTab(name) {
@@ -56,7 +63,7 @@ function route() {
       nextTab = owner;
       const id = match[1] ? Number(match[1]) : null;
       if (pattern === DETAILS[0][0]) openChatId = id;
-      view = make(id);
+      view = make(id, match[2] ? Number(match[2]) : null);
       break;
     }
   }
@@ -81,12 +88,6 @@ function badges() {
   document.title = unread ? `(${unread}) Parley` : "Parley";
 }
 
-function connection() {
-  const banner = document.getElementById("conn");
-  banner.hidden = state.connected;
-  banner.textContent = t("conn.offline");
-}
-
 document.getElementById("add-menu").addEventListener("click", () =>
   sheet(t("chat.more"), (body, close) => {
     const item = (href, iconName, label) => h("a", { class: "menu-item", href, onclick: () => close() }, icon(iconName), h("span", { text: label }));
@@ -101,7 +102,8 @@ async function boot() {
   const redrawBadges = batched(badges);
   on("conversations", redrawBadges);
   on("requests", redrawBadges);
-  on("connection", connection);
+  mountConnectionBanner(document.getElementById("conn"));
+  window.addEventListener("load", () => registerWorker(), { once: true });
   onLocale(() => {
     const current = tab;
     tab = null;
@@ -110,6 +112,7 @@ async function boot() {
   });
   window.addEventListener("hashchange", route);
   await start(me);
+  startNotify();
   route();
   document.body.classList.add("ready");
 }

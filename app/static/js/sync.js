@@ -114,6 +114,7 @@ function wireSocket() {
   socket.on("connect", async () => {
     state.connected = true;
     emit("connection");
+    if (contacts === "idle") loadContacts();
     try {
       await catchUp();
       resendNetworkFailures();
@@ -133,7 +134,11 @@ function wireSocket() {
   });
   socket.on("message:new", (message) => {
     if (!state.conversations.has(message.conversation_id)) summaryOf(message.conversation_id);
-    if (putMessage(message, { live: true })) noteMention(message);
+    if (putMessage(message, { live: true })) {
+      noteMention(message);
+      // notify.js: a notification and a chime when this tab is not showing the chat.
+      emit("incoming", message);
+    }
     const typing = state.typing.get(message.conversation_id);
     if (message.sender && typing?.delete(message.sender.id)) emit(`typing:${message.conversation_id}`);
   });
@@ -222,8 +227,15 @@ export async function loadGroups() {
   emit("groups");
 }
 
+// "idle" until loaded, and again after a failure (an offline start): the next connect retries.
+let contacts = "idle";
+
 function loadContacts() {
-  Promise.all([loadFriends(), loadRequests(), loadGroups()]).catch(() => {});
+  contacts = "loading";
+  Promise.all([loadFriends(), loadRequests(), loadGroups()]).then(
+    () => { contacts = "loaded"; },
+    () => { contacts = "idle"; },
+  );
 }
 
 /** The newest page, or the page before the oldest message shown; keeps (conversation, seq) unique. */

@@ -33,7 +33,8 @@ function ageSeconds(message) {
 /** Whether I may recall this message, as the server judges it (role from the chat view). */
 export function canRecall(message, { meId, role, roleOf } = {}) {
   if (message.recalled || message.type === "system" || message.seq == null) return false;
-  if (message.sender?.id === meId) return ageSeconds(message) < limits.recallSeconds || role === "owner";
+  // My own messages: within the window, whatever my role (the server judges so too).
+  if (message.sender?.id === meId) return ageSeconds(message) < limits.recallSeconds;
   if (role === "owner") return true;
   if (role === "admin") return (roleOf?.(message.sender?.id) ?? "member") === "member";
   return false;

@@ -27,7 +27,8 @@ function versionOf(message) {
   return versions.get(message);
 }
 
-export function chatView(conversationId) {
+/** The chat pane; `seq` opens it at that message (a window around it, flashed). */
+export function chatView(conversationId, { seq: openSeq = null } = {}) {
   const cleanups = [];
   const title = h("h2", { class: "title" });
   const subtitle = h("div", { class: "sub" });
@@ -563,12 +564,16 @@ export function chatView(conversationId) {
       }));
     }
     try {
-      await openAtUnread();
+      if (openSeq === null) await openAtUnread();
+      else if (!inWindow(conversationId, openSeq)) await loadAround(conversationId, openSeq);
     } catch {
       older.textContent = t("error.network");
     }
     ready = true;
-    if (divider && bucket(conversationId).bySeq.size) target = { seq: divider.seq, top: true };
+    if (openSeq !== null) {
+      if (bucket(conversationId).bySeq.has(openSeq)) target = { seq: openSeq, flash: true };
+      else toast(t("jump.not_found"));
+    } else if (divider && bucket(conversationId).bySeq.size) target = { seq: divider.seq, top: true };
     else forceBottom = true;
     render();
     peerReceipts();

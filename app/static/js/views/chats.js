@@ -4,14 +4,19 @@ import { avatar, batched, h, icon, shortTime } from "../dom.js";
 import { t } from "../i18n.js";
 import { displayName, on, sortedConversations, state } from "../store.js";
 import { loadMoreConversations } from "../sync.js";
+import { permissionBanner } from "../notify.js";
 import { preview } from "./message.js";
+import { mountSearch } from "./search.js";
 
 const NEAR_END = 400;
 
 export function mountChatList(container, currentId) {
   const list = h("ul", { class: "list conv-list" });
   const empty = h("div", { class: "empty" }, h("p", { text: t("chats.empty") }), h("a", { class: "btn primary", href: "#/search", text: t("contacts.add") }));
-  container.replaceChildren(list, empty);
+  // The search box on top; while it holds a query its results stand in for the list.
+  const search = mountSearch(container);
+  const banner = permissionBanner();
+  container.replaceChildren(search.el, banner.el, list, empty, search.panel);
   const items = new Map();
 
   function item(summary) {
@@ -49,7 +54,7 @@ export function mountChatList(container, currentId) {
     moreIfNearEnd();
   }
   function moreIfNearEnd() {
-    if (!state.listNext || !list.isConnected || !container.clientHeight) return;
+    if (!state.listNext || !list.isConnected || !container.clientHeight || container.classList.contains("searching")) return;
     if (container.scrollHeight - container.scrollTop - container.clientHeight < NEAR_END) loadMoreConversations();
   }
   const redraw = batched(render);
@@ -59,5 +64,7 @@ export function mountChatList(container, currentId) {
   return () => {
     off.forEach((fn) => fn());
     container.removeEventListener("scroll", moreIfNearEnd);
+    search.destroy();
+    banner.destroy();
   };
 }

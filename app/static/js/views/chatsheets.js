@@ -23,6 +23,7 @@ export async function chatMenu(conversationId) {
         { class: "menu" },
         s.group ? item(t("group.info"), () => { window.location.hash = `#/group/${s.group.id}`; }) : null,
         s.peer && !s.peer.is_bot ? item(t("contacts.profile"), () => { window.location.hash = `#/user/${s.peer.id}`; }) : null,
+        item(t("search.in_chat"), () => { window.location.hash = `#/chat/${conversationId}/search`; }),
         item(s.pinned ? t("chat.unpin") : t("chat.pin"), () => patch({ pinned: !s.pinned })),
         item(s.muted ? t("chat.unmute") : t("chat.mute"), () => patch({ muted: !s.muted })),
         item(t("chat.hide"), async () => {

@@ -30,6 +30,14 @@ export async function openForward(sourceId, messages) {
     const mode = (value, label, checked) => h("label", { class: "radio" }, h("input", { type: "radio", name: "mode", value, checked, onchange: () => { titleInput.hidden = value !== "merged"; } }), h("span", { text: label }));
     const titleInput = h("input", { class: "input forward-title", name: "title", maxlength: 100, value: t("fwd.default_title"), "aria-label": t("fwd.title_label"), hidden: seqs.length < 2 });
     const status = h("p", { class: "muted small forward-status" });
+    // One id per target (and mode) for the life of this sheet: a retry after a lost answer is
+    // recognised by the server as the same forward, not stored twice.
+    const clientIds = new Map();
+    const clientIdFor = (merged, id) => {
+      const key = `${merged ? "m" : "s"}:${id}`;
+      if (!clientIds.has(key)) clientIds.set(key, crypto.randomUUID());
+      return clientIds.get(key);
+    };
     const submit = h("button", { type: "submit", class: "btn primary", text: t("fwd.send") });
     const form = h(
       "form",
@@ -46,7 +54,7 @@ export async function openForward(sourceId, messages) {
             conversation_id: sourceId,
             seqs,
             mode: merged ? "merged" : "separate",
-            targets: [...chosen].map((id) => ({ conversation_id: id, client_msg_id: crypto.randomUUID() })),
+            targets: [...chosen].map((id) => ({ conversation_id: id, client_msg_id: clientIdFor(merged, id) })),
           };
           if (merged && titleInput.value.trim()) payload.title = titleInput.value.trim();
           submit.disabled = true;

@@ -29,6 +29,8 @@ function put(conversationId, messages) {
 export async function loadAround(conversationId, seq, limit = AROUND_PAGE) {
   const data = await api(`/conversations/${conversationId}/messages`, { params: { around_seq: seq, limit } });
   const box = bucket(conversationId);
+  // Nothing there for me (before I joined, deleted for me): the window stays as it was.
+  if (!data.messages.some((message) => message.seq === seq)) return { ...data, missing: true };
   put(conversationId, data.messages);
   const first = data.messages[0]?.seq ?? seq;
   const last = data.messages.at(-1)?.seq ?? seq;

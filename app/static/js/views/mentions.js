@@ -30,7 +30,7 @@ export function forgetMembers(groupId) {
 /** `group()` answers {id, role, mentionAll} in a group chat, else null. */
 export function mentionPicker({ input, group, onPick }) {
   const list = h("ul", { class: "mention-list", role: "listbox", "aria-label": t("mention.list"), hidden: true });
-  const picked = new Map(); // inserted name -> user id ("all" for @all)
+  const picked = new Map(); // user id ("all" for @all) -> the name inserted (two people may share one)
   let items = [];
   let active = 0;
   let token = null; // {start, end, query}
@@ -120,7 +120,7 @@ export function mentionPicker({ input, group, onPick }) {
     const text = `@${item.name} `;
     input.value = input.value.slice(0, token.start) + text + input.value.slice(token.end);
     input.selectionStart = input.selectionEnd = token.start + text.length;
-    picked.set(item.name, item.id);
+    picked.set(item.id, item.name);
     close();
     input.focus();
     onPick?.();
@@ -146,7 +146,7 @@ export function mentionPicker({ input, group, onPick }) {
   function extras(text) {
     const ids = new Set();
     let everyone = false;
-    for (const [name, id] of picked) {
+    for (const [id, name] of picked) {
       if (!text.includes(`@${name}`)) continue;
       if (id === "all") everyone = true;
       else ids.add(id);
