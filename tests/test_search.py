@@ -18,6 +18,16 @@ SEARCH = "/api/v1/search/messages"
 CONTACTS = "/api/v1/search/contacts"
 
 
+@pytest.fixture(autouse=True, params=["index", "scan"])
+def path(request, monkeypatch):
+    """Every test runs both ways a 3+ character query may be answered: from the trigram index
+    (what someone who sees many messages gets) and by reading the user's own messages (someone who
+    sees few; the default for the small worlds here)."""
+    if request.param == "index":
+        monkeypatch.setattr(search_module, "VISIBLE_SCAN_MAX", 0)
+    return request.param
+
+
 @dataclass
 class World:
     alice: object
@@ -255,6 +265,7 @@ def windows(monkeypatch):
         monkeypatch.setattr(search_module, name, value)
     monkeypatch.setattr(search_module, "SCAN_FIRST", 2)
     monkeypatch.setattr(search_module, "SCAN_BUDGET", 12)
+    monkeypatch.setattr(search_module, "VISIBLE_SCAN_MAX", 0)  # the index's windows, whatever `path`
     read = []
     statement = search_module._indexed_statement
 
@@ -487,3 +498,34 @@ def test_contacts_by_remark_nickname_username_and_group_name(app, world, make_us
     assert world.alice.get(CONTACTS, query_string={"q": "张三"}).get_json() == {"friends": [], "groups": []}
     assert world.bob.get(CONTACTS, query_string={"q": "爬山"}).get_json()["groups"] == []
     assert world.carol.get(CONTACTS, query_string={"q": "老同学"}).get_json()["friends"] == []
+
+
+def test_someone_who_sees_few_messages_is_answered_from_them_not_from_the_index(
+    app, world, count_queries, monkeypatch, path
+):
+    send(world.alice, world.direct, "the quarterly meeting notes")
+    monkeypatch.setattr(search_module, "VISIBLE_SCAN_MAX", 1 if path == "index" else 10)
+    with count_queries() as statements:
+        found = search(world.alice, "meeting")
+    assert texts(found) == ["the quarterly meeting notes"] and found["partial"] is False
+    with app.app_context():
+        dialect = db.engine.dialect.name
+    index = "messages_search" if dialect == "sqlite" else "ILIKE"
+    used_index = any(index in statement and "scanned" not in statement for statement in statements)
+    assert used_index is (path == "index")
+
+
+def test_the_index_is_kept_by_triggers_at_the_head_of_the_migrations(app, path):
+    """A later migration that rebuilds `messages` on SQLite (batch mode) drops its triggers with
+    it; it must create them again, or new messages would silently go unsearchable."""
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            indexes = db.session.scalars(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = 'messages'")
+            ).all()
+            assert "ix_messages_search" in indexes
+            return
+        triggers = db.session.scalars(
+            text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages'")
+        ).all()
+    assert sorted(triggers) == [f"messages_search_{name}" for name in ("delete", "insert", "update")]

@@ -13,8 +13,9 @@ conversation (an @mention of them or @all still pushes) or blocked the sender. E
 encrypted for its subscription (RFC 8291, aes128gcm), signed with the server's VAPID key (RFC
 8292), and carries `Topic: conversation-<id>`, so a push service holding an undelivered push of a
 conversation replaces it with the newer one (RFC 8030) and a phone shows one notification per
-conversation. A 404 or 410 answer removes the subscription; other failures (429, 5xx, timeouts,
-refused connections) are counted, and the tenth in a row removes it. Nothing is retried.
+conversation. A 404 or 410 answer removes the subscription; other failures (5xx, timeouts,
+refused connections) are counted, and the tenth in a row removes it; a 429 (slow down) is neither.
+Nothing is retried. A member who joined after the message (the queue may wait) gets no push of it.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class PushJob:
 
     message_id: int
     conversation_id: int
+    seq: int
     sender_id: int
     sender_nickname: str
     direct: bool
@@ -118,6 +120,7 @@ def job_for(context: SendContext, message: Message) -> PushJob | None:
     return PushJob(
         message_id=message.id,
         conversation_id=message.conversation_id,
+        seq=message.seq,
         sender_id=message.sender_id,
         sender_nickname=context.sender.nickname,
         direct=context.peer is not None,
@@ -182,6 +185,11 @@ class PushWorker:
         self.planner: gevent.Greenlet | None = None
         self.session = _NoRedirects()
         self.dropped = 0  # jobs dropped from a full queue (the tests read it)
+        # subscription id -> the newest push waiting for the one in flight to it (None: none).
+        # One push at a time per subscription: a burst to one device is its first push and then
+        # its latest, not fifty (they share a topic anyway), and one slow endpoint holds one sender.
+        self.in_flight: dict[int, Delivery | None] = {}
+        self.coalesced = 0  # pushes replaced by a newer one before they were sent (the tests read it)
         self._dropped_unlogged = 0
         self._drop_logged_at = 0.0
 
@@ -208,7 +216,8 @@ class PushWorker:
     def idle(self) -> bool:
         """Nothing queued, planned or being sent (the tests wait for it)."""
         planning = self.planner is not None and not self.planner.dead
-        return not self.jobs and not planning and self.pool.free_count() == self.pool.size
+        busy = self.in_flight or self.pool.free_count() != self.pool.size
+        return not self.jobs and not planning and not busy
 
     def _run(self) -> None:
         while self.jobs:
@@ -220,9 +229,29 @@ class PushWorker:
                 log.exception("could not plan the pushes of %d message(s)", len(batch))
                 continue
             for delivery in deliveries:
+                subscription = delivery.subscription_id
+                if subscription in self.in_flight:
+                    if self.in_flight[subscription] is not None:
+                        self.coalesced += 1
+                    self.in_flight[subscription] = delivery  # sent when the one in flight is done
+                    continue
+                self.in_flight[subscription] = None
                 self.pool.spawn(self._deliver, delivery)  # waits while every sender is busy
 
     def _deliver(self, delivery: Delivery) -> None:
+        """Push, then the newest push that came for the same subscription meanwhile, if any."""
+        subscription = delivery.subscription_id
+        try:
+            while True:
+                self._push(delivery)
+                waiting = self.in_flight.get(subscription)
+                if waiting is None:
+                    break
+                self.in_flight[subscription], delivery = None, waiting
+        finally:
+            self.in_flight.pop(subscription, None)
+
+    def _push(self, delivery: Delivery) -> None:
         with self.app.app_context():
             try:
                 outcome = send(delivery, self.session)
@@ -248,6 +277,7 @@ def plan(jobs: list[PushJob]) -> list[Delivery]:
         select(
             ConversationMember.conversation_id,
             ConversationMember.muted,
+            ConversationMember.joined_seq,
             PushSubscription.id,
             PushSubscription.user_id,
             PushSubscription.device_session_id,
@@ -308,6 +338,8 @@ def plan(jobs: list[PushJob]) -> list[Delivery]:
         for row in by_conversation[job.conversation_id]:
             if row.user_id == job.sender_id or (row.user_id, job.sender_id) in blocked:
                 continue
+            if job.seq <= row.joined_seq:
+                continue  # joined after the message (a queue that waited): not theirs to see
             mentioned = job.mention_all or row.user_id in job.mentions
             if row.muted and not mentioned:
                 continue
@@ -365,18 +397,22 @@ def payload(job: PushJob, group_name: str | None, previews: bool, locale: str | 
 
 
 def send(delivery: Delivery, session: requests.Session) -> str:
-    """Push one payload: "ok", "gone" (404 or 410: the subscription expired) or "failed"."""
+    """Push one payload: "ok", "gone" (404 or 410: the subscription expired), "limited" (429) or
+    "failed"."""
     config = current_app.config
-    try:
-        services.check_endpoint(delivery.endpoint)  # its name may resolve elsewhere by now
-    except ApiError:
-        log.warning("push to subscription %s refused: its endpoint is not public", delivery.subscription_id)
-        return "failed"
     timeout = config["PUSH_TIMEOUT_SECONDS"]
-    # `timeout` bounds each connect and read; this bounds the whole push (a slow trickle).
+    # `timeout` bounds each connect and read; this bounds the whole push (a slow name server, a
+    # slow trickle).
     deadline = gevent.Timeout(2 * timeout)
     try:
         with deadline:
+            try:
+                services.check_endpoint(delivery.endpoint)  # its name may resolve elsewhere by now
+            except ApiError:
+                log.warning(
+                    "push to subscription %s refused: its endpoint is not public", delivery.subscription_id
+                )
+                return "failed"
             webpush(
                 subscription_info={
                     "endpoint": delivery.endpoint,
@@ -394,6 +430,11 @@ def send(delivery: Delivery, session: requests.Session) -> str:
         status = error.response.status_code if error.response is not None else None
         if status in (404, 410):
             return "gone"
+        if status == 429:
+            # The push service asks to slow down: the subscription is fine (counting this as a
+            # failure would remove it after a burst of messages).
+            log.info("push to subscription %s was rate limited", delivery.subscription_id)
+            return "limited"
         log.info("push to subscription %s answered %s", delivery.subscription_id, status)
         return "failed"
     except gevent.Timeout as error:
@@ -421,6 +462,8 @@ def record(delivery: Delivery, outcome: str) -> None:
             update(PushSubscription).where(same).values(failures=PushSubscription.failures + 1)
         )
         db.session.execute(delete(PushSubscription).where(same, PushSubscription.failures >= MAX_FAILURES))
+    elif outcome == "limited":
+        return  # neither a failure nor a success
     else:
         now = utcnow()
         db.session.execute(

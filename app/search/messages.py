@@ -6,7 +6,9 @@ for themselves; recalled and system messages have no searchable text. A query of
 characters is answered from the trigram index (app/search/index.py), newest first in message-id
 windows so a common word stops after its first page (`_indexed`); 1 or 2 characters are below
 what a trigram index can answer, so they scan the user's newest `SCAN_LIMIT` visible messages and
-say `partial` when that bound cut the scan short (`next` then continues past it).
+say `partial` when that bound cut the scan short (`next` then continues past it). Someone who may
+see few messages (`VISIBLE_SCAN_MAX`, or a search in such a chat) has them read directly at any
+length: the index would hand back every match of the deployment first.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from app.validation import MAX_BIGINT, invalid
 MAX_QUERY = 100
 PAGE_MAX = 50
 SCAN_LIMIT = 5000
+# A 3+ character search by someone who may see at most this many messages (or in such a chat)
+# reads those messages instead of the index: the index's candidates are every match of the
+# deployment, which for a common word is far more than what they see.
+VISIBLE_SCAN_MAX = 20000
 SNIPPET = 120
 # 3+ characters, newest first in id windows (`_indexed`): the first holds FIRST_WINDOW ids, each
 # next one GROWTH times more, and after MAX_WINDOWS the rest below is one last window.
@@ -88,16 +94,19 @@ def search_messages(
         require_member(user_id, conversation_id, active=False)
     dialect = db.engine.dialect.name
     filters, params = _filters(user_id, conversation_id, sender_id, type, before, after, below)
-    if len(query) >= 3:
+    if len(query) >= 3 and _visible_total(params, conversation_id) > VISIBLE_SCAN_MAX:
         ids = _indexed(dialect, query, filters, params, limit, conversation_id, below)
         has_more, partial = len(ids) > limit, False
         ids = ids[:limit]
         next_cursor = ids[-1] if has_more else None
     else:
-        ids, scanned, lowest = _scan(dialect, query, filters, params, limit)
+        # 1–2 characters; or a user (or chat) with few messages to see, whose own messages are
+        # cheaper to read than the index's matches over every conversation (a common word).
+        bound = SCAN_LIMIT if len(query) < 3 else VISIBLE_SCAN_MAX + 1
+        ids, scanned, lowest = _scan(dialect, query, filters, params, limit, bound)
         has_more = len(ids) > limit
         ids = ids[:limit]
-        partial = not has_more and scanned >= SCAN_LIMIT
+        partial = not has_more and scanned >= bound
         next_cursor = ids[-1] if has_more else lowest if partial else None
     hits = _hits(user_id, ids, query)
     return {"hits": hits, "next": None if next_cursor is None else str(next_cursor), "partial": partial}
@@ -258,11 +267,26 @@ def _indexed_statement(
     return sql, values
 
 
+def _visible_total(params: dict, conversation_id: int | None) -> int:
+    """How many messages the user may see at most (in `conversation_id`, or in all their
+    conversations): the sum of their membership windows, one row a conversation."""
+    scope = "" if conversation_id is None else " AND cm.conversation_id = :conversation_id"
+    sql = (
+        "SELECT coalesce(sum(coalesce(cm.left_seq, c.last_seq) - cm.joined_seq), 0)"
+        " FROM conversation_members AS cm JOIN conversations AS c ON c.id = cm.conversation_id"
+        f" WHERE cm.user_id = :user_id{scope}"
+    )
+    values = {"user_id": params["user_id"]}
+    if conversation_id is not None:
+        values["conversation_id"] = conversation_id
+    return int(db.session.connection().execute(text(sql), values).scalar() or 0)
+
+
 def _scan(
-    dialect: str, query: str, filters: str, params: dict, limit: int
+    dialect: str, query: str, filters: str, params: dict, limit: int, bound: int = SCAN_LIMIT
 ) -> tuple[list[int], int, int | None]:
-    """1–2 characters: the matches among the user's newest SCAN_LIMIT visible messages (past the
-    cursor), with how many were looked at and the oldest of them; one statement."""
+    """The matches among the user's newest `bound` visible messages (past the cursor), with how
+    many were looked at and the oldest of them; one statement."""
     like = "ILIKE" if dialect == "postgresql" else "LIKE"  # SQLite's LIKE ignores ASCII case
     sql = (
         # Ids first (the sort over the user's messages carries no text), then the text of those
@@ -276,7 +300,7 @@ def _scan(
         f" (SELECT id FROM texts WHERE body_text {like} :pattern ESCAPE '\\' ORDER BY id DESC LIMIT :limit)"
         " AS hit ON 1 = 1 ORDER BY hit.id DESC"
     )
-    values = {**params, "pattern": _like(query), "limit": limit + 1, "scan": SCAN_LIMIT}
+    values = {**params, "pattern": _like(query), "limit": limit + 1, "scan": bound}
     rows = db.session.connection().execute(text(sql), values).all()
     ids = [row[2] for row in rows if row[2] is not None]
     return ids, rows[0][0], rows[0][1]
@@ -337,7 +361,9 @@ def _hits(user_id: int, ids: list[int], query: str) -> list[dict]:
     hits = []
     for message_id in ids:
         row = by_id.get(message_id)
-        if row is None:  # deleted since the search statement
+        # Deleted or recalled since the search statement (a new snapshot on PostgreSQL): no
+        # snippet of a recalled text.
+        if row is None or row.recalled_at is not None:
             continue
         sender = None
         if row.sender_username is not None:

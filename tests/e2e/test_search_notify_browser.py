@@ -281,9 +281,12 @@ def test_notifications_for_other_chats_and_hidden_tabs_privacy_mute_mentions_and
         previews.uncheck()
         wait_for(lambda: previews_setting(app, alice_id) is False, "previews off on the server")
         settings.locator("input[name=sound]").uncheck()
-        bob.send(direct, "the secret plan")
+        secret = bob.send(direct, "the secret plan")["message"]
         wait_for(lambda: len(notes(alice)) == 4, "the private notification")
-        assert notes(alice)[3] == {"title": "Bob", "body": "New message", "tag": f"conversation-{direct}"}
+        assert notes(alice)[3] == {"title": "Parley", "body": "New message", "tag": f"conversation-{direct}"}
+        # Recalled: its notification goes away.
+        assert bob.call("message:recall", {"conversation_id": direct, "seq": secret["seq"]})["ok"]
+        wait_for(lambda: alice.evaluate("window.__notes[3].closed === true"), "the recalled one closed")
         assert chimes(alice) == 3
 
         # Notifications off on this device: none at all.

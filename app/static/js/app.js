@@ -3,7 +3,7 @@ import { batched, h, icon, sheet } from "./dom.js";
 import { onLocale, t, translatePage } from "./i18n.js";
 import { emit, on, state, totalUnread } from "./store.js";
 import { startNotify } from "./notify.js";
-import { mountConnectionBanner, registerWorker } from "./pwa.js";
+import { mountConnectionBanner, registerWorker, resyncPush } from "./pwa.js";
 import { start } from "./sync.js";
 import { chatView } from "./views/chat.js";
 import { mountChatList } from "./views/chats.js";
@@ -103,7 +103,7 @@ async function boot() {
   on("conversations", redrawBadges);
   on("requests", redrawBadges);
   mountConnectionBanner(document.getElementById("conn"));
-  window.addEventListener("load", () => registerWorker(), { once: true });
+  window.addEventListener("load", () => registerWorker().then(() => resyncPush()), { once: true });
   onLocale(() => {
     const current = tab;
     tab = null;

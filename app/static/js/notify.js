@@ -126,11 +126,31 @@ function appIcon() {
   return touch || original.find((item) => !item.href.startsWith("data:"))?.href || undefined;
 }
 
+// conversation id -> the notification shown for it (one per conversation: they share a tag).
+const showing = new Map();
+
+/** A recalled message's notification goes away (its text must not stay on the screen). */
+function recalled(message) {
+  const id = message.conversation_id;
+  const mine = showing.get(id);
+  if (mine && mine.seq === message.seq) {
+    mine.note.close();
+    showing.delete(id);
+  }
+  navigator.serviceWorker?.getRegistration("/").then((registration) =>
+    registration?.getNotifications({ tag: `conversation-${id}` }).then((notes) => {
+      for (const note of notes) if (note.data?.seq === message.seq) note.close();
+    }),
+  ).catch(() => {});
+}
+
 function show(message, summary) {
   const id = message.conversation_id;
   const isGroup = summary ? summary.kind === "group" : false;
-  const title = isGroup ? summary.name : displayName(message.sender);
-  const body = state.me.notification_previews === false ? t("notify.new_message") : preview(message, isGroup, state.me.id);
+  // Private previews hide who wrote too, as a push does: "Parley", "New message".
+  const previews = state.me.notification_previews !== false;
+  const title = !previews ? "Parley" : isGroup ? summary.name : displayName(message.sender);
+  const body = previews ? preview(message, isGroup, state.me.id) : t("notify.new_message");
   const options = { body, tag: `conversation-${id}`, renotify: true, icon: appIcon(), data: { conversation_id: id, seq: message.seq } };
   const open = () => {
     window.focus();
@@ -138,6 +158,7 @@ function show(message, summary) {
   };
   try {
     const note = new Notification(title, options);
+    showing.set(id, { note, seq: message.seq });
     note.onclick = () => {
       open();
       note.close();
@@ -252,6 +273,7 @@ export function startNotify() {
   };
   document.addEventListener("pointerdown", unlock, { capture: true, passive: true });
   document.addEventListener("keydown", unlock, { capture: true, passive: true });
+  on("recalled", (message) => recalled(message));
   on("incoming", (message) => {
     incoming(message).catch(() => {});
   });

@@ -123,6 +123,23 @@ export async function enablePush({ timeoutMs = 20000 } = {}) {
   return "on";
 }
 
+/**
+ * On each start, a push subscription this browser holds is registered again for this device:
+ * Parley forgets it when the device signs out (then in again), its session expires, or the push
+ * service failed too often — without this the browser would think push is on and get nothing.
+ */
+export async function resyncPush() {
+  if (!pushSupported() || Notification.permission !== "granted") return;
+  try {
+    const subscription = await currentSubscription();
+    if (!subscription) return;
+    const { endpoint, keys } = subscription.toJSON();
+    await api("/push/subscriptions", { method: "POST", body: { endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } } });
+  } catch {
+    // Offline or refused: the next start tries again.
+  }
+}
+
 /** Unsubscribe this browser and remove this device's subscription from Parley. */
 export async function disablePush() {
   if (!pushSupported()) return "unsupported";

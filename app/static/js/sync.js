@@ -142,7 +142,10 @@ function wireSocket() {
     const typing = state.typing.get(message.conversation_id);
     if (message.sender && typing?.delete(message.sender.id)) emit(`typing:${message.conversation_id}`);
   });
-  socket.on("message:recalled", (message) => replaceMessage(message));
+  socket.on("message:recalled", (message) => {
+    replaceMessage(message);
+    emit("recalled", message);
+  });
   socket.on("message:edited", (message) => replaceMessage(message));
   socket.on("message:reactions", (data) => patchMessage(data.conversation_id, data.seq, { reactions: data.reactions }));
   socket.on("conversation:pins", (data) => setPins(data.conversation_id, data.pins));
