@@ -52,7 +52,9 @@ def _active_user(user_id: int) -> User:
 # --- search --------------------------------------------------------------------------------
 
 
-def _like(text: str) -> str:
+def like_pattern(text: str) -> str:
+    """`LIKE '%text%'` for any letter case (compare with a lower-cased column), with `%`, `_` and
+    the escape character `\\` taken literally (use `escape="\\"`)."""
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -60,7 +62,7 @@ def _like(text: str) -> str:
 def search_users(viewer_id: int, query: str, after: str | None, limit: int) -> dict:
     """Users whose username or nickname contains `query` (any case), by username; banned
     users are left out. Paged by the last username seen (`after`)."""
-    pattern = _like(query)
+    pattern = like_pattern(query)
     statement = (
         select(User)
         .where(
@@ -227,36 +229,47 @@ def list_requests(user_id: int, direction: str) -> list[dict]:
 # --- friends -------------------------------------------------------------------------------
 
 
-def list_friends(user_id: int, after: int | None, limit: int) -> dict:
-    """The user's friends with their remark and presence, by user id, in bounded queries."""
+def friends_statement(user_id: int):
+    """(friendship, friend) rows of the user's friends, and the friend's alias to filter and
+    order by."""
     friend = aliased(User, name="friend")
-    mine_is_a = Friendship.user_a_id == user_id
     statement = (
         select(Friendship, friend)
         .join(
             friend,
             or_(
-                and_(mine_is_a, friend.id == Friendship.user_b_id),
+                and_(Friendship.user_a_id == user_id, friend.id == Friendship.user_b_id),
                 and_(Friendship.user_b_id == user_id, friend.id == Friendship.user_a_id),
             ),
         )
         .where(or_(Friendship.user_a_id == user_id, Friendship.user_b_id == user_id))
     )
-    rows, cursor = keyset_page(statement, friend.id, after, limit, lambda row: row[1].id)
-    ids = [row[1].id for row in rows]
+    return statement, friend
+
+
+def present_friends(user_id: int, rows) -> list[dict]:
+    """Rows of `friends_statement` as the user sees them: their remark, and presence where no block
+    hides it."""
+    ids = [person.id for _, person in rows]
     online = realtime.presence().online(ids)
     visible = visible_to(user_id, ids)
-    friends = [
+    return [
         presenters.friend(
-            row[1],
-            row[0].remark_a if row[0].user_a_id == user_id else row[0].remark_b,
-            row[0].created_at,
-            online=row[1].id in online,
-            visible=row[1].id in visible,
+            person,
+            pair.remark_a if pair.user_a_id == user_id else pair.remark_b,
+            pair.created_at,
+            online=person.id in online,
+            visible=person.id in visible,
         )
-        for row in rows
+        for pair, person in rows
     ]
-    return {"friends": friends, "next": cursor}
+
+
+def list_friends(user_id: int, after: int | None, limit: int) -> dict:
+    """The user's friends with their remark and presence, by user id, in bounded queries."""
+    statement, friend = friends_statement(user_id)
+    rows, cursor = keyset_page(statement, friend.id, after, limit, lambda row: row[1].id)
+    return {"friends": present_friends(user_id, rows), "next": cursor}
 
 
 def set_remark(user_id: int, friend_id: int, remark: str | None) -> dict:

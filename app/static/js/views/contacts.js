@@ -60,7 +60,8 @@ export function mountContacts(container) {
   return () => off.forEach((fn) => fn());
 }
 
-async function startChat(userId) {
+/** Open (or create) the direct chat with a friend. */
+export async function startChat(userId) {
   try {
     const data = await api("/conversations", { method: "POST", body: { user_id: userId } });
     putSummary(data.conversation);

@@ -4,10 +4,11 @@
 // highlights are [start, end) ranges in characters (code points) of its text: the text stays text
 // nodes and the matches <mark> elements, never parsed markup.
 import { api, ApiError } from "../api.js";
-import { avatar, h, icon, shortTime, toast } from "../dom.js";
+import { avatar, h, icon, shortTime } from "../dom.js";
 import { t } from "../i18n.js";
-import { displayName, putSummary, state } from "../store.js";
+import { displayName, state } from "../store.js";
 import { backBar } from "./common.js";
+import { startChat } from "./contacts.js";
 import { preview } from "./message.js";
 
 const DEBOUNCE_MS = 300;
@@ -180,13 +181,7 @@ async function openDirect(userId) {
     window.location.hash = `#/chat/${known.id}`;
     return;
   }
-  try {
-    const data = await api("/conversations", { method: "POST", body: { user_id: userId } });
-    putSummary(data.conversation);
-    window.location.hash = `#/chat/${data.conversation.id}`;
-  } catch (error) {
-    toast(error.message);
-  }
+  await startChat(userId);
 }
 
 function friendRow(friend) {
