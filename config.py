@@ -354,6 +354,9 @@ class Config:
         self.PUSH_WORKERS = reader.int("PUSH_WORKERS", 8, 1, 256)
         self.PUSH_QUEUE_SIZE = reader.int("PUSH_QUEUE_SIZE", 10_000, 1, 1_000_000)
 
+        # The server API (app/server_api/): requests per API key.
+        self.API_KEY_RATE_LIMIT = reader.rate("API_KEY_RATE_LIMIT", "1200 per minute")
+
         session_days = reader.int("SESSION_DAYS", 30, 1, 3650)
         self.DEVICE_SESSION_LIFETIME = timedelta(days=session_days)
         self.PERMANENT_SESSION_LIFETIME = self.DEVICE_SESSION_LIFETIME

@@ -108,6 +108,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.pwa import bp as pwa_bp
     from app.search import routes as search_routes
     from app.security import register_csrf
+    from app.server_api import register as register_server_api
     from app.social import routes as social_routes
     from app.validation import register_request_limits
 
@@ -124,6 +125,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(push_routes.bp)
     app.register_blueprint(search_routes.bp)
     app.register_blueprint(pwa_bp)
+    register_server_api(app)
     bot_state.init_app(app)
     init_github(app)
     register_commands(app)

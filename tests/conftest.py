@@ -295,6 +295,22 @@ def pair(app, make_user, login, befriend):
 
 
 @pytest.fixture
+def api_key(app):
+    """Make a server API key (through the service, as the console does) and return headers
+    carrying it: `api_key()` has every scope; `api_key("read", "users")` only those."""
+    from app.models.integrations import API_SCOPES
+    from app.server_api.keys import create_key
+
+    def make(*scopes: str, **options) -> dict[str, str]:
+        with app.app_context():
+            _, key = create_key(options.pop("name", "test key"), list(scopes or API_SCOPES), **options)
+            db.session.commit()
+        return {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+@pytest.fixture
 def count_queries(app):
     """Counts the SQL statements run inside the `with` block — but not the push worker's, which
     plans the pushes of earlier messages in greenlets of its own whenever the test yields."""

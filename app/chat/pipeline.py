@@ -1,7 +1,8 @@
 """Group commit: every send waiting at one moment is stored in one transaction.
 
-The path a message walks: the sender's greenlet parses it and checks the right to speak (from the
-cache, app/speak_cache.py), then hands it to this process's writer and waits. The writer takes
+The path a message walks: the sender's greenlet parses it, checks the right to speak (from the
+cache, app/speak_cache.py) and screens it (word filter, before-send webhooks: app/chat/screen.py),
+then hands it to this process's writer and waits. The writer takes
 every send queued at that moment (up to `GROUP_COMMIT_BATCH`), appends them together — one
 statement per step for the whole batch: conversations' seqs, senders' read marks, stream
 positions, the rows themselves with `executemany` — commits once, and only then wakes each
@@ -36,6 +37,7 @@ from sqlalchemy import bindparam, case, select, tuple_, update
 from app import presenters, realtime, speak_cache
 from app.chat.access import active_member_ids, check_can_speak, send_context
 from app.chat.extras import prepare_extras, settle_replies, store_mentions
+from app.chat.screen import screen_message
 from app.chat.send import (
     SENDER_READ,
     STAMP_CONVERSATION,
@@ -131,11 +133,20 @@ def send(
     # event whose right to speak came from the cache has no session yet: none is made for this.
     if db.session.registry.has() and db.session().in_transaction():
         db.session.commit()
+    try:
+        body = screen_message(context, user_id, conversation_id, body)
+    except ApiError:
+        # Refused now; a resend of a message stored before is still answered with it.
+        db.session.rollback()
+        replayed = replay_of(user_id, conversation_id, client_msg_id)
+        if replayed is None:
+            raise
+        return replayed
     item = Pending(user_id, conversation_id, client_msg_id, body, context, generation, stored)
     _writer(app).submit(item)
     answer = item.result.get()
     if answer is _ALONE:
-        return send_message(user_id, conversation_id, client_msg_id, body, extras)
+        return send_message(user_id, conversation_id, client_msg_id, body, extras, screened=True)
     return answer
 
 

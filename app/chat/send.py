@@ -15,6 +15,7 @@ from sqlalchemy.orm.util import identity_key
 from app import presenters, ratelimit, realtime
 from app.chat.access import active_member_ids, check_can_speak, send_context
 from app.chat.extras import prepare_extras, settle_replies, store_mentions
+from app.chat.screen import screen_message
 from app.chat.stream import next_stream_pos
 from app.errors import ApiError
 from app.extensions import db
@@ -69,10 +70,17 @@ def check_send_rate(user_id: int, count: int = 1) -> None:
 
 
 def send_message(
-    user_id: int, conversation_id: int, client_msg_id: str, body: dict, extras: dict | None = None
+    user_id: int,
+    conversation_id: int,
+    client_msg_id: str,
+    body: dict,
+    extras: dict | None = None,
+    *,
+    screened: bool = False,
 ) -> tuple[dict, bool]:
     """Send a message; returns its payload and whether it was new. `extras`: the send's
     `reply_to`, `mentions` and `mention_all` as the client gave them (app/chat/extras.py).
+    `screened`: the body went through `screen_message` already (the group commit's fallback).
 
     A resend of a `client_msg_id` already stored returns the stored message and delivers
     nothing again. A new message, the common case, pays no lookup for that: a resend is caught
@@ -82,6 +90,8 @@ def send_message(
     try:
         context = send_context(user_id, conversation_id)
         check_can_speak(context)
+        if not screened:
+            body = screen_message(context, user_id, conversation_id, body)
         stored = prepare_extras(context, user_id, conversation_id, **extras) if extras else None
         body, upload = media.resolve_body(user_id, conversation_id, body)
         recipients = None

@@ -2,6 +2,7 @@
 
 from app.models.actions import MessageEdit, MessageHide, MessageMention, MessageReaction, UploadShare
 from app.models.chat import Conversation, ConversationMember, Message, StreamCounter
+from app.models.integrations import ApiKey, SignInToken, UsedJwt, Webhook, WebhookDelivery, WordList
 from app.models.media import Upload
 from app.models.moderation import AuditLog, Sanction
 from app.models.push import PushSubscription
@@ -19,6 +20,7 @@ from app.models.types import utcnow
 from app.models.users import DeviceSession, OAuthIdentity, User
 
 __all__ = [
+    "ApiKey",
     "AuditLog",
     "Block",
     "Conversation",
@@ -38,10 +40,15 @@ __all__ = [
     "OAuthIdentity",
     "PushSubscription",
     "Sanction",
+    "SignInToken",
     "StreamCounter",
     "Upload",
     "UploadShare",
+    "UsedJwt",
     "User",
+    "Webhook",
+    "WebhookDelivery",
+    "WordList",
     "counterparts",
     "utcnow",
 ]

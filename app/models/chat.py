@@ -23,7 +23,9 @@ from app.extensions import db
 from app.models.types import UTCDateTime, utcnow
 from app.models.users import User
 
-CONVERSATION_KINDS = ("direct", "group")
+# "notice": one per user (direct_key "notice:<user id>"), where the server API's system notices
+# to that user are stored; read-only, its only member is the user.
+CONVERSATION_KINDS = ("direct", "group", "notice")
 MESSAGE_TYPES = ("txt", "img", "video", "loc", "file", "system", "merged")
 
 # SQLite only auto-increments INTEGER primary keys; PostgreSQL gets a bigint.
@@ -35,7 +37,8 @@ class Conversation(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(8))
-    # "<low user id>:<high user id>" for a direct conversation, so a pair has exactly one.
+    # "<low user id>:<high user id>" for a direct conversation, so a pair has exactly one;
+    # "notice:<user id>" for a user's notices.
     direct_key: Mapped[str | None] = mapped_column(String(41), unique=True)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     # Stream position of the last change to the conversation itself (a message, a rename...).

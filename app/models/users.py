@@ -31,6 +31,10 @@ class User(UserMixin, db.Model):
     notification_previews: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The company's own id for this user (server API, sign-in JWTs' `sub`); None for others.
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Deleted through the server API: anonymised, signed out, no sign-in; messages stay.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     identities: Mapped[list[OAuthIdentity]] = relationship(back_populates="user")
 

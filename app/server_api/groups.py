@@ -1,0 +1,1 @@
+"""Server API: groups (routes on app.server_api.bp)."""

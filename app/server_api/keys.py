@@ -1,0 +1,187 @@
+"""API keys: made (shown once, stored as a SHA-256), checked on every server API request, revoked.
+
+A key looks like `pk_<8 characters>_<43 characters>`; its first part (`pk_<8 characters>`) is
+its `prefix`, which names it in the console and the audit log. A request carries it as
+`Authorization: Bearer <key>`. It is refused with `unauthenticated` (401) when missing, unknown,
+revoked or expired, `forbidden` (403) from an address outside its allow-list or without a scope
+the route needs, `rate_limited` (429, `Retry-After`) past `API_KEY_RATE_LIMIT`. Every request
+made with a known key — refused or not — writes an audit row (action `api_request`) and the
+key's last use.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import ipaddress
+import secrets
+from datetime import datetime
+
+from flask import current_app, g, request
+from sqlalchemy import select, update
+
+from app import ratelimit
+from app.errors import ApiError
+from app.extensions import db
+from app.models import ApiKey, AuditLog, utcnow
+from app.models.integrations import API_SCOPES
+from app.server_api import bp
+
+PREFIX = "pk_"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def check_networks(entries: list[str] | None) -> list[str] | None:
+    """An allow-list as stored: each entry a valid address or CIDR network (normalised), or
+    None for "anywhere". Raises ValueError naming a bad entry."""
+    if not entries:
+        return None
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"not an address or network: {entry!r}") from None
+    return networks
+
+
+def create_key(
+    name: str,
+    scopes: list[str],
+    *,
+    allowed_ips: list[str] | None = None,
+    expires_at: datetime | None = None,
+    created_by_id: int | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key (added to the session, not committed) and its plaintext, which is never
+    stored: show it once."""
+    unknown = sorted(set(scopes) - set(API_SCOPES))
+    if unknown or not scopes:
+        fields = {"scopes": f"choose from {', '.join(API_SCOPES)}"}
+        raise ApiError("invalid_input", "Unknown or missing scopes.", 400, fields)
+    try:
+        networks = check_networks(allowed_ips)
+    except ValueError as error:
+        raise ApiError("invalid_input", str(error), 400, {"allowed_ips": str(error)}) from None
+    prefix = PREFIX + secrets.token_hex(4)
+    key = f"{prefix}_{secrets.token_urlsafe(32)}"
+    row = ApiKey(
+        name=name,
+        prefix=prefix,
+        key_hash=hash_key(key),
+        scopes=[scope for scope in API_SCOPES if scope in scopes],
+        allowed_ips=networks,
+        expires_at=expires_at,
+        created_by_id=created_by_id,
+    )
+    db.session.add(row)
+    return row, key
+
+
+def revoke_key(key_id: int) -> None:
+    db.session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+
+
+def current_key() -> ApiKey:
+    """The key of the server API request being handled (after `requires` let it through)."""
+    return g.api_key
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _allowed_from(key: ApiKey, address: str | None) -> bool:
+    if not key.allowed_ips:
+        return True
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(entry) for entry in key.allowed_ips)
+
+
+def authenticate(scopes: tuple[str, ...]) -> ApiKey:
+    """The request's key, checked: known, live, from an allowed address, with one of `scopes`,
+    within its rate."""
+    token = _bearer()
+    if token is None:
+        raise ApiError("unauthenticated", "Send an API key: Authorization: Bearer <key>.", 401)
+    key = db.session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(token)))
+    if key is None:
+        raise ApiError("unauthenticated", "Unknown API key.", 401)
+    g.api_key_id = key.id
+    now = utcnow()
+    if key.revoked_at is not None:
+        raise ApiError("unauthenticated", "This API key was revoked.", 401)
+    if key.expires_at is not None and key.expires_at <= now:
+        raise ApiError("unauthenticated", "This API key has expired.", 401)
+    if not _allowed_from(key, request.remote_addr):
+        raise ApiError("forbidden", "This API key may not be used from this address.", 403)
+    if not set(scopes) & set(key.scopes):
+        needed = " or ".join(scopes)
+        raise ApiError("forbidden", f"This API key lacks the scope this needs ({needed}).", 403)
+    rate = current_app.config["API_KEY_RATE_LIMIT"]
+    ratelimit.require(rate, "api-key", str(key.id), message="Too many requests with this API key.")
+    g.api_key = key
+    return key
+
+
+def requires(*scopes: str):
+    """A server API route needing a key with any one of `scopes`."""
+    for scope in scopes:
+        assert scope in API_SCOPES, scope
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            authenticate(scopes)
+            return view(*args, **kwargs)
+
+        wrapped.api_scopes = scopes
+        return wrapped
+
+    return decorate
+
+
+@bp.after_request
+def _audit(response):
+    """Every request made with a known key is written down, refused ones included."""
+    key_id = g.pop("api_key_id", None)
+    if key_id is None:
+        return response
+    now = utcnow()
+    try:
+        db.session.rollback()  # nothing the route left half-done is committed with the audit row
+        db.session.add(
+            AuditLog(
+                admin_id=None,
+                action="api_request",
+                target_type="api_key",
+                target_id=key_id,
+                details={
+                    "method": request.method,
+                    "path": request.path[:300],
+                    "status": response.status_code,
+                    "ip": request.remote_addr,
+                    "request_id": g.get("request_id"),
+                },
+                created_at=now,
+            )
+        )
+        used = {"last_used_at": now, "last_used_ip": request.remote_addr}
+        db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**used))
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        current_app.logger.exception("could not audit a server API request")
+    return response

@@ -1,0 +1,1 @@
+"""Server API: messages (routes on app.server_api.bp)."""

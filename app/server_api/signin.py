@@ -1,0 +1,1 @@
+"""Server API: signin (routes on app.server_api.bp)."""

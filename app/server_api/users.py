@@ -1,0 +1,1 @@
+"""Server API: users (routes on app.server_api.bp)."""
