@@ -1,6 +1,7 @@
 # Parley in one image: migrations, then gunicorn with the geventwebsocket worker.
 
-# The browser client's socket.io library, from npm as pinned by package-lock.json.
+# The browser libraries (the socket.io client; Swagger UI for /api/docs), from npm as pinned by
+# package-lock.json.
 FROM node:20-slim AS vendor
 WORKDIR /build
 COPY package.json package-lock.json ./
@@ -22,6 +23,8 @@ RUN pip install -r requirements.txt
 
 COPY . .
 COPY --from=vendor /build/node_modules/socket.io-client/dist/socket.io.esm.min.js app/static/vendor/
+COPY --from=vendor /build/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+    /build/node_modules/swagger-ui-dist/swagger-ui.css app/static/vendor/swagger-ui/
 RUN useradd --create-home --uid 10001 parley \
     && mkdir -p /data \
     && chown -R parley:parley /data

@@ -11,7 +11,10 @@ GUNICORN := $(BIN)/gunicorn -k geventwebsocket.gunicorn.workers.GeventWebSocketW
 .PHONY: run test lint format test-sqlite test-postgresql migration clean chromium
 
 # The browser client's third-party code comes from npm (package-lock.json), never a CDN.
-VENDOR := app/static/vendor/socket.io.esm.min.js
+SOCKET_IO := app/static/vendor/socket.io.esm.min.js
+# Swagger UI for /api/docs (swagger-ui-dist): its bundle and stylesheet.
+SWAGGER_UI := app/static/vendor/swagger-ui
+VENDOR := $(SOCKET_IO) $(SWAGGER_UI)/swagger-ui-bundle.js $(SWAGGER_UI)/swagger-ui.css
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,9 +32,13 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-$(VENDOR): node_modules/.package-lock.json
+$(SOCKET_IO): node_modules/.package-lock.json
 	mkdir -p $(@D)
 	cp node_modules/socket.io-client/dist/socket.io.esm.min.js $@
+
+$(SWAGGER_UI)/%: node_modules/.package-lock.json
+	mkdir -p $(@D)
+	cp node_modules/swagger-ui-dist/$* $@
 
 # `make vendor`: copy the browser libraries (package.json) into app/static/vendor/.
 .PHONY: vendor
@@ -66,8 +73,9 @@ test: lint test-sqlite test-postgresql
 # PostgreSQL and as two processes with Redis, driven by one load generator on its own core; then
 # history, catch-up and list timings and message search on a database of 10M messages of each
 # kind, and a profile of the saturated send path, and a kill -9 of the server mid-load on each
-# database (nothing acknowledged may be lost or stored twice). Bounded: more than an hour on two
-# cores (the two search databases are built on their own).
+# database (nothing acknowledged may be lost or stored twice); then the word filter's cost per
+# message, other users' acks while a before-send webhook is slow, and notices to 500 users.
+# Bounded: more than an hour on two cores (the two search databases are built on their own).
 .PHONY: bench
 bench: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/python -m bench run --out bench-results.json
@@ -77,6 +85,9 @@ bench: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/python -m bench search --db postgresql --messages 10000000 --out bench-results.search-postgresql.json
 	$(BIN)/python -m bench profile --out bench-profile.txt
 	$(BIN)/python -m bench kill --out bench-results.kill.json
+	$(BIN)/python -m bench.wordfilter
+	$(BIN)/python -m bench.before_send
+	$(BIN)/python -m bench.notices
 
 # make migration m="what changed"
 migration: $(VENV)/.runtime

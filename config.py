@@ -257,6 +257,33 @@ def _vapid_subject(reader: _Reader, public_url: str | None) -> str:
     return f"mailto:admin@{host or 'localhost'}"
 
 
+def _rsa_public_key(reader: _Reader) -> str | None:
+    """`JWT_RS256_PUBLIC_KEY`: an RSA public key as PEM text (newlines may be written `\\n`) or
+    the path of a PEM file, read once at start; returned as PEM text."""
+    raw = reader.str("JWT_RS256_PUBLIC_KEY")
+    if raw is None:
+        return None
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    if "-----BEGIN" in raw:
+        text = raw.replace("\\n", "\n")
+    else:
+        try:
+            text = Path(raw).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            problem = f"is neither PEM text nor a readable file: {error}"
+            raise ConfigError("JWT_RS256_PUBLIC_KEY", problem) from None
+    try:
+        key = serialization.load_pem_public_key(text.strip().encode())
+    except Exception:  # ValueError, TypeError or UnsupportedAlgorithm
+        key = None
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
+        raise ConfigError("JWT_RS256_PUBLIC_KEY", "must be an RSA public key of at least 2048 bits in PEM")
+    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem.decode()
+
+
 class Config:
     """All settings, as attributes Flask and the extensions read."""
 
@@ -356,6 +383,15 @@ class Config:
 
         # The server API (app/server_api/): requests per API key.
         self.API_KEY_RATE_LIMIT = reader.rate("API_KEY_RATE_LIMIT", "1200 per minute")
+        # Signing a company's users in (app/auth/tickets.py): single-use tokens, company-signed JWTs.
+        self.SIGN_IN_TOKEN_SECONDS = reader.int("SIGN_IN_TOKEN_SECONDS", 300, 10, 3600)
+        self.JWT_HS256_SECRET = reader.str("JWT_HS256_SECRET")
+        if self.JWT_HS256_SECRET is not None and len(self.JWT_HS256_SECRET) < 32:
+            raise ConfigError("JWT_HS256_SECRET", "must be at least 32 characters")
+        self.JWT_RS256_PUBLIC_KEY = _rsa_public_key(reader)
+        self.JWT_ISSUER = reader.str("JWT_ISSUER")
+        self.JWT_AUDIENCE = reader.str("JWT_AUDIENCE")
+        self.JWT_CREATE_USERS = reader.bool("JWT_CREATE_USERS", False)
 
         session_days = reader.int("SESSION_DAYS", 30, 1, 3650)
         self.DEVICE_SESSION_LIFETIME = timedelta(days=session_days)
@@ -396,6 +432,18 @@ class Config:
         self.JSON_SORT_KEYS = False
         # The server moves long-lived objects out of the garbage collector this often (0: never).
         self.GC_FREEZE_SECONDS = reader.int("GC_FREEZE_SECONDS", 5, 0, 3600)
+        # Webhooks (app/webhooks): the hook list kept per process, a delivery's timeout, how long
+        # a failing delivery is retried, and how long delivered rows stay in the log.
+        self.WEBHOOK_CACHE_SECONDS = reader.int("WEBHOOK_CACHE_SECONDS", 5, 0, 3600)
+        self.WEBHOOK_TIMEOUT_SECONDS = reader.int("WEBHOOK_TIMEOUT_SECONDS", 5, 1, 60)
+        self.WEBHOOK_RETRY_HOURS = reader.int("WEBHOOK_RETRY_HOURS", 24, 1, 24 * 30)
+        self.WEBHOOK_LOG_DAYS = reader.int("WEBHOOK_LOG_DAYS", 7, 1, 3650)
+        self.WEBHOOK_WORKERS = reader.int("WEBHOOK_WORKERS", 8, 1, 256)
+        # Whether this server process delivers from the outbox (any number of processes may).
+        self.WEBHOOK_DELIVERY = reader.bool("WEBHOOK_DELIVERY", True)
+        # The sensitive-word filter (app/wordfilter): how often each process looks for list
+        # changes made by another process (its own take effect at once).
+        self.WORDFILTER_CACHE_SECONDS = reader.int("WORDFILTER_CACHE_SECONDS", 5, 0, 3600)
         self.LOG_LEVEL = reader.str("LOG_LEVEL", "INFO").upper()
         if self.LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError("LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")

@@ -103,6 +103,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.errors import register_error_handlers
     from app.headers import register_security_headers
     from app.media import routes as media_routes
+    from app.openapi import bp as openapi_bp
     from app.push import routes as push_routes
     from app.push import sender as _push_sender  # noqa: F401  (pushes messages after they commit)
     from app.pwa import bp as pwa_bp
@@ -111,6 +112,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.server_api import register as register_server_api
     from app.social import routes as social_routes
     from app.validation import register_request_limits
+    from app.webhooks import events as _webhook_events  # noqa: F401  (queues webhook events)
 
     register_error_handlers(app)
     register_request_limits(app)
@@ -125,6 +127,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(push_routes.bp)
     app.register_blueprint(search_routes.bp)
     app.register_blueprint(pwa_bp)
+    app.register_blueprint(openapi_bp)
     register_server_api(app)
     bot_state.init_app(app)
     init_github(app)

@@ -1,4 +1,4 @@
-"""`flask` commands: making the first administrator, cleaning up unused uploads."""
+"""`flask` commands: making the first administrator and API keys, cleaning up unused uploads."""
 
 from __future__ import annotations
 
@@ -104,6 +104,34 @@ def register_commands(app: Flask) -> None:
         click.echo(f"{user.username} existed already: it {', '.join(done[:-1])} and {done[-1]}.")
         if password_stdin and not reset_password:
             click.echo("The password on standard input was not used; add --reset-password to set it.")
+
+    @app.cli.command("create-api-key")
+    @click.option("--name", required=True, help="What the key is for (shown in the console).")
+    @click.option("--scopes", required=True, help="Comma-separated: users,messages,groups,moderation,read")
+    @click.option("--expires-days", type=click.IntRange(1, 3650), help="Expire after this many days.")
+    @click.option("--allowed-ips", default="", help="Comma-separated addresses or CIDR networks.")
+    @_needs_schema
+    def create_api_key(name: str, scopes: str, expires_days: int | None, allowed_ips: str) -> None:
+        """Make a server API key and print it once (only its SHA-256 is kept)."""
+        from app.models import utcnow
+        from app.server_api.keys import create_key_audited
+
+        expires_at = utcnow() + timedelta(days=expires_days) if expires_days else None
+        try:
+            row, key = create_key_audited(
+                None,
+                name.strip()[:100],
+                [scope.strip() for scope in scopes.split(",") if scope.strip()],
+                allowed_ips=[ip.strip() for ip in allowed_ips.split(",") if ip.strip()] or None,
+                expires_at=expires_at,
+                via="cli",
+            )
+        except ApiError as error:
+            db.session.rollback()
+            raise click.ClickException(f"{error.message} {' '.join(error.fields.values())}".strip()) from None
+        click.echo(f"Created API key {row.prefix} ({row.name}; scopes {', '.join(row.scopes)}).", err=True)
+        click.echo("It is shown only this once:", err=True)
+        click.echo(key)
 
     @app.cli.command("cleanup-uploads")
     @click.option("--older-than-hours", default=24, show_default=True, type=click.IntRange(min=1))

@@ -6,8 +6,9 @@ models (errors as `fields`), and one type per kind of value, reused by every sch
   (out of range: 404), `seq` ones through `seq`.
 - Text never carries NUL or an unpaired surrogate (neither can be stored): every `str` field of
   a `Payload`, every query-string value and every form value is checked.
-- A JSON or form body is at most `MAX_JSON_BYTES`, refused with 413 before it is read; only the
-  upload route takes more (up to `MAX_CONTENT_LENGTH`).
+- A JSON or form body is at most `MAX_JSON_BYTES`, refused with 413 before it is read; the
+  upload route takes more (up to `MAX_CONTENT_LENGTH`), and a few routes more JSON or form
+  (`JSON_BODY_LIMITS`, `FORM_BODY_LIMITS`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,17 @@ UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired surrogates"
 
 # Endpoints that take bodies larger than MAX_JSON_BYTES (bounded by MAX_CONTENT_LENGTH instead).
 LARGE_BODY_ENDPOINTS = {"media.upload"}
+# Forms allowed more than MAX_JSON_BYTES, each with its own cap (the console's word lists,
+# app/admin/words.py, registers its forms here).
+FORM_BODY_LIMITS: dict[str, int] = {}
+# JSON bodies allowed more than MAX_JSON_BYTES, each with its own cap: the server API's batches
+# (500 users of an import are ~80 KB; 500 ids with a notice's text or a group's settings).
+BATCH_BODY_BYTES = 1 << 20
+JSON_BODY_LIMITS: dict[str, int] = {
+    "server_api.import_users": BATCH_BODY_BYTES,
+    "server_api.send_notice": BATCH_BODY_BYTES,
+    "server_api.group_create": BATCH_BODY_BYTES,
+}
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 
 
@@ -173,7 +185,8 @@ def register_request_limits(app: Flask) -> None:
     @app.before_request
     def check_request_edges():
         if request.endpoint not in LARGE_BODY_ENDPOINTS:
-            limit = app.config["MAX_JSON_BYTES"]
+            larger = (JSON_BODY_LIMITS if request.is_json else FORM_BODY_LIMITS).get(request.endpoint, 0)
+            limit = max(app.config["MAX_JSON_BYTES"], larger)
             # Bounds the stream too, so a chunked body without Content-Length stops at the cap.
             request.max_content_length = limit
             request.max_form_memory_size = limit

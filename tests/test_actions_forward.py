@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from app import ratelimit
 from app.extensions import db
-from app.groups.services import create_group, invite, mute_all
+from app.groups.roles import mute_all
+from app.groups.services import create_group, invite
 from app.models import Message, UploadShare
 from app.moderation.services import recall_message
 from app.social.services import remove_friend

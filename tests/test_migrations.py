@@ -39,3 +39,41 @@ def test_the_app_does_not_migrate_on_start(tmp_path):
     with application.app_context():
         assert inspect(db.engine).get_table_names() == []
         db.engine.dispose()
+
+
+def test_upgrading_and_downgrading_keeps_every_row(app, tmp_path, make_user, befriend, login):
+    """A migration that rebuilds a table (SQLite's batch mode: copy, drop, rename) must not let
+    foreign keys cascade the drop into the rows that point at it: messages, members, reactions
+    survive 0008's rebuild of `conversations`, both ways."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    bob_id = make_user("bob")
+    befriend(make_user("alice"), bob_id)
+    alice = login("alice")
+    conversation = alice.post("/api/v1/conversations", json={"user_id": bob_id}).get_json()["conversation"]
+    for number in range(3):
+        body = {"client_msg_id": f"kept-{number:04d}", "body": {"type": "txt", "msg": f"kept {number}"}}
+        assert (
+            alice.post(f"/api/v1/conversations/{conversation['id']}/messages", json=body).status_code == 201
+        )
+    tables = ("conversations", "conversation_members", "messages", "users")
+
+    def counts():
+        with app.app_context():
+            return {
+                name: db.session.execute(text(f"SELECT COUNT(*) FROM {name}")).scalar() for name in tables
+            }
+
+    before = counts()
+    assert before["messages"] == 3
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+        try:
+            downgrade(revision="0007")
+            assert counts() == before
+        finally:
+            db.session.remove()
+            upgrade()
+    assert counts() == before

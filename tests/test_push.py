@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from app.errors import ApiError
 from app.extensions import db
-from app.models import PushSubscription
+from app.models import Group, PushSubscription
 from app.push import sender, services
 from config import Config, ConfigError
 from tests.chat_helpers import connect, new_client_msg_id
@@ -640,3 +640,45 @@ def test_two_processes_push_each_message_once_and_know_each_others_sockets(
         bodies = sorted(pushed.payload["body"] for pushed in fake.received(closed))
         assert bodies == [f"message {n}" for n in range(3)]
         assert fake.received(open_) == [] and len(fake.answered()) == len(pushes) == 3
+
+
+def test_system_notices_are_pushed_to_offline_devices(app, push, direct, api_key):
+    """The server API's notices: to a user's notice conversation (titled Notices), and in a
+    group (titled by the group); the text as it is, nobody left out as "the sender"."""
+    alice, bob, _, bob_id = direct
+    subscribed(bob, push)
+    server = app.test_client()
+    answer = server.post(
+        "/api/server/v1/notices", json={"text": "维护通知 — maintenance at 22:00", "user_ids": [bob_id]}
+    )
+    assert answer.status_code == 401  # (no key: nothing sent)
+    answer = server.post(
+        "/api/server/v1/notices",
+        json={"text": "维护通知 — maintenance at 22:00", "user_ids": [bob_id]},
+        headers=api_key("messages"),
+    )
+    assert answer.status_code == 201, answer.get_json()
+    notice_conversation = answer.get_json()["notices"][0]["conversation_id"]
+    settle(app)
+    [delivered] = push.answered()
+    assert delivered.payload == {
+        "conversation_id": notice_conversation,
+        "title": "Notices",
+        "body": "维护通知 — maintenance at 22:00",
+        "tag": f"conversation-{notice_conversation}",
+        "url": f"/#/chat/{notice_conversation}",
+    }
+
+
+def test_a_group_notice_is_pushed_under_the_groups_name(app, push, team, api_key):
+    clients, ids, conversation_id = team
+    subscribed(clients["bob"], push)
+    with app.app_context():
+        group_id = db.session.scalar(select(Group.id).where(Group.conversation_id == conversation_id))
+    answer = app.test_client().post(
+        "/api/server/v1/notices", json={"text": "Release at noon", "group_id": group_id}, headers=api_key()
+    )
+    assert answer.status_code == 201, answer.get_json()
+    settle(app)
+    [delivered] = push.answered()
+    assert (delivered.payload["title"], delivered.payload["body"]) == ("Team", "Release at noon")

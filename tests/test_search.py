@@ -4,7 +4,7 @@ that follows sends, edits, recalls and forwards at once, filters, stable pages, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
 from flask_migrate import downgrade, upgrade
@@ -438,12 +438,27 @@ def test_statements_do_not_grow_with_the_hits(app, world, count_queries, query):
 
 
 def test_the_migration_indexes_messages_stored_before_it(app, world):
-    send(world.alice, world.direct, "stored before the index 旧消息")
+    first = send(world.alice, world.direct, "stored before the index 旧消息")
     with app.app_context():
+        # Nothing may hold the tables a downgrade rebuilds (SQLite).
+        db.session.remove()
+        db.engine.dispose()
         downgrade(revision="0006")
         try:
-            send(world.alice, world.direct, "stored without the index 新消息")
+            # Stored as Parley at 0006 would (the models are newer than that schema): the next
+            # seq, and a row of the columns messages had then.
+            execute = db.session.execute
+            conversations = text(
+                "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = :c RETURNING last_seq"
+            )
+            seq = execute(conversations, {"c": world.direct}).scalar_one()
+            row = {"conversation_id": world.direct, "seq": seq, "sender_id": first["sender"]["id"]}
+            body = {"type": "txt", "msg": "stored without the index 新消息"}
+            row.update(type="txt", body=body, stream_pos=0, created_at=datetime.now(UTC))
+            execute(Message.__table__.insert().values(**row))
+            db.session.commit()
         finally:
+            db.session.remove()
             upgrade()
     assert len(search(world.alice, "stored")["hits"]) == 2
     assert texts(search(world.alice, "新消息")) == ["stored without the index 新消息"]

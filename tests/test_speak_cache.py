@@ -15,6 +15,7 @@ import requests
 from app import speak_cache
 from app.auth import services as auth
 from app.extensions import db
+from app.groups import roles as group_roles
 from app.groups import services as groups
 from app.models import GroupMember, Sanction, User, utcnow
 from app.moderation import services as moderation
@@ -117,26 +118,26 @@ def test_unfriending_closes_the_direct_chat_and_befriending_reopens_it(app, pair
 def test_a_group_mute_bites_members_but_not_the_promoted(app, team):
     owner_id, member, (group_id, conversation_id) = team
     with app.app_context():
-        groups.mute_all(owner_id, group_id, True)
+        group_roles.mute_all(owner_id, group_id, True)
     assert refused(member.send(conversation_id, "hi")) == "group_muted"
     with app.app_context():
-        groups.set_role(owner_id, group_id, member.user_id, "admin")
+        group_roles.set_role(owner_id, group_id, member.user_id, "admin")
     assert member.send(conversation_id, "admins may")["ok"] is True
     with app.app_context():
-        groups.set_role(owner_id, group_id, member.user_id, "member")
+        group_roles.set_role(owner_id, group_id, member.user_id, "member")
     assert refused(member.send(conversation_id, "demoted")) == "group_muted"
     with app.app_context():
-        groups.mute_all(owner_id, group_id, False)
+        group_roles.mute_all(owner_id, group_id, False)
     assert member.send(conversation_id, "unmuted")["ok"] is True
 
 
 def test_a_member_mute_and_its_lifting_bite_at_once(app, team):
     owner_id, member, (group_id, conversation_id) = team
     with app.app_context():
-        groups.mute_member(owner_id, group_id, member.user_id, 10)
+        group_roles.mute_member(owner_id, group_id, member.user_id, 10)
     assert refused(member.send(conversation_id, "hi")) == "member_muted"
     with app.app_context():
-        groups.mute_member(owner_id, group_id, member.user_id, 0)
+        group_roles.mute_member(owner_id, group_id, member.user_id, 0)
     assert member.send(conversation_id, "back")["ok"] is True
 
 
@@ -178,7 +179,7 @@ def test_the_admin_console_paths_drop_it_too(app, team, root):
 def test_typing_uses_the_same_check(app, team, login):
     owner_id, member, (group_id, conversation_id) = team
     with app.app_context():
-        groups.mute_member(owner_id, group_id, member.user_id, 10)
+        group_roles.mute_member(owner_id, group_id, member.user_id, 10)
     typist = connect(app, login("max"))  # a socket of its own: typing is throttled per socket
     assert refused(typist.emit("typing", {"conversation_id": conversation_id})) == "member_muted"
 

@@ -6,10 +6,10 @@ from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
-from app.admin import views
+from app.admin import api_keys, views, webhooks, words
 from app.extensions import db
 from app.headers import csp_nonce
-from app.models import AuditLog, Group, Message, User
+from app.models import ApiKey, AuditLog, Group, Message, User
 
 
 def init_admin(app: Flask) -> None:
@@ -26,3 +26,6 @@ def init_admin(app: Flask) -> None:
     admin.add_view(views.MessageView(Message, db, name="Messages"))
     admin.add_view(views.AuditLogView(AuditLog, db, name="Audit log", endpoint="auditlog"))
     admin.add_view(views.BotView(name="Robot", endpoint="bot"))
+    admin.add_view(words.WordListView(name="Word lists", endpoint=words.ENDPOINT, url="/admin/words"))
+    admin.add_view(api_keys.ApiKeyView(ApiKey, db, name="API keys", endpoint="apikeys"))
+    webhooks.add_views(admin)

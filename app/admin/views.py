@@ -37,6 +37,7 @@ from app.models import (
     utcnow,
 )
 from app.moderation import services as moderation
+from app.wordfilter import services as wordfilter
 
 
 class ReasonForm(FlaskForm):
@@ -125,7 +126,10 @@ class DashboardView(AdminOnly, AdminIndexView):
             "muted": len(_sanctioned("mute")),
         }
         peak = max(counts) or 1
-        return self.render("admin/dashboard.html", stats=stats, days=days, counts=counts, peak=peak)
+        stats["word_hits"], top_lists = wordfilter.hit_counts()
+        return self.render(
+            "admin/dashboard.html", stats=stats, days=days, counts=counts, peak=peak, top_lists=top_lists
+        )
 
 
 class ReadOnlyView(AdminOnly, ModelView):
@@ -417,6 +421,8 @@ class MessageView(ReadOnlyView):
         DateTimeGreaterFilter(Message.created_at, "Sent after"),
     ]
     column_default_sort = ("id", True)
+    # Not `body`: PostgreSQL cannot order by a JSON column.
+    column_sortable_list = ["id", "conversation_id", "seq", "type", "created_at", "recalled_at"]
     column_formatters = {
         "sender": lambda v, c, m, n: m.sender.username if m.sender else "(system)",
         "body": lambda v, c, m, n: (m.body.get("msg") or m.body.get("text") or m.body.get("title") or m.type)[
@@ -453,6 +459,8 @@ class AuditLogView(ReadOnlyView):
         DateTimeGreaterFilter(AuditLog.created_at, "After"),
     ]
     column_default_sort = ("created_at", True)
+    # Not `details`: PostgreSQL cannot order by a JSON column.
+    column_sortable_list = ["created_at", "action", "target_type", "target_id"]
     column_formatters = {"admin": lambda v, c, m, n: m.admin.username if m.admin else ""}
 
     def get_query(self):

@@ -83,6 +83,15 @@ def login():
     return render_template("auth/login.html", form=form), status
 
 
+@bp.get("/login/token")
+def token_login():
+    """A company's app opens /login/token#<token> (or #jwt=<jwt>): the token rides in the fragment,
+    which browsers never send, so it stays out of every log. app/static/js/token-login.js posts
+    it to /api/v1/auth/token only after a click, naming the session it would replace (a link
+    someone else made must not silently sign the browser in to their account: login CSRF)."""
+    return render_template("auth/token_login.html")
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register():
     if current_user.is_authenticated:

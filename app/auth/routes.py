@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from app import presenters
-from app.auth import login_limits, services
+from app.auth import login_limits, services, tickets
 from app.auth.session import current_device, sign_in, sign_out
 from app.extensions import limiter
 from app.validation import Payload, parse_json
@@ -25,6 +25,19 @@ class RegisterIn(Payload):
 class LoginIn(Payload):
     username: str = Field(max_length=64)
     password: str = Field(max_length=128)
+
+
+class TokenIn(Payload):
+    """Exactly one of a sign-in token (from the server API) or a company-signed JWT."""
+
+    token: str | None = Field(default=None, min_length=1, max_length=200)
+    jwt: str | None = Field(default=None, min_length=1, max_length=8192)
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.token is None) == (self.jwt is None):
+            raise ValueError("send exactly one of token and jwt")
+        return self
 
 
 class ProfileIn(Payload):
@@ -67,6 +80,16 @@ def login():
     data = parse_json(LoginIn)
     user = login_limits.authenticate(data.username, data.password)
     sign_in(user)
+    return jsonify(_me_payload())
+
+
+@bp.post("/token")
+def token_sign_in():
+    """A company's user signs in with a sign-in token or a company-signed JWT: the same answer,
+    cookie and device session as a password sign-in."""
+    data = parse_json(TokenIn)
+    user, method = tickets.authenticate(data.token, data.jwt)
+    sign_in(user, method)
     return jsonify(_me_payload())
 
 

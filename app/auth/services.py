@@ -11,17 +11,22 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from blinker import signal
 from flask import current_app
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
-from app import realtime, speak_cache
+from app import realtime, speak_cache, wordfilter
 from app.concurrency import off_loop
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.models import DeviceSession, OAuthIdentity, Sanction, User, utcnow
 from app.push import services as push
+
+# Sent with (user) when a person's account is made (not the robot's), before the commit: the
+# `user.registered` webhook event (app/webhooks/events.py).
+user_registered = signal("parley.user-registered")
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
 PASSWORD_MIN = 8
@@ -116,18 +121,26 @@ def create_user(
     *,
     is_admin: bool = False,
     is_bot: bool = False,
+    external_id: str | None = None,
+    password_hash: str | None = None,
 ) -> User:
-    """Create an account; a taken username (in any letter case) is a 409."""
+    """Create an account; a taken username (in any letter case) is a 409. `external_id`: the
+    company's own id of a user made through the server API (app/auth/accounts.py);
+    `password_hash`: a password hashed beforehand (an import hashes before it writes)."""
     validate_username(username)
     if password is not None:
         validate_password(password)
+    # The nickname shown to others, screened by the word filter (masked or refused); without
+    # one, the username stands in and is screened in its place.
+    nickname = wordfilter.screen_text("nickname" if nickname else "username", (nickname or username)[:64], 64)
     user = User(
         username=username,
         username_key=username.lower(),
-        nickname=(nickname or username)[:64],
-        password_hash=hash_password(password) if password is not None else None,
+        nickname=nickname,
+        password_hash=hash_password(password) if password is not None else password_hash,
         is_admin=is_admin,
         is_bot=is_bot,
+        external_id=external_id,
     )
     db.session.add(user)
     try:
@@ -137,7 +150,28 @@ def create_user(
         raise ApiError(
             "username_taken", "That username is taken.", 409, {"username": "already taken"}
         ) from None
+    if not is_bot:
+        user_registered.send(user)
     return user
+
+
+# The nickname of last resort for an account whose supplied nickname and username are refused.
+FALLBACK_NICKNAME = "User"
+
+
+def supplied_nickname(nickname: str | None, username: str) -> str:
+    """A nickname an outside party supplied (a GitHub profile, a company's sign-in JWT), screened.
+    Nobody can correct it, so a reject-list hit does not refuse the account (its sign-in would
+    fail forever): the username stands in, and if that is refused too, `FALLBACK_NICKNAME`."""
+    for field, text in (("nickname", nickname), ("username", username)):
+        if not text:
+            continue
+        try:
+            return wordfilter.screen_text(field, text[:64], 64)
+        except ApiError as error:
+            if error.code != "content_blocked":
+                raise
+    return FALLBACK_NICKNAME
 
 
 def register(username: str, password: str, nickname: str | None = None) -> User:
@@ -200,7 +234,10 @@ def device_name(user_agent: str) -> str:
 def start_device_session(
     user: User, user_agent: str, ip: str | None, method: str = "password"
 ) -> tuple[DeviceSession, str]:
-    """Open a new device session; returns it with the secret token for the cookie."""
+    """Open a new device session; returns it with the secret token for the cookie. Every way of
+    signing in ends here, so a deleted account (app/auth/deletion.py) is refused here."""
+    if user.deleted_at is not None:
+        raise ApiError("unauthenticated", "This account was deleted.", 401)
     token = secrets.token_urlsafe(32)
     now = utcnow()
     device = DeviceSession(
@@ -236,6 +273,7 @@ def _device_query():
             DeviceSession.user_id == bindparam("user_id"),
             DeviceSession.revoked_at.is_(None),
             DeviceSession.expires_at > now,
+            User.deleted_at.is_(None),
             ~ban_clause(DeviceSession.user_id, now),
         )
     )
@@ -243,7 +281,7 @@ def _device_query():
 
 def load_device(user_id: int, token: str) -> DeviceSession | None:
     """The live device session for this cookie, its user loaded with it (`device.user`), or None
-    if revoked, expired or banned."""
+    if revoked, expired, banned or deleted."""
     now = utcnow()
     device = db.session.scalar(
         _device_query(), {"token_hash": token_hash(token), "user_id": user_id, "now": now}
@@ -322,6 +360,7 @@ def end_device_session(device: DeviceSession) -> None:
 
 
 def update_profile(user: User, changes: dict) -> User:
+    changes = wordfilter.screen_fields(changes, ("nickname", "signature"), {"nickname": 64, "signature": 200})
     for name in ("nickname", "avatar_url", "signature", "locale", "notification_previews"):
         if name in changes:
             setattr(user, name, changes[name])
@@ -416,8 +455,10 @@ def create_user_from_identity(
         if username_taken(username):
             continue
         try:
-            user = create_user(username, None, nickname or login)
-        except ApiError:  # taken in the meantime
+            user = create_user(username, None, supplied_nickname(nickname or login, username))
+        except ApiError as error:  # taken in the meantime
+            if error.code != "username_taken":
+                raise
             continue
         user.avatar_url = avatar_url
         db.session.add(

@@ -198,6 +198,9 @@ def _load_send_context(user_id: int, conversation_id: int) -> SendContext:
 
 def check_can_speak(context: SendContext) -> None:
     """Refuse a send the context does not allow; mutes are compared with the clock now."""
+    if context.conversation.kind == "notice":
+        # Only the server API writes there (app/notices.py); reading and forwarding out are fine.
+        raise ApiError("read_only", "Notices are read-only; nobody can write into them.", 403)
     now = utcnow()
     if context.site_muted_forever or (
         context.site_muted_until is not None and context.site_muted_until > now

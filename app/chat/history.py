@@ -29,11 +29,11 @@ class _Sender(NamedTuple):
 
 
 @functools.cache
-def _page_query(newest_first: bool, before: bool, after: bool):
-    """The page statement for one combination of bounds, built once: the member's visible window
-    (from their membership row, inside the same statement) narrowed by the cursors, with each
-    message's sender, as plain columns (no ORM rows to build for a page of fifty)."""
-    lowest, highest = visible_window_bounds(bindparam("user_id"), bindparam("conversation_id"))
+def page_query(newest_first: bool, before: bool, after: bool):
+    """A page of a conversation's messages by seq, narrowed by the cursors (`before_seq`,
+    `after_seq`), with each message's sender, as plain columns (no ORM rows to build for a page
+    of fifty); built once per combination of bounds. Everyone's: a member's page narrows it to
+    what they may see (`_page_query`); the server API reads it whole."""
     seq = _messages.c.seq
     query = (
         select(
@@ -43,19 +43,27 @@ def _page_query(newest_first: bool, before: bool, after: bool):
             _users.c.avatar_url.label("sender_avatar_url"),
         )
         .select_from(_messages.outerjoin(_users, _users.c.id == _messages.c.sender_id))
-        .where(_messages.c.conversation_id == bindparam("conversation_id"), seq > lowest, seq <= highest)
-        # Not the ones the member deleted for themselves.
-        .where(
-            ~select(_hides.c.message_id)
-            .where(_hides.c.user_id == bindparam("user_id"), _hides.c.message_id == _messages.c.id)
-            .exists()
-        )
+        .where(_messages.c.conversation_id == bindparam("conversation_id"))
     )
     if before:
         query = query.where(seq < bindparam("before_seq"))
     if after:
         query = query.where(seq > bindparam("after_seq"))
     return query.order_by(seq.desc() if newest_first else seq).limit(bindparam("limit"))
+
+
+@functools.cache
+def _page_query(newest_first: bool, before: bool, after: bool):
+    """A member's page: the member's visible window (from their membership row, inside the same
+    statement), without the messages they deleted for themselves."""
+    lowest, highest = visible_window_bounds(bindparam("user_id"), bindparam("conversation_id"))
+    seq = _messages.c.seq
+    hidden = (
+        select(_hides.c.message_id)
+        .where(_hides.c.user_id == bindparam("user_id"), _hides.c.message_id == _messages.c.id)
+        .exists()
+    )
+    return page_query(newest_first, before, after).where(seq > lowest, seq <= highest, ~hidden)
 
 
 def history(
@@ -95,7 +103,7 @@ def history(
     rows = rows[:limit]
     if newest_first:
         rows.reverse()
-    return {"messages": [_present(row) for row in rows], "has_more": has_more}
+    return {"messages": [present_row(row) for row in rows], "has_more": has_more}
 
 
 @functools.cache
@@ -129,14 +137,15 @@ def around(user_id: int, conversation_id: int, seq: int, limit: int = 50) -> dic
     has_more_before = len(rows_before) > take_before
     rows = [*reversed(rows_before[:take_before]), *rows_after[:take_after]]
     return {
-        "messages": [_present(row) for row in rows],
+        "messages": [present_row(row) for row in rows],
         "has_more_before": has_more_before,
         "has_more_after": len(rows_after) > take_after,
         "has_more": has_more_before,
     }
 
 
-def _present(row) -> dict:
+def present_row(row) -> dict:
+    """A message of a page as clients get it."""
     sender = None
     if row.sender_username is not None:  # the outer join found the sender
         sender = _Sender(row.sender_id, row.sender_username, row.sender_nickname, row.sender_avatar_url)

@@ -134,7 +134,7 @@ def send(
     if db.session.registry.has() and db.session().in_transaction():
         db.session.commit()
     try:
-        body = screen_message(context, user_id, conversation_id, body)
+        body = screen_message(context, user_id, conversation_id, body, client_msg_id)
     except ApiError:
         # Refused now; a resend of a message stored before is still answered with it.
         db.session.rollback()

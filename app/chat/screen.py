@@ -12,7 +12,9 @@ from app import wordfilter
 from app.webhooks import before_send
 
 
-def screen_message(context, user_id: int, conversation_id: int, body: dict) -> dict:
+def screen_message(
+    context, user_id: int, conversation_id: int, body: dict, client_msg_id: str | None = None
+) -> dict:
     """The body to store (the one given, masked or replaced), or raises the refusal."""
     body = wordfilter.screen_body(body)
-    return before_send.check(context, user_id, conversation_id, body)
+    return before_send.check(context, user_id, conversation_id, body, client_msg_id)

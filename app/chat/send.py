@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
-from app import presenters, ratelimit, realtime
+from app import presenters, ratelimit, realtime, speak_cache
 from app.chat.access import active_member_ids, check_can_speak, send_context
 from app.chat.extras import prepare_extras, settle_replies, store_mentions
 from app.chat.screen import screen_message
@@ -21,6 +21,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.media import services as media
 from app.models import Block, Conversation, ConversationMember, Message, User, utcnow
+from app.webhooks import before_send
 
 # Sent with (context, message=...) when send_message has stored a new message, before the
 # commit: receivers queue their follow-up work with `realtime.on_commit` (the robot answers).
@@ -87,11 +88,17 @@ def send_message(
     by the unique (sender, client_msg_id) constraint when it is inserted, or looked up when the
     send is refused (a resend of a message stored before its sender was muted still returns it).
     """
+    generation = speak_cache.generation(user_id, conversation_id)
     try:
         context = send_context(user_id, conversation_id)
         check_can_speak(context)
         if not screened:
-            body = screen_message(context, user_id, conversation_id, body)
+            body = screen_message(context, user_id, conversation_id, body, client_msg_id)
+            # Waiting for before-send hooks ended the transaction: a kick, a mute or a block may
+            # have come in meanwhile (here, or in a process whose drop the generation may not show).
+            if before_send.wanted() or speak_cache.generation(user_id, conversation_id) != generation:
+                context = send_context(user_id, conversation_id)
+                check_can_speak(context)
         stored = prepare_extras(context, user_id, conversation_id, **extras) if extras else None
         body, upload = media.resolve_body(user_id, conversation_id, body)
         recipients = None

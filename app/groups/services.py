@@ -7,13 +7,11 @@ removed member's devices stop receiving at once (delivery goes to active members
 
 from __future__ import annotations
 
-from datetime import timedelta
-
+from blinker import signal
 from flask import current_app
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
 
-from app import presenters, realtime, speak_cache
+from app import presenters, realtime, speak_cache, wordfilter
 from app.chat.access import active_member_ids
 from app.chat.conversations import add_members, conversation_summaries, stamp_members
 from app.chat.send import append_message
@@ -35,6 +33,11 @@ from app.presence_service import shows_online, visible_to
 from app.social.services import friendship
 
 RANKS = {"member": 0, "admin": 1, "owner": 2}
+# Sent with (group, user_ids=..., actor_id=..., how=<the system message's event>) when users join
+# a group or leave it, before the commit: the `group.member_joined` / `group.member_left` webhook
+# events (app/webhooks/events.py).
+members_joined = signal("parley.group-members-joined")
+members_left = signal("parley.group-members-left")
 PAGE_MAX = 100
 
 
@@ -45,6 +48,19 @@ def system_body(event: str, actor: User | None, text: str, **extra) -> dict:
 def _names(user_ids: list[int]) -> str:
     users = db.session.scalars(select(User).where(User.id.in_(user_ids)).order_by(User.id))
     return ", ".join(user.nickname for user in users)
+
+
+# The server API acts as the service, not as a user: services take `by_server=True` with no
+# actor (None); its system messages carry no actor_id and name "The administrator".
+ADMINISTRATOR = "The administrator"
+
+
+def _actor(actor_id: int | None) -> User | None:
+    return None if actor_id is None else db.session.get(User, actor_id)
+
+
+def _name(actor: User | None) -> str:
+    return ADMINISTRATOR if actor is None else actor.nickname
 
 
 # --- access --------------------------------------------------------------------------------
@@ -72,13 +88,15 @@ def require_group_role(
     live: bool = True,
     lock: bool = False,
     site_admin: bool = False,
+    by_server: bool = False,
 ) -> tuple:
     """The group and the user's membership, if they hold at least `role`; codes otherwise.
 
-    `site_admin` is for the admin console (its caller has checked the admin role): it acts
-    with the owner's rights without being a member, and gets no membership back."""
+    `site_admin` is for the admin console (its caller has checked the admin role), `by_server`
+    for the server API (its caller holds a key with the `groups` scope): both act with the
+    owner's rights without being a member, and get no membership back."""
     group = get_group(group_id, lock=lock)
-    if site_admin:
+    if site_admin or by_server:
         if live and group.dissolved_at is not None:
             raise ApiError("group_dissolved", "This group was dissolved.", 409)
         return group, None
@@ -137,11 +155,33 @@ def _require_friends(user_id: int, others: list[int], *, may_add_bots: bool = Fa
 # --- creating and editing ------------------------------------------------------------------
 
 
-def create_group(owner_id: int, name: str, member_ids: list[int] | None = None) -> Group:
-    """A new group owned by `owner_id`, with the owner's friends as first members."""
-    owner = db.session.get(User, owner_id)
+def _require_users(user_ids: list[int], field: str = "user_ids") -> None:
+    """The service adds anyone with an account (friendship is the members' rule, not its own)."""
+    found = set(db.session.scalars(select(User.id).where(User.id.in_(user_ids), User.deleted_at.is_(None))))
+    for uid in user_ids:
+        if uid not in found:
+            raise ApiError("not_found", "No such user.", 404, {field: str(uid)})
+
+
+def create_group(
+    owner_id: int,
+    name: str,
+    member_ids: list[int] | None = None,
+    *,
+    by_server: bool = False,
+    settings: dict | None = None,
+) -> Group:
+    """A new group owned by `owner_id`, with the owner's friends as first members; the server
+    (`by_server`) adds anyone and may set the other EDITABLE `settings` at once."""
+    name = wordfilter.screen_text("name", name, 64)
+    settings = wordfilter.screen_fields(settings or {}, SCREENED, SCREENED_LIMITS)
     others = [uid for uid in dict.fromkeys(member_ids or []) if uid != owner_id]
-    _require_friends(owner_id, others, may_add_bots=True)
+    if by_server:
+        _require_users([owner_id], "owner_id")
+        _require_users(others, "member_ids")
+    else:
+        _require_friends(owner_id, others, may_add_bots=True)
+    owner = db.session.get(User, owner_id)
     if len(others) + 1 > _member_limit():
         raise ApiError("group_full", "That is more members than a group may have.", 409)
     conversation = Conversation(kind="group")
@@ -153,6 +193,7 @@ def create_group(owner_id: int, name: str, member_ids: list[int] | None = None) 
         owner_id=owner_id,
         member_count=len(others) + 1,
         member_limit=_member_limit(),
+        **{key: value for key, value in (settings or {}).items() if key in EDITABLE and key != "name"},
     )
     db.session.add(group)
     db.session.flush()
@@ -164,9 +205,17 @@ def create_group(owner_id: int, name: str, member_ids: list[int] | None = None) 
     append_message(
         conversation.id,
         None,
-        system_body("group_created", owner, f"{owner.nickname} created the group", user_ids=others),
+        system_body(
+            "group_created",
+            None if by_server else owner,
+            f"{ADMINISTRATOR if by_server else owner.nickname} created the group",
+            user_ids=others,
+        ),
     )
     stamp_members(conversation.id, everyone)
+    members_joined.send(
+        group, user_ids=everyone, actor_id=None if by_server else owner_id, how="group_created"
+    )
     db.session.commit()
     return group
 
@@ -175,25 +224,27 @@ EDITABLE = (
     *("name", "avatar_url", "intro", "announcement", "join_policy", "discoverable"),
     "members_mention_all",
 )
+# The texts a group shows, screened by the word filter (app/wordfilter), and their column sizes.
+SCREENED = ("name", "intro", "announcement")
+SCREENED_LIMITS = {"name": 64, "intro": 500}
 
 
-def update_group(actor_id: int, group_id: int, changes: dict) -> dict:
+def update_group(actor_id: int | None, group_id: int, changes: dict, *, by_server: bool = False) -> dict:
     """Owner and admins edit the group's settings; renames and announcements are told in the chat."""
-    group, _ = require_group_role(actor_id, group_id, "admin", lock=True)
-    actor = db.session.get(User, actor_id)
+    changes = wordfilter.screen_fields(changes, SCREENED, SCREENED_LIMITS)
+    group, _ = require_group_role(actor_id, group_id, "admin", lock=True, by_server=by_server)
+    actor = _actor(actor_id)
     notes = []
     for name in EDITABLE:
         if name in changes and changes[name] != getattr(group, name):
             setattr(group, name, changes[name])
             if name == "name":
                 notes.append(
-                    system_body(
-                        "group_renamed", actor, f'{actor.nickname} renamed the group to "{group.name}"'
-                    )
+                    system_body("group_renamed", actor, f'{_name(actor)} renamed the group to "{group.name}"')
                 )
             elif name == "announcement" and group.announcement:
                 notes.append(
-                    system_body("group_announcement", actor, f"{actor.nickname} posted an announcement")
+                    system_body("group_announcement", actor, f"{_name(actor)} posted an announcement")
                 )
     db.session.flush()
     for body in notes:
@@ -208,7 +259,7 @@ def update_group(actor_id: int, group_id: int, changes: dict) -> dict:
 # --- joining -------------------------------------------------------------------------------
 
 
-def _join(group: Group, user_ids: list[int], actor: User, event: str, text: str) -> None:
+def _join(group: Group, user_ids: list[int], actor: User | None, event: str, text: str) -> None:
     """Add users to the group and its conversation, with one system message; caller commits."""
     new = [uid for uid in user_ids if membership(group.id, uid) is None]
     if not new:
@@ -216,12 +267,14 @@ def _join(group: Group, user_ids: list[int], actor: User, event: str, text: str)
     if group.member_count + len(new) > group.member_limit:
         raise ApiError("group_full", "The group is full.", 409)
     for uid in new:
-        db.session.add(GroupMember(group_id=group.id, user_id=uid, role="member", invited_by_id=actor.id))
+        by = actor.id if actor else None
+        db.session.add(GroupMember(group_id=group.id, user_id=uid, role="member", invited_by_id=by))
     group.member_count += len(new)
     db.session.flush()
     add_members(group.conversation_id, new)
     append_message(group.conversation_id, None, system_body(event, actor, text, user_ids=new))
     stamp_members(group.conversation_id, new)
+    members_joined.send(group, user_ids=new, actor_id=actor.id if actor else None, how=event)
     speak_cache.drop_conversation(group.conversation_id)
     _announce_group(group)
 
@@ -248,50 +301,19 @@ def invite(actor_id: int, group_id: int, user_ids: list[int]) -> dict:
     return {"added": new}
 
 
-def request_to_join(user_id: int, group_id: int, message: str) -> tuple[dict, bool]:
-    """Join an open group at once, or ask the owner and admins of an approval group."""
-    group = get_group(group_id, lock=True)
-    if group.dissolved_at is not None or not group.discoverable and membership(group_id, user_id) is None:
-        raise not_found("group")
-    if membership(group_id, user_id) is not None:
-        raise ApiError("already_member", "You are already a member.", 409)
-    if _removed_among(group_id, [user_id]):
-        raise _removed_error()
-    user = db.session.get(User, user_id)
-    if group.join_policy == "invite":
-        raise ApiError("invite_only", "This group can only be joined by invitation.", 403)
-    if group.join_policy == "open":
-        _join(group, [user_id], user, "member_joined", f"{user.nickname} joined the group")
-        db.session.commit()
-        return {"status": "joined", "group": presenters.group(group)}, True
-    pending = db.session.scalar(
-        select(GroupJoinRequest).where(
-            GroupJoinRequest.group_id == group_id,
-            GroupJoinRequest.user_id == user_id,
-            GroupJoinRequest.status == "pending",
-        )
-    )
-    if pending is not None:
-        return presenters.join_request(pending, user, group), False
-    request = GroupJoinRequest(group_id=group_id, user_id=user_id, message=message)
-    db.session.add(request)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return request_to_join(user_id, group_id, message)
-    payload = presenters.join_request(request, user, group)
-    realtime.emit_after_commit("group:join_request", payload, [*_moderator_ids(group_id), user_id])
+def add_by_server(group_id: int, user_ids: list[int]) -> dict:
+    """The service adds users at once, friends or not, whatever the join policy: no invitation,
+    no approval; it takes them off the removal list and answers their pending requests."""
+    group, _ = require_group_role(None, group_id, lock=True, by_server=True)
+    wanted = list(dict.fromkeys(user_ids))
+    _require_users(wanted)
+    new = [uid for uid in wanted if membership(group_id, uid) is None]
+    if new:
+        _lift(group_id, new)
+        _join(group, new, None, "members_added", f"{ADMINISTRATOR} added {_names(new)}")
+        _resolve_requests(group.id, new, None)
     db.session.commit()
-    return payload, True
-
-
-def _moderator_ids(group_id: int) -> list[int]:
-    return list(
-        db.session.scalars(
-            select(GroupMember.user_id).where(GroupMember.group_id == group_id, GroupMember.role != "member")
-        )
-    )
+    return {"added": new}
 
 
 def _resolve_requests(group_id: int, user_ids: list[int], actor_id: int) -> None:
@@ -304,54 +326,6 @@ def _resolve_requests(group_id: int, user_ids: list[int], actor_id: int) -> None
         )
         .values(status="accepted", handled_by_id=actor_id, responded_at=utcnow())
     )
-
-
-def answer_join_request(actor_id: int, request_id: int, *, approve: bool) -> dict:
-    request = db.session.get(GroupJoinRequest, request_id)
-    if request is None:
-        raise not_found("join request")
-    group, _ = require_group_role(actor_id, request.group_id, "admin", lock=True)
-    if request.status != "pending":
-        raise ApiError("request_not_pending", f"This request was already {request.status}.", 409)
-    actor = db.session.get(User, actor_id)
-    user = db.session.get(User, request.user_id)
-    request.status = "accepted" if approve else "rejected"
-    request.handled_by_id = actor_id
-    request.responded_at = utcnow()
-    if approve:
-        _lift(group.id, [user.id])
-        _join(group, [user.id], actor, "member_joined", f"{user.nickname} joined the group")
-    payload = presenters.join_request(request, user, group)
-    realtime.emit_after_commit("group:join_request", payload, [*_moderator_ids(group.id), user.id])
-    db.session.commit()
-    return payload
-
-
-def withdraw_join_request(user_id: int, request_id: int) -> dict:
-    request = db.session.get(GroupJoinRequest, request_id)
-    if request is None or request.user_id != user_id:
-        raise not_found("join request")
-    if request.status != "pending":
-        raise ApiError("request_not_pending", f"This request was already {request.status}.", 409)
-    request.status = "withdrawn"
-    request.responded_at = utcnow()
-    group = db.session.get(Group, request.group_id)
-    payload = presenters.join_request(request, db.session.get(User, user_id), group)
-    realtime.emit_after_commit("group:join_request", payload, [*_moderator_ids(group.id), user_id])
-    db.session.commit()
-    return payload
-
-
-def pending_join_requests(actor_id: int, group_id: int) -> list[dict]:
-    group, _ = require_group_role(actor_id, group_id, "admin")
-    rows = db.session.execute(
-        select(GroupJoinRequest, User)
-        .join(User, User.id == GroupJoinRequest.user_id)
-        .where(GroupJoinRequest.group_id == group_id, GroupJoinRequest.status == "pending")
-        .order_by(GroupJoinRequest.created_at)
-        .limit(PAGE_MAX)
-    ).all()
-    return [presenters.join_request(request, user, group) for request, user in rows]
 
 
 # --- leaving -------------------------------------------------------------------------------
@@ -390,6 +364,7 @@ def _remove(group: Group, user_ids: list[int], body: dict) -> None:
             realtime.emit_after_commit("conversation:update", summary, [summary.pop("_user_id", user_ids[0])])
 
     realtime.before_commit(prepare)
+    members_left.send(group, user_ids=list(user_ids), actor_id=body.get("actor_id"), how=body.get("event"))
     speak_cache.drop_conversation(conversation_id)
     _announce_group(group)
 
@@ -407,9 +382,13 @@ def leave(user_id: int, group_id: int) -> None:
     db.session.commit()
 
 
-def kick(actor_id: int, group_id: int, user_id: int, *, site_admin: bool = False) -> None:
-    """Admins remove members; the owner (and the admin console) removes anyone but the owner."""
-    group, actor_member = require_group_role(actor_id, group_id, "admin", lock=True, site_admin=site_admin)
+def kick(
+    actor_id: int | None, group_id: int, user_id: int, *, site_admin: bool = False, by_server: bool = False
+) -> None:
+    """Admins remove members; the owner (the admin console, the server) removes anyone but the owner."""
+    group, actor_member = require_group_role(
+        actor_id, group_id, "admin", lock=True, site_admin=site_admin, by_server=by_server
+    )
     target = membership(group_id, user_id)
     if target is None:
         raise not_found("member")
@@ -417,12 +396,12 @@ def kick(actor_id: int, group_id: int, user_id: int, *, site_admin: bool = False
         raise ApiError("cannot_kick_owner", "The owner cannot be removed.", 403)
     if actor_member is not None and RANKS[target.role] >= RANKS[actor_member.role]:
         raise ApiError("forbidden", "Only the owner can remove an admin.", 403)
-    actor = db.session.get(User, actor_id)
+    actor = _actor(actor_id)
     user = db.session.get(User, user_id)
     _remove(
         group,
         [user_id],
-        system_body("member_removed", actor, f"{actor.nickname} removed {user.nickname}", user_ids=[user_id]),
+        system_body("member_removed", actor, f"{_name(actor)} removed {user.nickname}", user_ids=[user_id]),
     )
     db.session.add(GroupRemoval(group_id=group_id, user_id=user_id, removed_by_id=actor_id))
     db.session.commit()
@@ -487,93 +466,19 @@ def lift_removal(actor_id: int, group_id: int, user_id: int) -> None:
 # --- roles ---------------------------------------------------------------------------------
 
 
-def set_role(actor_id: int, group_id: int, user_id: int, role: str) -> dict:
-    """The owner promotes members to admin or demotes admins."""
-    group, _ = require_group_role(actor_id, group_id, "owner", lock=True)
-    target = membership(group_id, user_id)
-    if target is None:
-        raise not_found("member")
-    if target.role == "owner":
-        raise ApiError("forbidden", "Transfer ownership instead.", 403)
-    if target.role != role:
-        target.role = role
-        speak_cache.drop_conversation(group.conversation_id)
-        actor = db.session.get(User, actor_id)
-        user = db.session.get(User, user_id)
-        verb = "made" if role == "admin" else "removed"
-        text = f"{actor.nickname} {verb} {user.nickname} {'an admin' if role == 'admin' else 'as admin'}"
-        append_message(
-            group.conversation_id, None, system_body(f"role_{role}", actor, text, user_ids=[user_id])
-        )
-        _announce_group(group)
-    db.session.commit()
-    return presenters.group_member(target, db.session.get(User, user_id), online=False)
-
-
-def transfer(actor_id: int, group_id: int, user_id: int) -> dict:
-    group, owner = require_group_role(actor_id, group_id, "owner", lock=True)
-    target = membership(group_id, user_id)
-    if target is None or user_id == actor_id:
-        raise not_found("member")
-    owner.role = "admin"
-    target.role = "owner"
-    group.owner_id = user_id
-    speak_cache.drop_conversation(group.conversation_id)
-    actor = db.session.get(User, actor_id)
-    user = db.session.get(User, user_id)
-    append_message(
-        group.conversation_id,
-        None,
-        system_body(
-            "owner_changed", actor, f"{actor.nickname} made {user.nickname} the owner", user_ids=[user_id]
-        ),
-    )
-    _announce_group(group)
-    db.session.commit()
-    return presenters.group(group)
-
-
-def mute_all(actor_id: int, group_id: int, muted: bool, *, site_admin: bool = False) -> dict:
-    group, _ = require_group_role(actor_id, group_id, "admin", lock=True, site_admin=site_admin)
-    if group.muted_all != muted:
-        group.muted_all = muted
-        speak_cache.drop_conversation(group.conversation_id)
-        actor = db.session.get(User, actor_id)
-        text = f"{actor.nickname} {'muted' if muted else 'unmuted'} the group"
-        append_message(
-            group.conversation_id, None, system_body("group_muted" if muted else "group_unmuted", actor, text)
-        )
-        _announce_group(group)
-    db.session.commit()
-    return presenters.group(group)
-
-
-def mute_member(actor_id: int, group_id: int, user_id: int, minutes: int) -> dict:
-    """Mute one member for `minutes` (0 lifts it); admins mute members, the owner anyone."""
-    group, actor_member = require_group_role(actor_id, group_id, "admin", lock=True)
-    target = membership(group_id, user_id)
-    if target is None:
-        raise not_found("member")
-    if RANKS[target.role] >= RANKS[actor_member.role]:
-        raise ApiError("forbidden", "You cannot mute this member.", 403)
-    target.muted_until = utcnow() + timedelta(minutes=minutes) if minutes else None
-    speak_cache.drop_conversation(group.conversation_id)
-    actor = db.session.get(User, actor_id)
-    user = db.session.get(User, user_id)
-    text = (
-        f"{actor.nickname} muted {user.nickname} for {minutes} min"
-        if minutes
-        else f"{actor.nickname} unmuted {user.nickname}"
-    )
-    append_message(group.conversation_id, None, system_body("member_muted", actor, text, user_ids=[user_id]))
-    db.session.commit()
-    return presenters.group_member(target, user, online=False)
-
-
-def dissolve(actor_id: int, group_id: int, reason: str = "", *, site_admin: bool = False) -> dict:
+def dissolve(
+    actor_id: int | None,
+    group_id: int,
+    reason: str = "",
+    *,
+    site_admin: bool = False,
+    by_server: bool = False,
+) -> dict:
     """Close the group for good: the conversation becomes read-only and says why."""
-    group, _ = require_group_role(actor_id, group_id, "owner", lock=True, site_admin=site_admin)
-    actor = db.session.get(User, actor_id)
+    group, _ = require_group_role(
+        actor_id, group_id, "owner", lock=True, site_admin=site_admin, by_server=by_server
+    )
+    actor = _actor(actor_id)
     group.dissolved_at = utcnow()
     group.dissolved_reason = reason or None
     speak_cache.drop_conversation(group.conversation_id)
@@ -587,16 +492,21 @@ def dissolve(actor_id: int, group_id: int, reason: str = "", *, site_admin: bool
 # --- reading -------------------------------------------------------------------------------
 
 
-def group_detail(viewer_id: int, group_id: int) -> dict:
+def group_detail(viewer_id: int | None, group_id: int, *, by_server: bool = False) -> dict:
     group = get_group(group_id)
+    if by_server:
+        return presenters.group(group)
     member = membership(group_id, viewer_id)
     if member is None and not (group.discoverable and group.dissolved_at is None):
         raise not_found("group")
     return {**presenters.group(group), "my_role": member.role if member else None}
 
 
-def list_members(viewer_id: int, group_id: int, after: int | None, limit: int) -> dict:
-    require_group_role(viewer_id, group_id, live=False)
+def list_members(
+    viewer_id: int | None, group_id: int, after: int | None, limit: int, *, by_server: bool = False
+) -> dict:
+    """A page of members; the server (`by_server`) sees every member's presence."""
+    require_group_role(viewer_id, group_id, live=False, by_server=by_server)
     statement = (
         select(GroupMember, User)
         .join(User, User.id == GroupMember.user_id)
@@ -604,7 +514,8 @@ def list_members(viewer_id: int, group_id: int, after: int | None, limit: int) -
     )
     rows, cursor = keyset_page(statement, User.id, after, limit, lambda row: row[1].id)
     # Sharing a group shows no presence: only friends and direct peers, minus blocks.
-    visible = visible_to(viewer_id, [user.id for _, user in rows])
+    ids = [user.id for _, user in rows]
+    visible = set(ids) if by_server else visible_to(viewer_id, ids)
     online = realtime.presence().online(visible)
     return {
         "members": [

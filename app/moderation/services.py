@@ -2,13 +2,16 @@
 message recalls. Each takes effect at once on every process and writes an audit row.
 
 The admin console calls these and nothing else; they reuse the same services users' own
-actions go through (device sign-out, group dissolve, kick...).
+actions go through (device sign-out, group dissolve, kick...). The server API bans and mutes
+through the same functions with an API key as the actor (`api_key_id`, `admin_id` None): the
+route has checked the key's `moderation` scope, the audit row names the key.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from blinker import signal
 from sqlalchemy import func, or_, select
 
 from app import presenters, realtime, speak_cache
@@ -17,11 +20,18 @@ from app.chat.actions import recall as recall_core
 from app.chat.actions.common import lock_conversation
 from app.errors import ApiError, not_found
 from app.extensions import db
+from app.groups import roles as group_roles
 from app.groups import services as groups
 from app.models import AuditLog, Message, Sanction, User, utcnow
 
+# Sent with (user id, admin_id=..., api_key_id=..., reason=..., expires_at=...) when a user is
+# banned, before the commit: the `user.banned` webhook event (app/webhooks/events.py).
+user_banned = signal("parley.user-banned")
 
-def audit(admin_id: int, action: str, target_type: str, target_id: int | None, reason: str = "", **details):
+
+def audit(
+    admin_id: int | None, action: str, target_type: str, target_id: int | None, reason: str = "", **details
+):
     db.session.add(
         AuditLog(
             admin_id=admin_id,
@@ -39,6 +49,15 @@ def _require_admin(admin_id: int) -> User:
     if admin is None or not admin.is_admin:
         raise ApiError("forbidden", "Administrators only.", 403)
     return admin
+
+
+def _require_actor(admin_id: int | None, api_key_id: int | None) -> dict:
+    """An administrator, or a server API key (its route checked the scope); the audit
+    details that name a key."""
+    if api_key_id is not None:
+        return {"api_key": api_key_id}
+    _require_admin(admin_id)
+    return {}
 
 
 def _target(user_id: int) -> User:
@@ -62,8 +81,16 @@ def active_sanctions(user_id: int, kind: str) -> list[Sanction]:
     )
 
 
-def _sanction(admin_id: int, user_id: int, kind: str, reason: str, expires_at: datetime | None) -> User:
-    _require_admin(admin_id)
+def _sanction(
+    admin_id: int | None,
+    user_id: int,
+    kind: str,
+    reason: str,
+    expires_at: datetime | None,
+    api_key_id: int | None,
+) -> dict:
+    """Put a ban or mute in force (replacing the current one); returns the audit details."""
+    by = _require_actor(admin_id, api_key_id)
     user = _target(user_id)
     if user_id == admin_id:
         raise ApiError("cannot_sanction_self", "You cannot do that to your own account.", 400)
@@ -80,26 +107,36 @@ def _sanction(admin_id: int, user_id: int, kind: str, reason: str, expires_at: d
         Sanction(user_id=user_id, kind=kind, reason=reason, created_by_id=admin_id, expires_at=expires_at)
     )
     speak_cache.drop_user(user_id)
-    return user
+    return by
 
 
-def ban_user(admin_id: int, user_id: int, reason: str, expires_at: datetime | None = None) -> None:
+def ban_user(
+    admin_id: int | None,
+    user_id: int,
+    reason: str,
+    expires_at: datetime | None = None,
+    *,
+    api_key_id: int | None = None,
+) -> None:
     """Ban: every device is signed out and its sockets dropped now; sign-in is refused."""
-    _sanction(admin_id, user_id, "ban", reason, expires_at)
-    audit(admin_id, "ban", "user", user_id, reason, expires_at=presenters.iso(expires_at))
+    by = _sanction(admin_id, user_id, "ban", reason, expires_at, api_key_id)
+    audit(admin_id, "ban", "user", user_id, reason, expires_at=presenters.iso(expires_at), **by)
+    user_banned.send(user_id, admin_id=admin_id, api_key_id=api_key_id, reason=reason, expires_at=expires_at)
     db.session.flush()
     auth.revoke_all_devices(user_id)  # commits all of it, then drops every socket of the user
 
 
-def unban(admin_id: int, user_id: int, reason: str = "") -> int:
-    return _lift(admin_id, user_id, "ban", reason)
+def unban(admin_id: int | None, user_id: int, reason: str = "", *, api_key_id: int | None = None) -> int:
+    return _lift(admin_id, user_id, "ban", reason, api_key_id)
 
 
-def mute_user(admin_id: int, user_id: int, reason: str, minutes: int | None) -> None:
+def mute_user(
+    admin_id: int | None, user_id: int, reason: str, minutes: int | None, *, api_key_id: int | None = None
+) -> None:
     """Mute site-wide: sends are refused with `muted` at once, open sockets included."""
     expires_at = utcnow() + timedelta(minutes=minutes) if minutes else None
-    _sanction(admin_id, user_id, "mute", reason, expires_at)
-    audit(admin_id, "mute", "user", user_id, reason, expires_at=presenters.iso(expires_at))
+    by = _sanction(admin_id, user_id, "mute", reason, expires_at, api_key_id)
+    audit(admin_id, "mute", "user", user_id, reason, expires_at=presenters.iso(expires_at), **by)
     realtime.emit_after_commit(
         "account:sanction",
         {"kind": "mute", "active": True, "expires_at": presenters.iso(expires_at)},
@@ -108,16 +145,16 @@ def mute_user(admin_id: int, user_id: int, reason: str, minutes: int | None) -> 
     db.session.commit()
 
 
-def unmute(admin_id: int, user_id: int, reason: str = "") -> int:
-    lifted = _lift(admin_id, user_id, "mute", reason)
+def unmute(admin_id: int | None, user_id: int, reason: str = "", *, api_key_id: int | None = None) -> int:
+    lifted = _lift(admin_id, user_id, "mute", reason, api_key_id)
     realtime.emit_to_users(
         "account:sanction", {"kind": "mute", "active": False, "expires_at": None}, [user_id]
     )
     return lifted
 
 
-def _lift(admin_id: int, user_id: int, kind: str, reason: str) -> int:
-    _require_admin(admin_id)
+def _lift(admin_id: int | None, user_id: int, kind: str, reason: str, api_key_id: int | None = None) -> int:
+    by = _require_actor(admin_id, api_key_id)
     _target(user_id)
     current = active_sanctions(user_id, kind)
     if not current:
@@ -127,7 +164,7 @@ def _lift(admin_id: int, user_id: int, kind: str, reason: str) -> int:
         sanction.lifted_at = utcnow()
         sanction.lifted_by_id = admin_id
     speak_cache.drop_user(user_id)
-    audit(admin_id, f"un{kind}", "user", user_id, reason)
+    audit(admin_id, f"un{kind}", "user", user_id, reason, **by)
     db.session.commit()
     return len(current)
 
@@ -167,7 +204,7 @@ def dissolve_group(admin_id: int, group_id: int, reason: str) -> None:
 def mute_group(admin_id: int, group_id: int, muted: bool, reason: str = "") -> None:
     _require_admin(admin_id)
     audit(admin_id, "mute_group" if muted else "unmute_group", "group", group_id, reason)
-    groups.mute_all(admin_id, group_id, muted, site_admin=True)
+    group_roles.mute_all(admin_id, group_id, muted, site_admin=True)
 
 
 def remove_group_member(admin_id: int, group_id: int, user_id: int, reason: str = "") -> None:

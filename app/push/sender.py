@@ -1,10 +1,11 @@
 """Sending Web Push: after a message commits, a push to each member's device that is not connected.
 
 The send path only queues a small job, after the commit (`message_stored` and `message_forwarded`
-with `realtime.on_commit`), in the process that stored the message — so with several processes a
-message is pushed once. This process's worker takes the jobs from a bounded queue (when it is full
-the oldest job is dropped, and logged), decides who gets a push with a few queries per batch of
-jobs, and hands each push to a small pool of greenlets. A push service that is slow or down holds
+with `realtime.on_commit`; the server API's system notices with `queue_notices`), in the process
+that stored the message — so with several processes a message is pushed once. This process's
+worker takes the jobs from a bounded queue (when it is full the oldest job is dropped, and
+logged), decides who gets a push with a few queries per batch of jobs, and hands each push to a
+small pool of greenlets. A push service that is slow or down holds
 only those greenlets, never a send.
 
 Who gets a push: every active member but the sender, on each device session with a subscription
@@ -72,6 +73,7 @@ WORDS = {
         "file": "[File]",
         "loc": "[Location]",
         "merged": "[Chat history]",
+        "notices": "Notices",
     },
     "zh-CN": {
         "new": "新消息",
@@ -80,6 +82,7 @@ WORDS = {
         "file": "[文件]",
         "loc": "[位置]",
         "merged": "[聊天记录]",
+        "notices": "系统通知",
     },
 }
 
@@ -98,6 +101,8 @@ class PushJob:
     body: dict
     mentions: frozenset[int]
     mention_all: bool
+    # A system notice of the server API (app/notices.py): no sender, its text shown as it is.
+    notice: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,30 @@ def _queue(context: SendContext, message: Message) -> None:
             realtime.on_commit(lambda: push_worker.submit(job))
     except Exception:
         log.exception("could not queue the pushes of message %s", message.id)
+
+
+def queue_notices(messages: list[dict], *, direct: bool = True) -> None:
+    """Queue the pushes of system notices (message payloads) for after the commit: in users'
+    notice conversations (`direct`), or one in a group's conversation."""
+    jobs = [
+        PushJob(
+            message_id=message["id"],
+            conversation_id=message["conversation_id"],
+            seq=message["seq"],
+            sender_id=0,  # nobody: every member is told
+            sender_nickname="",
+            direct=direct,
+            type="txt",
+            body={"msg": message["body"].get("text", "")},
+            mentions=frozenset(),
+            mention_all=False,
+            notice=True,
+        )
+        for message in messages
+    ]
+    if jobs:
+        push_worker = worker(current_app._get_current_object())
+        realtime.on_commit(lambda: [push_worker.submit(job) for job in jobs])
 
 
 @message_stored.connect
@@ -380,6 +409,8 @@ def payload(job: PushJob, group_name: str | None, previews: bool, locale: str | 
     words = WORDS.get(locale or "en", WORDS["en"])
     if not previews:
         title, text = "Parley", words["new"]
+    elif job.notice:
+        title, text = words["notices"] if job.direct else group_name or "Parley", preview(job, words)
     elif job.direct:
         title, text = job.sender_nickname, preview(job, words)
     else:

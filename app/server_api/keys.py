@@ -87,6 +87,47 @@ def revoke_key(key_id: int) -> None:
     )
 
 
+def create_key_audited(
+    admin_id: int | None,
+    name: str,
+    scopes: list[str],
+    *,
+    allowed_ips: list[str] | None = None,
+    expires_at: datetime | None = None,
+    via: str = "console",
+) -> tuple[ApiKey, str]:
+    """`create_key` for the console or the CLI (`admin_id` None): committed with its audit row
+    (`api_key_created`). Returns the row and the plaintext key, to be shown once."""
+    row, key = create_key(
+        name, scopes, allowed_ips=allowed_ips, expires_at=expires_at, created_by_id=admin_id
+    )
+    db.session.flush()
+    _audit_admin(admin_id, "api_key_created", row, via=via)
+    db.session.commit()
+    return row, key
+
+
+def revoke_key_audited(admin_id: int | None, key_id: int, via: str = "console") -> ApiKey:
+    """Revoke a key from the console or the CLI, with its audit row (`api_key_revoked`); an
+    unknown key is `not_found`, a revoked one `already_revoked`."""
+    row = db.session.get(ApiKey, key_id)
+    if row is None:
+        raise ApiError("not_found", "No such API key.", 404)
+    if row.revoked_at is not None:
+        raise ApiError("already_revoked", "This API key was revoked already.", 409)
+    revoke_key(key_id)
+    _audit_admin(admin_id, "api_key_revoked", row, via=via)
+    db.session.commit()
+    return row
+
+
+def _audit_admin(admin_id: int | None, action: str, row: ApiKey, via: str) -> None:
+    details = {"name": row.name, "prefix": row.prefix, "scopes": row.scopes, "via": via}
+    db.session.add(
+        AuditLog(admin_id=admin_id, action=action, target_type="api_key", target_id=row.id, details=details)
+    )
+
+
 def current_key() -> ApiKey:
     """The key of the server API request being handled (after `requires` let it through)."""
     return g.api_key

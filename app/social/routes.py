@@ -6,6 +6,8 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
 from app.errors import ApiError
+from app.groups import requests as asking
+from app.groups import roles as group_roles
 from app.groups import services as groups
 from app.social import schemas
 from app.social import services as social
@@ -189,28 +191,28 @@ def lift_removal(group_id: int, user_id: int):
 @login_required
 def set_role(group_id: int, user_id: int):
     data = parse_json(schemas.RoleIn)
-    return jsonify(member=groups.set_role(current_user.id, group_id, user_id, data.role))
+    return jsonify(member=group_roles.set_role(current_user.id, group_id, user_id, data.role))
 
 
 @bp.put("/groups/<int:group_id>/members/<int:user_id>/mute")
 @login_required
 def mute_member(group_id: int, user_id: int):
     data = parse_json(schemas.MuteMemberIn)
-    return jsonify(member=groups.mute_member(current_user.id, group_id, user_id, data.minutes))
+    return jsonify(member=group_roles.mute_member(current_user.id, group_id, user_id, data.minutes))
 
 
 @bp.put("/groups/<int:group_id>/mute")
 @login_required
 def mute_all(group_id: int):
     data = parse_json(schemas.MuteAllIn)
-    return jsonify(group=groups.mute_all(current_user.id, group_id, data.muted))
+    return jsonify(group=group_roles.mute_all(current_user.id, group_id, data.muted))
 
 
 @bp.post("/groups/<int:group_id>/transfer")
 @login_required
 def transfer(group_id: int):
     data = parse_json(schemas.UserIdIn)
-    return jsonify(group=groups.transfer(current_user.id, group_id, data.user_id))
+    return jsonify(group=group_roles.transfer(current_user.id, group_id, data.user_id))
 
 
 @bp.post("/groups/<int:group_id>/dissolve")
@@ -224,29 +226,29 @@ def dissolve(group_id: int):
 @login_required
 def request_to_join(group_id: int):
     data = parse_json(schemas.JoinIn)
-    payload, created = groups.request_to_join(current_user.id, group_id, data.message)
+    payload, created = asking.request_to_join(current_user.id, group_id, data.message)
     return jsonify(payload), 201 if created else 200
 
 
 @bp.get("/groups/<int:group_id>/join-requests")
 @login_required
 def join_requests(group_id: int):
-    return jsonify(requests=groups.pending_join_requests(current_user.id, group_id))
+    return jsonify(requests=asking.pending_join_requests(current_user.id, group_id))
 
 
 @bp.post("/group-join-requests/<int:request_id>/approve")
 @login_required
 def approve(request_id: int):
-    return jsonify(request=groups.answer_join_request(current_user.id, request_id, approve=True))
+    return jsonify(request=asking.answer_join_request(current_user.id, request_id, approve=True))
 
 
 @bp.post("/group-join-requests/<int:request_id>/reject")
 @login_required
 def reject(request_id: int):
-    return jsonify(request=groups.answer_join_request(current_user.id, request_id, approve=False))
+    return jsonify(request=asking.answer_join_request(current_user.id, request_id, approve=False))
 
 
 @bp.delete("/group-join-requests/<int:request_id>")
 @login_required
 def withdraw_join_request(request_id: int):
-    return jsonify(request=groups.withdraw_join_request(current_user.id, request_id))
+    return jsonify(request=asking.withdraw_join_request(current_user.id, request_id))

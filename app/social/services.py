@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from blinker import signal
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
@@ -24,6 +25,10 @@ from app.models import (
 from app.paging import keyset_page
 from app.presence_service import visible_to
 
+# Sent with (user id, friend_id=...) when two users become friends, before the commit: the
+# `friend.added` webhook event (app/webhooks/events.py).
+friends_made = signal("parley.friends-made")
+
 PAGE_MAX = 100
 
 
@@ -43,7 +48,9 @@ def is_blocked(blocker_id: int, blocked_id: int) -> bool:
 
 
 def _active_user(user_id: int) -> User:
-    user = db.session.scalar(select(User).where(User.id == user_id, ~ban_clause(User.id)))
+    user = db.session.scalar(
+        select(User).where(User.id == user_id, User.deleted_at.is_(None), ~ban_clause(User.id))
+    )
     if user is None:
         raise not_found("user")
     return user
@@ -61,7 +68,7 @@ def like_pattern(text: str) -> str:
 
 def search_users(viewer_id: int, query: str, after: str | None, limit: int) -> dict:
     """Users whose username or nickname contains `query` (any case), by username; banned
-    users are left out. Paged by the last username seen (`after`)."""
+    and deleted users are left out. Paged by the last username seen (`after`)."""
     pattern = like_pattern(query)
     statement = (
         select(User)
@@ -72,6 +79,7 @@ def search_users(viewer_id: int, query: str, after: str | None, limit: int) -> d
             ),
             ~ban_clause(User.id),
             User.is_bot.is_(False),
+            User.deleted_at.is_(None),
         )
         .order_by(User.username_key)
         .limit(limit + 1)
@@ -166,6 +174,7 @@ def respond_to_request(user_id: int, request_id: int, *, accept: bool) -> dict:
         low, high = _pair(request.from_user_id, request.to_user_id)
         if friendship(low, high) is None:
             db.session.add(Friendship(user_a_id=low, user_b_id=high))
+            friends_made.send(request.from_user_id, friend_id=request.to_user_id)
         db.session.flush()
         _revive_direct(low, high)
         speak_cache.drop_pair(low, high)

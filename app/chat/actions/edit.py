@@ -1,15 +1,20 @@
 """Edit: the sender rewrites their own text message, within EDIT_WINDOW_SECONDS and at most
 MAX_EDITS times. Every version is kept (`message_edits`, version 0 = as sent); the message row
-holds the current one. Devices get `message:edited`, sync the new version; quotes follow."""
+holds the current one. Devices get `message:edited`, sync the new version; quotes follow.
+
+New text passes what a send's does, before the conversation row is locked: the word filter,
+then the company's `message.before_send` hooks (asked with `edit_of`; app/webhooks/before_send.py),
+with no lock or transaction held while they answer."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+from blinker import signal
 from flask import current_app
 from sqlalchemy import select
 
-from app import presenters
+from app import presenters, wordfilter
 from app.chat.access import check_can_speak, send_context
 from app.chat.actions.common import (
     emit_to_members,
@@ -22,6 +27,11 @@ from app.chat.actions.quotes import refresh_quotes, replies_to
 from app.errors import ApiError
 from app.extensions import db
 from app.models import MessageEdit, utcnow
+from app.webhooks import before_send
+
+# Sent with (conversation, message=..., payload=...) when a message is edited, before the commit:
+# the `message.edited` webhook event (app/webhooks/events.py).
+message_edited = signal("parley.message-edited")
 
 MAX_EDITS = 10
 
@@ -30,10 +40,11 @@ def edit(user_id: int, conversation_id: int, seq: int, msg: str, version: int) -
     """Replace the text of the user's message `seq`. `version` is the edit_count the client
     edits: another edit in between answers `edit_conflict`, and a retry of the edit just applied
     (same text, version one behind) answers the message as it is."""
+    # Screened before the row is locked (masked, or refused with `content_blocked`).
+    msg = wordfilter.screen_text("msg", msg)
+    msg = _ask_hooks(user_id, conversation_id, seq, msg)
     _, conversation, message = visible_message(user_id, conversation_id, seq, lock=True)
-    require_not_recalled(message)
-    if message.sender_id != user_id or message.type != "txt":
-        raise ApiError("not_editable", "Only your own text messages can be edited.", 403)
+    _require_editable(message, user_id)
     # New text is said anew: whoever may not send here now (a mute, a block...) may not edit.
     check_can_speak(send_context(user_id, conversation_id))
     count = message.edit_count or 0
@@ -66,9 +77,33 @@ def edit(user_id: int, conversation_id: int, seq: int, msg: str, version: int) -
     restamp(message, conversation=message.seq == conversation.last_seq)
     payload = present(message)
     emit_to_members("message:edited", payload, conversation_id)
+    message_edited.send(conversation, message=message, payload=payload)
     refresh_quotes(message, replies)
     db.session.commit()
     return {"message": payload}
+
+
+def _require_editable(message, user_id: int) -> None:
+    require_not_recalled(message)
+    if message.sender_id != user_id or message.type != "txt":
+        raise ApiError("not_editable", "Only your own text messages can be edited.", 403)
+
+
+def _ask_hooks(user_id: int, conversation_id: int, seq: int, msg: str) -> str:
+    """The new text as the before-send hooks let it through (kept, replaced) or their refusal,
+    asked only for an edit that may be made (no hook hears of a refused one, or of a retry
+    whose text is the current one). Everything is checked again under the lock afterwards:
+    the right to speak included, which may have been lost while the hooks answered."""
+    if not before_send.wanted():
+        return msg
+    _, _, message = visible_message(user_id, conversation_id, seq)
+    _require_editable(message, user_id)
+    if msg == message.body.get("msg"):
+        return msg
+    context = send_context(user_id, conversation_id)
+    check_can_speak(context)
+    body = before_send.check(context, user_id, conversation_id, {"type": "txt", "msg": msg}, edit_of=seq)
+    return body["msg"]
 
 
 def edit_history(user_id: int, conversation_id: int, seq: int) -> dict:

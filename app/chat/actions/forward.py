@@ -17,9 +17,10 @@ from blinker import signal
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import presenters
+from app import presenters, wordfilter
 from app.chat.access import active_member_ids, check_can_speak, require_member, send_context, visible_window
 from app.chat.actions.common import present, require_not_recalled
+from app.chat.schemas import MAX_FORWARD_TITLE
 from app.chat.send import append_message, check_send_rate, replay_of
 from app.errors import ApiError
 from app.extensions import db
@@ -60,6 +61,8 @@ def forward(
     `not_visible`), recalled (409 `already_recalled`) or a system message (400
     `not_forwardable`) or the user sends too fast (429 `rate_limited`); otherwise each target gets
     a result of its own."""
+    # A merged forward's title is the sender's own text: screened like a message's.
+    title = wordfilter.screen_text("title", title, MAX_FORWARD_TITLE)
     copies = _copies(user_id, source_conversation_id, seqs, mode, title)
     db.session.rollback()  # the sources were only read: each target starts a fresh transaction
     # One forward is one action: it counts against the send rate once, for every copy it makes

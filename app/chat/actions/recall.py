@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from blinker import signal
 from flask import current_app
 from sqlalchemy import delete, select
 
@@ -25,6 +26,10 @@ from app.chat.conversations import conversation_summaries
 from app.errors import ApiError
 from app.extensions import db
 from app.models import AuditLog, Conversation, Group, GroupMember, Message, MessageMention, utcnow
+
+# Sent with (conversation, message=..., payload=..., actor_id=...) when a message is recalled,
+# before the commit: the `message.recalled` webhook event (app/webhooks/events.py).
+message_recalled = signal("parley.message-recalled")
 
 RECALLED_AS = ("sender", "group_admin", "admin")
 
@@ -107,6 +112,7 @@ def apply_recall(conversation: Conversation, message: Message, actor_id: int, re
         announce_pins(conversation)
     payload = present(message)
     emit_to_members("message:recalled", payload, conversation.id)
+    message_recalled.send(conversation, message=message, payload=payload, actor_id=actor_id)
     refresh_quotes(message, replies)
     if called:
         # Their unread mention counts dropped: their devices get the summary again.

@@ -8,7 +8,7 @@ import { api } from "./api.js";
 import { batched, h } from "./dom.js";
 import { t } from "./i18n.js";
 import { mentionsMe } from "./mentioned.js";
-import { displayName, emit, on, state, totalUnread } from "./store.js";
+import { conversationName, displayName, emit, on, state, totalUnread } from "./store.js";
 import { preview } from "./views/message.js";
 
 const KEYS = { notify: "parley.notify", sound: "parley.sound", prompt: "parley.notify_prompt" };
@@ -149,7 +149,7 @@ function show(message, summary) {
   const isGroup = summary ? summary.kind === "group" : false;
   // Private previews hide who wrote too, as a push does: "Parley", "New message".
   const previews = state.me.notification_previews !== false;
-  const title = !previews ? "Parley" : isGroup ? summary.name : displayName(message.sender);
+  const title = !previews ? "Parley" : isGroup || summary?.kind === "notice" ? conversationName(summary) : displayName(message.sender);
   const body = previews ? preview(message, isGroup, state.me.id) : t("notify.new_message");
   const options = { body, tag: `conversation-${id}`, renotify: true, icon: appIcon(), data: { conversation_id: id, seq: message.seq } };
   const open = () => {

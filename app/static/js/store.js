@@ -1,6 +1,8 @@
 // The client's state: conversation summaries, messages keyed by (conversation_id, seq), pending
 // sends keyed by client_msg_id, presence, contacts — and a tiny publish/subscribe so views redraw.
 
+import { t } from "./i18n.js";
+
 export const state = {
   me: null,
   cursor: null,
@@ -149,6 +151,14 @@ export function displayName(user) {
   if (!user) return "";
   const friend = state.friends.find((item) => item.user.id === user.id);
   return friend?.remark || user.nickname || user.username;
+}
+
+/** A conversation's title: the peer's name (my remark for them first), the group's, or "Notices"
+ * for the user's read-only notice conversation (kind "notice", which has neither). */
+export function conversationName(summary) {
+  if (!summary) return "";
+  if (summary.kind === "notice") return t("chats.notices");
+  return summary.peer ? displayName(summary.peer) : summary.name;
 }
 
 /** Change fields of a stored message (its reactions); a message not loaded is left alone. */

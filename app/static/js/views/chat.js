@@ -5,7 +5,7 @@ import { api, upload } from "../api.js";
 import { avatar, dayKey, dayLabel, h, icon, toast } from "../dom.js";
 import { emojiPicker } from "../emoji.js";
 import { t } from "../i18n.js";
-import { bucket, displayName, on, putSummary, state } from "../store.js";
+import { bucket, conversationName, displayName, on, putSummary, state } from "../store.js";
 import { deliver, loadHistory, markRead, send, typing } from "../sync.js";
 import { selectionBar } from "./actions.js";
 import { chatMenu, locationSheet } from "./chatsheets.js";
@@ -119,8 +119,8 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
   function drawHeader() {
     const s = summary();
     if (!s) return;
-    title.textContent = s.peer ? displayName(s.peer) : s.name;
-    head.replaceChildren(avatar(s.name, s.avatar_url, { online: s.peer && !s.peer.is_bot ? !!s.online : null, size: "sm" }));
+    title.textContent = conversationName(s);
+    head.replaceChildren(avatar(conversationName(s), s.avatar_url, { online: s.peer && !s.peer.is_bot ? !!s.online : null, size: "sm" }));
     const typers = [...(state.typing.get(conversationId) || new Map())].filter(([, until]) => until > Date.now());
     if (!state.connected) {
       subtitle.textContent = t("conn.offline");
@@ -128,6 +128,9 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
     } else if (typers.length) {
       subtitle.textContent = s.group ? t("chat.typing_named", { name: typers.map(([id]) => memberName(id)).join(", ") }) : t("chat.typing");
       subtitle.className = "sub typing";
+    } else if (s.kind === "notice") {
+      subtitle.textContent = t("chat.notice_sub");
+      subtitle.className = "sub";
     } else if (s.group) {
       subtitle.textContent = t("chat.members", { n: s.group.member_count });
       subtitle.className = "sub";
@@ -139,7 +142,9 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
       subtitle.className = `sub ${s.online ? "online" : ""}`;
     }
     let note = "";
-    if (s.group?.dissolved) note = t("chat.dissolved");
+    // Notices are read-only: nobody writes there (the server refuses with `read_only`).
+    if (s.kind === "notice") note = t("chat.notice_readonly");
+    else if (s.group?.dissolved) note = t("chat.dissolved");
     else if (!s.active) note = t("chat.inactive");
     else if (state.sanction?.active) note = t("chat.muted_note");
     closedNote.textContent = note;

@@ -2,7 +2,7 @@
 // the first load as the user scrolls near the end (or at once while the list does not fill the pane).
 import { avatar, batched, h, icon, shortTime } from "../dom.js";
 import { t } from "../i18n.js";
-import { displayName, on, sortedConversations, state } from "../store.js";
+import { conversationName, on, sortedConversations, state } from "../store.js";
 import { loadMoreConversations } from "../sync.js";
 import { permissionBanner } from "../notify.js";
 import { preview } from "./message.js";
@@ -20,15 +20,15 @@ export function mountChatList(container, currentId) {
   const items = new Map();
 
   function item(summary) {
-    const name = summary.peer ? displayName(summary.peer) : summary.name;
+    const name = conversationName(summary);
     const badge = summary.unread > 0 ? h("span", { class: `badge${summary.muted ? " dot-badge" : ""}`, text: summary.muted ? "" : summary.unread > 99 ? "99+" : String(summary.unread) }) : null;
     return h(
       "li",
-      { class: `conv${summary.pinned ? " pinned" : ""}${summary.id === currentId() ? " current" : ""}`, dataset: { id: summary.id } },
+      { class: `conv${summary.pinned ? " pinned" : ""}${summary.kind === "notice" ? " notice" : ""}${summary.id === currentId() ? " current" : ""}`, dataset: { id: summary.id } },
       h(
         "a",
         { href: `#/chat/${summary.id}`, class: "conv-link" },
-        h("span", { class: "conv-avatar" }, avatar(summary.name, summary.avatar_url, { online: summary.peer && !summary.peer.is_bot ? !!summary.online : null }), badge),
+        h("span", { class: "conv-avatar" }, avatar(name, summary.avatar_url, { online: summary.peer && !summary.peer.is_bot ? !!summary.online : null }), badge),
         h(
           "span",
           { class: "conv-main" },

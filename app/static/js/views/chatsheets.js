@@ -2,7 +2,7 @@
 import { api } from "../api.js";
 import { confirmSheet, h, icon, sheet, toast } from "../dom.js";
 import { t } from "../i18n.js";
-import { displayName, putSummary, state } from "../store.js";
+import { conversationName, putSummary, state } from "../store.js";
 import { send } from "../sync.js";
 
 export async function chatMenu(conversationId) {
@@ -15,7 +15,7 @@ export async function chatMenu(conversationId) {
       toast(error.message);
     }
   };
-  await sheet(s.peer ? displayName(s.peer) : s.name, (body, close) => {
+  await sheet(conversationName(s), (body, close) => {
     const item = (label, action) => h("button", { type: "button", class: "menu-item", text: label, onclick: () => { close(); action(); } });
     body.append(
       h(

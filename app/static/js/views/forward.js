@@ -2,10 +2,10 @@
 import { api } from "../api.js";
 import { avatar, h, sheet, toast } from "../dom.js";
 import { t } from "../i18n.js";
-import { displayName, putMessage, sortedConversations } from "../store.js";
+import { conversationName, putMessage, sortedConversations } from "../store.js";
 
 function chatName(summary) {
-  return summary.peer ? displayName(summary.peer) : summary.name;
+  return conversationName(summary);
 }
 
 function forwardable(message) {
@@ -23,7 +23,7 @@ export async function openForward(sourceId, messages) {
     const chosen = new Set();
     const list = h("ul", { class: "list picker forward-targets" });
     for (const summary of sortedConversations()) {
-      if (!summary.active || summary.group?.dissolved) continue;
+      if (!summary.active || summary.group?.dissolved || summary.kind === "notice") continue;
       const box = h("input", { type: "checkbox", value: String(summary.id), onchange: () => (box.checked ? chosen.add(summary.id) : chosen.delete(summary.id)) });
       list.append(h("li", {}, h("label", { class: "person forward-target", dataset: { id: summary.id } }, box, avatar(chatName(summary), summary.avatar_url, { size: "sm" }), h("span", { class: "person-name", text: chatName(summary) }))));
     }

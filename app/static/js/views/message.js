@@ -196,6 +196,17 @@ export function recalledText(message, meId) {
   return t("msg.recalled");
 }
 
+/** A system notice from the company's backend (up to 2000 characters): a card with its time,
+ * its text as plain text with its line breaks. */
+function noticeCard(message) {
+  return h(
+    "div",
+    { class: "notice-card", dataset: { seq: message.seq } },
+    h("div", { class: "notice-head" }, h("span", { class: "notice-label", text: t("chat.notice_label") }), h("time", { datetime: message.created_at, text: clock(message.created_at) })),
+    h("p", { class: "notice-text", text: message.body.text || "" }),
+  );
+}
+
 /** A one-line preview for the conversation list. */
 export function preview(message, isGroup, meId) {
   if (!message) return "";
@@ -331,6 +342,7 @@ export function messageRow(message, opts = {}) {
   const { mine, showName, status, pending, onRetry, grouped, selecting, selected, onSelect, onMenu, onQuote, readOnly } = opts;
   const meId = opts.meId ?? state.me?.id;
   const onReact = opts.onReact || react;
+  if (message.type === "system" && message.body?.event === "notice" && !message.recalled) return noticeCard(message);
   if (message.type === "system") return h("div", { class: "sys" }, h("span", { text: systemText(message) }));
   if (message.recalled) return recalledRow(message, opts, meId);
   const sender = message.sender || {};

@@ -6,7 +6,7 @@
 import { api, ApiError } from "../api.js";
 import { avatar, h, icon, shortTime } from "../dom.js";
 import { t } from "../i18n.js";
-import { displayName, state } from "../store.js";
+import { conversationName, displayName, state } from "../store.js";
 import { backBar } from "./common.js";
 import { startChat } from "./contacts.js";
 import { preview } from "./message.js";
@@ -49,7 +49,7 @@ function hitRow(hit, inChat) {
   const conversation = hit.conversation || { id: message.conversation_id };
   const summary = state.conversations.get(conversation.id);
   const isGroup = (summary?.kind || conversation.kind) === "group";
-  const name = summary?.peer ? displayName(summary.peer) : summary?.name || conversation.name || "";
+  const name = summary ? conversationName(summary) : conversation.kind === "notice" ? t("chats.notices") : conversation.name || "";
   const sender = message.sender ? displayName(message.sender) : "";
   const href = `#/chat/${conversation.id}/${message.seq}`;
   const snippet = hit.snippet?.text != null ? highlighted(hit.snippet) : [preview(message, false, state.me.id)];
@@ -278,7 +278,7 @@ export function mountSearch(container) {
 /** "Search in chat": one conversation's messages (#/chat/<id>/search). */
 export function chatSearchView(conversationId) {
   const summary = state.conversations.get(conversationId);
-  const name = summary ? (summary.peer ? displayName(summary.peer) : summary.name) : "";
+  const name = conversationName(summary);
   const results = messageResults({ conversationId, inChat: true, onPage: () => paging.check() });
   const box = searchForm(name ? `${t("search.in_chat")}: ${name}` : t("search.in_chat"), (q) => results.run(q));
   const el = h("section", { class: "pane chat-search" }, backBar(t("search.in_chat"), `#/chat/${conversationId}`), box.form, results.el);
