@@ -148,7 +148,7 @@ def send_group_notice(group_id: int, text: str, client_msg_id: str | None = None
     `{"group_id", "conversation_id", "message", "new"}`. A dissolved group is read-only."""
     group = get_group(group_id, lock=True)
     if group.dissolved_at is not None:
-        raise ApiError("group_dissolved", "This group was dissolved; it is read-only.", 403)
+        raise ApiError("group_dissolved", "This group was dissolved; it is read-only.", 409)
     conversation_id = group.conversation_id
     execute = db.session.connection().execute
     if db.engine.dialect.name != "postgresql":

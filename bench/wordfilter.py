@@ -8,7 +8,9 @@ characters and English of 4–10 letters, half each, seeded), then times
   characters), with no list, and with the list (clean texts, the common case; and texts each
   carrying one hit of a mask list, which also pays the masking and the in-memory count);
 - the same with a "dense" list whose Chinese words are made of the messages' own characters
-  (many texts hit: masking and counting included).
+  (many texts hit: masking and counting included);
+- the worst case: a 5,000-character message of one listed one-character word, 5,000 hits, in a
+  mask list (masked and cut) and in a reject list (refused at the first hit).
 Each timing is the median of `--rounds` rounds of CPU time (process_time) per call, in µs (one process, no I/O
 in the timed calls: the generation is checked at most once per WORDFILTER_CACHE_SECONDS, not here).
 """
@@ -16,6 +18,7 @@ in the timed calls: the generation is checked at most once per WORDFILTER_CACHE_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import statistics
 import tempfile
@@ -78,6 +81,14 @@ def per_call_us(function, items: list, rounds: int) -> float:
             function(item)
         results.append((time.process_time() - started) / len(items) * 1e6)
     return round(statistics.median(results), 2)
+
+
+def _refused(body: dict) -> None:
+    from app.errors import ApiError
+    from app.wordfilter import screen_body
+
+    with contextlib.suppress(ApiError):
+        screen_body(body)
 
 
 def measure(words: int, messages: int, rounds: int) -> dict:
@@ -152,6 +163,16 @@ def measure(words: int, messages: int, rounds: int) -> dict:
             sum(matcher.scan(b["msg"]) is not None for b in bodies) / len(bodies), 3
         )
         result["dense_list_us"] = per_call_us(screen_body, bodies, rounds)
+        # The worst case: 5,000 characters each a hit (the list plus "坏"), masked, or refused.
+        db.session.query(WordList).update({"words": f"{joined}\n坏"})
+        db.session.commit()
+        cache.reload()
+        worst = [{"type": "txt", "msg": "坏" * 5000}] * 20
+        result["worst_mask_5000_hits_us"] = per_call_us(screen_body, worst, rounds)
+        db.session.query(WordList).update({"action": "reject"})
+        db.session.commit()
+        cache.reload()
+        result["worst_reject_5000_hits_us"] = per_call_us(_refused, worst, rounds)
         state = app.extensions[cache.KEY]
         if state.flusher is not None:
             state.flusher.kill()

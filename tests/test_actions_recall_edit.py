@@ -543,6 +543,23 @@ def test_who_may_not_send_may_not_edit(app, team, duo):
     assert state(app, direct_id, said["seq"]) == before
 
 
+def test_edits_count_against_the_send_rate_even_when_refused(app, duo, monkeypatch):
+    phone, laptop, bob, _, conversation_id = duo
+    monkeypatch.setitem(app.config, "MESSAGE_RATE_LIMIT", "4 per minute")
+    sent = phone.send(conversation_id, "draft")["message"]  # 1
+    assert edit(phone, conversation_id, sent["seq"], "final", 0).status_code == 200  # 2
+    missing = edit(laptop, conversation_id, sent["seq"] + 9, "x", 0)  # 3: the user's, any device
+    assert (missing.status_code, code_of(missing)) == (404, "not_visible")
+    assert edit(bob, conversation_id, sent["seq"], "x", 1).status_code == 403  # Bob's first
+    assert code_of(edit(phone, conversation_id, sent["seq"] + 9, "x", 1)) == "not_visible"  # 4
+    before = state(app, conversation_id, sent["seq"])
+    limited = edit(phone, conversation_id, sent["seq"], "final!", 1)
+    assert (limited.status_code, code_of(limited)) == (429, "rate_limited")
+    assert limited.headers["Retry-After"]
+    assert state(app, conversation_id, sent["seq"]) == before
+    assert phone.send(conversation_id, "more")["error"]["code"] == "rate_limited"
+
+
 # --- races and live counts --------------------------------------------------------------------
 
 

@@ -308,3 +308,57 @@ def test_the_key_list_sorts_by_each_sortable_column(app, admin, api_key):
         for desc in ("0", "1"):
             response = admin.get(f"/admin/apikeys/?sort={index}&desc={desc}")
             assert response.status_code == 200, (index, desc)
+
+
+def test_a_flood_of_refusals_writes_one_row_a_minute_and_no_last_use(
+    client, app, api_key, alice, monkeypatch
+):
+    from app.server_api import keys
+
+    minute = [1000]
+    monkeypatch.setattr(keys, "_minute", lambda: minute[0])
+    revoked = api_key("users")
+    key_id = key_row(app, revoked).id
+    with app.app_context():
+        keys.revoke_key(key_id)
+        db.session.commit()
+    for _ in range(5):
+        assert ask_token(client, revoked, alice).status_code == 401
+    assert api_requests(app) == [(key_id, 401)]
+    assert key_row(app, revoked).last_used_at is None
+    # The next minute: its first refusal writes a row, and the last minute's count is written.
+    minute[0] += 1
+    for _ in range(2):
+        ask_token(client, revoked, alice)
+    assert api_requests(app) == [(key_id, 401), (key_id, 401)]
+    with app.app_context():
+        counts = [
+            row.details["count"]
+            for row in db.session.scalars(
+                select(AuditLog).where(AuditLog.action == "api_request").order_by(AuditLog.id)
+            )
+        ]
+    assert counts == [5, 1]
+    assert key_row(app, revoked).last_used_at is None
+    # A request let through still writes its own row and the last use, every time.
+    live = api_key("users")
+    for _ in range(2):
+        assert ask_token(client, live, alice).status_code == 201
+    assert [status for _, status in api_requests(app)] == [401, 401, 201, 201]
+    assert key_row(app, live).last_used_at is not None
+
+
+def test_a_throttled_flood_writes_one_row_a_minute(make_app, make_user, monkeypatch):
+    from app.server_api import keys
+
+    monkeypatch.setattr(keys, "_minute", lambda: 7)
+    limited = make_app(API_KEY_RATE_LIMIT="1 per minute")
+    with limited.app_context():
+        _, key = keys.create_key("busy", ["users"])
+        db.session.commit()
+    alice = make_user("alice")
+    client = limited.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    statuses = [ask_token(client, headers, alice).status_code for _ in range(6)]
+    assert statuses == [201] + [429] * 5
+    assert [status for _, status in api_requests(limited)] == [201, 429]

@@ -18,6 +18,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate as validate_spec
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from pydantic import BaseModel
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import User
@@ -254,6 +255,92 @@ def test_each_json_body_route_refuses_exactly_what_its_documented_schema_require
         checked.append((path, method))
     assert len(checked) >= 40, checked
     assert any(path.startswith("/api/server/v1/") for path, _ in checked)
+
+
+def success_statuses(op: dict) -> set[int]:
+    return {int(status) for status in op["responses"] if status.startswith("2")}
+
+
+def test_valid_server_api_calls_answer_the_documented_success_status(spec, world):
+    """Every server API route documented to create (201), and the writes whose body may be left
+    out, called validly: the status is one the document gives (a route whose status reaches the
+    answer through a helper, `_user_answer(user, 201)`, must still be documented 201), and a
+    body the route does without is documented as not required."""
+    client, headers, values = world
+    http = client.application.test_client()
+    with http.application.app_context():
+        alice = db.session.scalar(select(User.id).where(User.username == "alice"))
+    calls = [
+        ("post", "/api/server/v1/users", {"external_id": "probe-new"}),
+        ("post", "/api/server/v1/users/import", {"users": [{"external_id": "probe-import"}]}),
+        ("post", "/api/server/v1/users/{user_id}/sign-in-tokens", {}),
+        ("post", "/api/server/v1/groups", {"owner_id": alice, "name": "Probe group"}),
+        (
+            "post",
+            "/api/server/v1/messages",
+            {
+                "from_user_id": alice,
+                "to_user_id": values["user_id"],
+                "client_msg_id": "openapi-status-1",
+                "body": {"type": "txt", "msg": "hi"},
+            },
+        ),
+        ("post", "/api/server/v1/notices", {"text": "hello", "user_ids": [values["user_id"]]}),
+        ("post", "/api/server/v1/users/{user_id}/ban", {}),
+        ("delete", "/api/server/v1/users/{user_id}/ban", None),
+        ("post", "/api/server/v1/users/{user_id}/mute", {}),
+        ("delete", "/api/server/v1/users/{user_id}/mute", None),
+    ]
+    ops = operations(spec)
+    created = {
+        key for key, op in ops.items() if key[0].startswith("/api/server/") and 201 in success_statuses(op)
+    }
+    assert created <= {(path, method) for method, path, _ in calls}, "probe every create route here"
+    for method, path, body in calls:
+        op = ops[(path, method)]
+        url = path.format(**values)
+        response = http.open(url, method=method.upper(), headers=headers, json=body)
+        where = f"{method.upper()} {path}"
+        assert 200 <= response.status_code < 300, f"{where}: {response.status_code} {response.get_json()}"
+        documented = success_statuses(op)
+        assert response.status_code in documented, (
+            f"{where} answered {response.status_code}, documented {documented}"
+        )
+        if 201 in documented:
+            assert response.status_code == 201, where  # a first, valid call creates
+        if body is None:
+            assert op["requestBody"]["required"] is False, f"{where} works without a body"
+    assert ops[("/api/server/v1/users", "post")]["requestBody"]["required"] is True
+
+
+def test_the_generator_follows_statuses_into_the_views_helpers():
+    from app.openapi.introspect import inspect_view
+
+    assert inspect_view(_created_through_helper).statuses == {201}
+    assert inspect_view(_default_through_helper).statuses == {200}
+    assert inspect_view(_optional_body).body_optional is True
+    assert inspect_view(_required_body).body_optional is False
+
+
+def _answer(value, status: int = 200):
+    return {"value": value}, status
+
+
+def _created_through_helper():
+    return _answer(1, 201)
+
+
+def _default_through_helper():
+    return _answer(1)
+
+
+def _optional_body():
+    data = parse_json(ProbeIn) if request.content_length else ProbeIn(name="x")
+    return {"value": data.name}
+
+
+def _required_body():
+    return {"value": parse_json(ProbeIn).name}
 
 
 # --- the details ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import gevent
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects import postgresql
@@ -508,3 +509,123 @@ def test_scopes(app, client, pair, api_key):
     )
     assert client.get(f"{API}/conversations/{conversation_id}/messages").status_code == 401
     assert _count(app, Message) == 0
+
+
+# --- second review: what a key may read, refused first sends, codes ---------------------------
+
+
+def test_a_read_key_cannot_read_an_administrators_or_the_robots_conversations(
+    app, client, make_user, befriend, login, api_key
+):
+    from app.chat.conversations import open_direct
+
+    admin, alice = make_user("boss", is_admin=True), make_user("alice")
+    robot = make_user("robot", is_bot=True)
+    befriend(admin, alice)
+    with app.app_context():
+        conversation_id = open_direct(admin, alice)[0]["id"]
+        robot_chat = open_direct(robot, alice)[0]["id"]
+    login("boss").post(
+        f"/api/v1/conversations/{conversation_id}/messages",
+        json={"client_msg_id": new_client_msg_id(), "body": {"type": "txt", "msg": "private"}},
+    )
+    headers = api_key("read")
+    for user_id in (admin, robot):
+        listing = client.get(f"{API}/users/{user_id}/conversations", headers=headers)
+        assert (listing.status_code, listing.get_json()["error"]["code"]) == (409, "protected_account")
+    history = client.get(f"{API}/conversations/{conversation_id}/messages", headers=headers)
+    assert (history.status_code, history.get_json()["error"]["code"]) == (409, "protected_account")
+    assert "private" not in history.get_data(as_text=True)
+    # The other member's own list and a chat with the robot stay readable.
+    assert client.get(f"{API}/users/{alice}/conversations", headers=headers).status_code == 200
+    assert client.get(f"{API}/conversations/{robot_chat}/messages", headers=headers).status_code == 200
+
+
+def _direct_conversations(app, a: int, b: int) -> int:
+    low, high = sorted((a, b))
+    return _count(app, Conversation, Conversation.direct_key == f"{low}:{high}")
+
+
+def test_a_refused_first_send_leaves_no_conversation_and_announces_none(
+    app, client, make_user, login, api_key
+):
+    """A message to the robot needs no friendship, so its first one opens the conversation."""
+    from app.webhooks import manage
+    from app.wordfilter import services as words
+    from tests.fake_integrator import FakeIntegrator
+
+    alice, root = make_user("alice"), make_user("root", is_admin=True)
+    robot = make_user("robot", is_bot=True)
+    with app.app_context():
+        words.create_list(root, "blocked", "reject", True, "badword")
+    device = connect(app, login("alice"))
+    device.received()
+    headers = api_key("messages")
+    blocked = _send(
+        client, headers, from_user_id=alice, to_user_id=robot, body={"type": "txt", "msg": "badword"}
+    )
+    assert (blocked.status_code, blocked.get_json()["error"]["code"]) == (400, "content_blocked")
+    bad_reply = _send(client, headers, from_user_id=alice, to_user_id=robot, reply_to=1)
+    assert bad_reply.status_code in (400, 404), bad_reply.get_json()
+    assert _direct_conversations(app, alice, robot) == 0
+
+    fake = FakeIntegrator().start()
+    try:
+        with app.app_context():
+            manage.create_hook(None, "policy", fake.url, ["message.before_send"], secret=fake.secret)
+        fake.decision = {"action": "reject"}
+        rejected = _send(client, headers, from_user_id=alice, to_user_id=robot)
+        assert (rejected.status_code, rejected.get_json()["error"]["code"]) == (403, "rejected_by_policy")
+        assert _direct_conversations(app, alice, robot) == 0
+        assert _count(app, Message) == 0
+        assert device.received() == []  # no conversation:new, nothing at all
+        # Allowed: the conversation and the message come together, the conversation first.
+        fake.decision = {"action": "allow"}
+        sent = _send(client, headers, from_user_id=alice, to_user_id=robot)
+        assert sent.status_code == 201, sent.get_json()
+        check = fake.events("message.before_send")[-1]
+        assert check.payload["data"]["conversation"] == {"id": None, "kind": "direct"}
+    finally:
+        fake.stop()
+    assert _direct_conversations(app, alice, robot) == 1
+    conversation_id = sent.get_json()["message"]["conversation_id"]
+    events = [(event["name"], event["args"][0]) for event in device.socket.get_received()]
+    assert [name for name, _ in events] == ["conversation:new", "message:new"]
+    assert events[0][1]["id"] == conversation_id
+    assert _count(app, Message, Message.conversation_id == conversation_id, Message.sender_id == alice) == 1
+    # A resend is the stored message; a second message goes into the same conversation.
+    again = _send(
+        client,
+        headers,
+        from_user_id=alice,
+        to_user_id=robot,
+        client_msg_id=sent.get_json()["message"]["client_msg_id"],
+    )
+    assert again.status_code == 200 and again.get_json()["duplicate"] is True
+    assert _send(client, headers, from_user_id=alice, to_user_id=robot).status_code == 201
+    assert _direct_conversations(app, alice, robot) == 1
+    # The robot answers both in the background: let it finish here, not in the next test.
+    deadline = time.monotonic() + 10
+    while _count(app, Message, Message.sender_id == robot) < 2:
+        assert time.monotonic() < deadline, "the robot did not answer"
+        gevent.sleep(0.02)
+
+
+def test_a_banned_sender_is_account_banned_and_a_dissolved_group_notice_is_409(
+    app, client, make_user, befriend, api_key
+):
+    from app.groups.services import dissolve
+    from app.moderation.services import ban_user
+
+    alice, bob, root = make_user("alice"), make_user("bob"), make_user("root", is_admin=True)
+    befriend(alice, bob)
+    with app.app_context():
+        ban_user(root, alice, "spam")
+        group = create_group(bob, "Team", [])
+        group_id = group.id
+        dissolve(bob, group_id)
+    headers = api_key("messages")
+    banned = _send(client, headers, from_user_id=alice, to_user_id=bob)
+    assert (banned.status_code, banned.get_json()["error"]["code"]) == (403, "account_banned")
+    notice = client.post(f"{API}/notices", json={"text": "x", "group_id": group_id}, headers=headers)
+    assert (notice.status_code, notice.get_json()["error"]["code"]) == (409, "group_dissolved")

@@ -658,3 +658,43 @@ def test_a_registered_deleted_name_is_not_taken_over(app, client, key, make_user
     with app.app_context():
         assert db.session.get(User, holder).username == f"deleted-{target}"
         assert db.session.get(User, target).username.startswith(f"deleted-{target}-")
+
+
+# --- second review ------------------------------------------------------------------------------
+
+
+def test_the_robot_cannot_be_banned_or_muted(app, client, api_key, make_user):
+    robot = make_user("robot", is_bot=True)
+    headers = api_key("moderation")
+    for action in ("ban", "mute"):
+        response = client.post(f"{BASE}/users/{robot}/{action}", json={}, headers=headers)
+        assert (response.status_code, code_of(response)) == (409, "cannot_sanction_robot")
+    with app.app_context():
+        sanctions = select(func.count()).select_from(AuditLog).where(AuditLog.action.in_(["ban", "mute"]))
+        assert db.session.scalar(sanctions) == 0
+
+
+def test_deleting_reports_the_groups_left_under_the_external_id(app, client, key, make_user, befriend):
+    from app.groups import services as groups
+    from tests.fake_integrator import FakeIntegrator
+    from tests.test_webhooks import add_hook, rows
+
+    owner, member = make_user("owner"), make_user("member")
+    befriend(owner, member)
+    with app.app_context():
+        db.session.get(User, member).external_id = "crm-member"
+        db.session.commit()
+        group_id = groups.create_group(owner, "Team", [member]).id
+    fake = FakeIntegrator().start()
+    try:
+        add_hook(app, fake, ["group.member_left"])
+        assert client.delete(f"{BASE}/users/{member}", headers=key).status_code == 204
+    finally:
+        fake.stop()
+    (row,) = rows(app, event="group.member_left")
+    data = row.payload["data"]
+    assert data["group"]["id"] == group_id
+    assert data["user"]["id"] == member and data["user"]["external_id"] == "crm-member"
+    assert data["user"]["nickname"] == "Deleted user"  # the person's name is gone already
+    with app.app_context():
+        assert db.session.get(User, member).external_id is None

@@ -10,9 +10,10 @@ import time
 from contextlib import ExitStack
 from datetime import timedelta
 
+import gevent
 import pytest
 import requests
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from app.chat.access import send_context
 from app.chat.conversations import open_direct
@@ -179,6 +180,112 @@ def test_a_hook_changed_here_is_seen_at_once(app, integrator, make_user):
         manage.update_hook(None, hook_id, events=["user.registered"])
     make_user("gina")
     assert len(rows(app)) == 1
+
+
+@pytest.fixture
+def hook_reads(app):
+    """Counts the reads of the hook list; each read yields while it runs, as a read on a busy
+    database does, so greenlets calling at the same moment overlap."""
+    reads = []
+
+    def spy(conn, cursor, statement, parameters, context, executemany):
+        if "WHERE webhooks.enabled" in statement:  # registry._LOAD
+            reads.append(statement)
+            gevent.sleep(0.05)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", spy)
+    yield reads
+    event.remove(engine, "before_cursor_execute", spy)
+
+
+def hooks_seen_together(app, callers: int = 20) -> list[tuple]:
+    def one():
+        with app.app_context():
+            return tuple(hook.id for hook in registry.enabled_hooks())
+
+    jobs = [gevent.spawn(one) for _ in range(callers)]
+    gevent.joinall(jobs, raise_error=True)
+    return [job.value for job in jobs]
+
+
+def test_an_expired_hook_list_is_read_once_while_the_others_use_the_old_one(
+    app, integrator, hook_reads, monkeypatch
+):
+    monkeypatch.setitem(app.config, "WEBHOOK_CACHE_SECONDS", 5)
+    hook_id = add_hook(app, integrator, ["user.registered"])
+    with app.app_context():
+        registry.enabled_hooks()
+    monkeypatch.setattr(registry, "_cache", (time.monotonic() - 60, ()))  # expired, and out of date
+    hook_reads.clear()
+    seen = hooks_seen_together(app)
+    assert len(hook_reads) == 1
+    assert seen[0] == (hook_id,) and set(seen[1:]) == {()}  # the reader gets the new list
+    assert hooks_seen_together(app) == [(hook_id,)] * 20 and len(hook_reads) == 1  # kept
+
+
+def test_with_no_list_in_memory_one_caller_reads_it_and_the_others_wait_for_it(
+    app, integrator, hook_reads, monkeypatch
+):
+    monkeypatch.setitem(app.config, "WEBHOOK_CACHE_SECONDS", 5)
+    hook_id = add_hook(app, integrator, ["user.registered"])  # drops the copy
+    hook_reads.clear()
+    assert hooks_seen_together(app) == [(hook_id,)] * 20
+    assert len(hook_reads) == 1
+
+
+def test_a_read_that_began_before_a_change_here_is_not_kept(app, integrator, hook_reads, monkeypatch):
+    monkeypatch.setitem(app.config, "WEBHOOK_CACHE_SECONDS", 5)
+    hook_id = add_hook(app, integrator, ["user.registered"])
+    monkeypatch.setattr(registry, "_cache", (time.monotonic() - 60, ()))
+    hook_reads.clear()
+
+    def read():
+        with app.app_context():
+            return registry.enabled_hooks()
+
+    with app.app_context():
+        reader = gevent.spawn(read)
+        gevent.sleep(0.01)  # the reader is reading
+        assert len(hook_reads) == 1
+        manage.update_hook(None, hook_id, events=["friend.added"])
+        reader.join()
+        assert [hook.events for hook in registry.enabled_hooks()] == [frozenset({"friend.added"})]
+    assert len(hook_reads) == 2
+
+
+def test_a_recalled_notice_is_an_event_without_a_sender_as_documented(
+    app, client, integrator, make_user, api_key
+):
+    add_hook(app, integrator, ["message.recalled"])
+    user_id = make_user("nora")
+    headers = api_key("messages")
+    sent = client.post(
+        "/api/server/v1/notices", json={"text": "Tonight", "user_ids": [user_id]}, headers=headers
+    )
+    (notice,) = sent.get_json()["notices"]
+    seq = notice["message"]["seq"]
+    url = f"/api/server/v1/conversations/{notice['conversation_id']}/messages/{seq}/recall"
+    assert client.post(url, json={}, headers=headers).status_code == 200
+    (row,) = rows(app)
+    data = row.payload["data"]
+    assert (data["sender"], data["actor"]) == (None, None)
+    assert data["conversation"] == {"id": notice["conversation_id"], "kind": "notice"}
+    message = data["message"]
+    assert (message["sender"], message["type"], message["recalled"], message["seq"]) == (
+        None,
+        "system",
+        True,
+        seq,
+    )
+    assert message["body"] == {
+        "type": "system",
+        "recalled": True,
+        "by": "admin",
+        "by_id": None,
+        "text": "Removed by an administrator",
+    }
 
 
 # --- the send path stays cheap --------------------------------------------------------------
@@ -478,6 +585,44 @@ def test_the_console_lists_deliveries_and_retries_a_failed_one(app, admin, integ
     assert deliver.deliver_due(app) == 1
     with app.app_context():
         assert db.session.scalar(select(func.count()).where(AuditLog.action == "webhook_retry")) == 1
+
+
+def test_retry_now_is_refused_while_a_worker_is_sending_the_row(app, admin, integrator, make_user):
+    hook_id = add_hook(app, integrator, ["user.registered"])
+    make_user("pete")
+    (sending,) = deliver.claim(app, 10)  # a worker is sending it
+    page = admin.get("/admin/webhookdelivery/")
+    refused = admin.post(
+        f"/admin/webhookdelivery/{sending.id}/retry",
+        data={"csrf_token": csrf_of(page)},
+        follow_redirects=True,
+    )
+    assert "delivery_in_progress" in refused.get_data(as_text=True)
+    (row,) = rows(app)
+    assert (row.status, row.lease_until) == ("pending", sending.lease_until)  # the claim stands
+    assert deliver.claim(app, 10) == []  # no second worker takes it
+    hook = deliver._hooks_of(app, {hook_id})[hook_id]
+    assert deliver.deliver_one(app, hook, sending) is True
+    make_due(app)
+    assert deliver.deliver_due(app) == 0 and len(integrator.events("user.registered")) == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(AuditLog.action == "webhook_retry")) == 0
+        with pytest.raises(ApiError) as delivered:
+            manage.retry_delivery(None, sending.id)
+        assert delivered.value.code == "already_delivered"
+
+
+def test_retry_now_takes_over_a_row_whose_lease_ran_out(app, integrator, make_user):
+    add_hook(app, integrator, ["user.registered"])
+    make_user("rosa")
+    (stalled,) = deliver.claim(app, 10)  # its process died mid-delivery
+    with app.app_context():
+        db.session.execute(update(WebhookDelivery).values(lease_until=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+        manage.retry_delivery(None, stalled.id)
+    (row,) = rows(app)
+    assert (row.status, row.lease_until) == ("pending", None)
+    assert deliver.deliver_due(app) == 1
 
 
 # --- live servers: the real worker ----------------------------------------------------------

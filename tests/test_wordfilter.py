@@ -136,6 +136,41 @@ def test_zero_width_characters_inside_a_word_do_not_hide_it():
     assert scan(rules, "\u200b\u200b") is None
 
 
+def test_masks_line_up_on_mixed_text_of_one_to_four_byte_characters():
+    rules = {"mask": "bad\n坏\n😀\nçà"}
+    text = "İ bad é坏😀x 😀😀 ça çà, ｂａｄ\u200b坏 ok bad"
+    assert scan(rules, text).masked == "İ *** é***x *** ça ***, *** ok ***"
+    assert scan(rules, "坏" * 7).masked == "***"
+    assert scan(rules, "坏 " * 3 + "𝔸bad bad").masked == "*** *** *** 𝔸*** ***"
+
+
+def test_a_scan_decodes_each_byte_once_however_many_hits(monkeypatch):
+    from app.wordfilter import matcher
+
+    decoded = []
+    counted = matcher.char_count
+    monkeypatch.setattr(matcher, "char_count", lambda piece: decoded.append(len(piece)) or counted(piece))
+    text = "坏" * 5000
+    verdict = scan({"mask": "坏"}, text)
+    assert verdict.masked == "***" and verdict.hits == {0: 5000}
+    # One pass over the text's 15,000 bytes, not a decode from the start for each hit.
+    assert sum(decoded) == len(text.encode()) and len(decoded) == 5000
+    decoded.clear()
+    verdict = scan({"mask": "ok\n坏"}, "ok " + "好坏 " * 2000 + "ok")
+    assert verdict.hits == {0: 2002} and sum(decoded) <= len(("ok " + "好坏 " * 2000 + "ok").encode())
+
+
+def test_a_scan_stops_at_the_first_reject_hit(monkeypatch):
+    from app.wordfilter import matcher
+
+    decoded = []
+    counted = matcher.char_count
+    monkeypatch.setattr(matcher, "char_count", lambda piece: decoded.append(len(piece)) or counted(piece))
+    verdict = scan({"mask": "好", "reject": "坏"}, "好好坏" + "坏" * 4997)
+    assert verdict.rejected and verdict.hits == {1: 1}
+    assert decoded == [3, 3, 3]  # the two mask hits and the first reject hit: nothing after
+
+
 def test_empty_lists_build_no_automaton():
     assert not Matcher([(1, "mask", "\n  \n*\n")])
     assert Matcher([]).scan("anything") is None
@@ -201,6 +236,39 @@ def test_an_edit_is_screened(app, pair, lists):
     # The same edit again (a retry) is recognised as applied, masked as it is.
     again = alice.http.patch(url, json={"msg": "oh heck", "version": 0})
     assert again.status_code == 200 and again.get_json()["message"]["edit_count"] == 1
+
+
+def test_an_edit_of_a_message_one_may_not_edit_is_not_screened(app, pair, lists, monkeypatch):
+    alice, _, bob, conversation_id = pair
+    seq = alice.send(conversation_id, "first")["message"]["seq"]
+    lists(reject="badword", mask="heck")
+    screened = []
+    monkeypatch.setattr(cache, "count", lambda counts: screened.append(counts))
+    url = f"/api/v1/conversations/{conversation_id}"
+    cases = [
+        (bob, f"{url}/messages/{seq}", 403, "not_editable"),  # someone else's
+        (alice, f"{url}/messages/{seq + 5}", 404, "not_visible"),  # none such
+        (alice, f"/api/v1/conversations/{conversation_id + 99}/messages/1", 404, "not_found"),
+    ]
+    for device, where, status, code in cases:
+        for text in ("a badword", "oh heck"):
+            answer = device.http.patch(where, json={"msg": text, "version": 0})
+            assert (answer.status_code, answer.get_json()["error"]["code"]) == (status, code)
+    assert screened == []  # no scan found anything, no hit counted
+    assert messages(app) == [{"type": "txt", "msg": "first"}]
+    assert hits(app) == {"blocked": 0, "masked": 0}
+
+
+def test_a_masked_edit_is_cut_to_a_messages_size(app, pair, lists):
+    alice, _, _, conversation_id = pair
+    seq = alice.send(conversation_id, "first")["message"]["seq"]
+    lists(mask="坏")
+    url = f"/api/v1/conversations/{conversation_id}/messages/{seq}"
+    answer = alice.http.patch(url, json={"msg": "坏 " * 2500, "version": 0})  # 5000 characters
+    assert answer.status_code == 200
+    text = answer.get_json()["message"]["body"]["msg"]
+    assert len(text) == MAX_TEXT and text.startswith("*** *** ")
+    assert [len(body["msg"]) for body in messages(app)] == [MAX_TEXT]
 
 
 def test_a_merged_forward_title_is_screened(app, pair, lists):
@@ -289,6 +357,18 @@ def test_group_name_intro_and_announcement_are_screened(app, make_user, login, b
     with app.app_context():
         row = db.session.get(Group, group["id"])
         assert (row.announcement, row.intro) == ("no ***", "for ***")
+
+
+def test_a_masked_announcement_is_cut_to_its_size(app, make_user, login, lists):
+    make_user("owner")
+    owner = login("owner")
+    lists(mask="坏")
+    group = owner.post("/api/v1/groups", json={"name": "Team", "member_ids": []}).get_json()["group"]
+    changed = owner.patch(f"/api/v1/groups/{group['id']}", json={"announcement": "坏 " * 2500})
+    assert changed.status_code == 200
+    with app.app_context():
+        announcement = db.session.get(Group, group["id"]).announcement
+        assert len(announcement) == 5000 and announcement.startswith("*** *** ")
 
 
 def test_the_group_service_screens_a_name_made_without_a_route(app, make_user, lists):

@@ -9,8 +9,10 @@ account cannot sign in again by any way (`auth.services.start_device_session` an
 refuse it). Its friendships, blocks (both ways) and pending friend and join requests are
 removed; the notes of its answered friend and join requests are blanked (the rows stay: they
 are the other side's and the groups' history). It leaves its groups through the groups
-services: an owner hands a group to its longest-standing admin (else member) first, or
-dissolves it when alone. The files it uploaded
+services after its nickname is replaced but before the rest is anonymised (the
+`group.member_left` webhook events keep the external id the company knows the person by):
+an owner hands a group to its longest-standing admin (else member) first, or dissolves it when
+alone. The files it uploaded
 are removed: messages that carried them keep their place and show a missing file
 (`/media/<id>` answers 404); an avatar a group still uses stays with the group.
 
@@ -76,6 +78,14 @@ def delete_user(user_id: int) -> User:
             "Administrators and the robot cannot be deleted (remove the role first).",
             409,
         )
+    # Groups first, while the account still carries its external id: the company matches the
+    # `group.member_left` webhook events by it. The nickname goes before, so the groups' system
+    # messages say "Deleted user left the group". Left again after anonymising, for a group
+    # joined meanwhile (the account's sockets are dropped only then).
+    if user.nickname != DELETED_NICKNAME:
+        user.nickname = DELETED_NICKNAME
+        db.session.commit()
+    _leave_groups(user_id)
     _anonymise(user)
     _leave_groups(user_id)
     _remove_uploads(user_id)

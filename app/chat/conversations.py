@@ -42,8 +42,10 @@ _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 _CURSOR_KEY = re.compile(r"([01])\.(-?[0-9]{1,18})\.([0-9]{1,10})")
 
 
-def open_direct(user_id: int, peer_id: int) -> tuple[dict, bool]:
-    """The direct conversation between two users, created (and announced) if it is new."""
+def open_direct(user_id: int, peer_id: int, *, commit: bool = True) -> tuple[dict, bool]:
+    """The direct conversation between two users, created (and announced) if it is new.
+    `commit=False`: a new one is left in the transaction, announced only if the caller commits
+    (the server API sends a first message in the same transaction: a refusal leaves nothing)."""
     if peer_id == user_id:
         raise ApiError("invalid_peer", "You cannot open a conversation with yourself.", 400)
     peer = db.session.get(User, peer_id)
@@ -71,7 +73,8 @@ def open_direct(user_id: int, peer_id: int) -> tuple[dict, bool]:
             created = True
             add_members(conversation.id, [user_id, peer_id])
             stamp_members(conversation.id, [user_id, peer_id])
-            db.session.commit()
+            if commit:
+                db.session.commit()
     summary = conversation_summaries([user_id], conversation_ids=[conversation.id])[0]
     return summary, created
 

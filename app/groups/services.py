@@ -226,7 +226,7 @@ EDITABLE = (
 )
 # The texts a group shows, screened by the word filter (app/wordfilter), and their column sizes.
 SCREENED = ("name", "intro", "announcement")
-SCREENED_LIMITS = {"name": 64, "intro": 500}
+SCREENED_LIMITS = {"name": 64, "intro": 500, "announcement": 5000}
 
 
 def update_group(actor_id: int | None, group_id: int, changes: dict, *, by_server: bool = False) -> dict:

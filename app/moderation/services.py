@@ -96,6 +96,8 @@ def _sanction(
         raise ApiError("cannot_sanction_self", "You cannot do that to your own account.", 400)
     if user.is_admin:
         raise ApiError("cannot_sanction_admin", "Remove the admin role first.", 409)
+    if user.is_bot:  # the robot speaks for the service; a ban or mute of it means nothing
+        raise ApiError("cannot_sanction_robot", "The robot cannot be banned or muted.", 409)
     if expires_at is not None and expires_at <= utcnow():
         raise ApiError(
             "invalid_input", "Some fields are invalid.", 400, {"expires_at": "must be in the future"}

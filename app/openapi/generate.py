@@ -133,7 +133,7 @@ def _request_body(endpoint: str, facts: ViewFacts, refs: dict, problems: list[st
         return None
     options = [refs[(model, "validation")] for model in facts.body_models]
     schema = options[0] if len(options) == 1 else {"oneOf": options}
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
+    return {"required": not facts.body_optional, "content": {"application/json": {"schema": schema}}}
 
 
 def _query_parameters(facts: ViewFacts, model_schemas: dict) -> list[dict]:

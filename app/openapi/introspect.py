@@ -53,6 +53,8 @@ class ViewFacts:
     form_fields: set[str] = field(default_factory=set)
     file_fields: set[str] = field(default_factory=set)
     statuses: set[int] = field(default_factory=set)
+    # The JSON body may be left out: parse_json sits in one branch of `a if b else c`.
+    body_optional: bool = False
     login_required: bool = False
     scopes: tuple[str, ...] | None = None
     problems: list[str] = field(default_factory=list)
@@ -86,7 +88,7 @@ def inspect_view(view) -> ViewFacts:
     if node is None:
         return facts
     _Reader(facts, target, {}, depth=0).read(node)
-    facts.statuses = _statuses(node, target.__globals__)
+    facts.statuses = _statuses(node, target.__globals__, {}, target.__module__, 0)
     return facts
 
 
@@ -153,6 +155,7 @@ class _Reader:
         self.depth = depth
         self.where = function.__qualname__
         self.handled: set[int] = set()  # ids of nodes read as part of a recognised call
+        self.conditional: set[int] = set()  # ids of calls that are a branch of `a if b else c`
 
     def problem(self, node: ast.AST, text: str) -> None:
         self.facts.problems.append(f"{self.function.__module__}.{self.where} line {node.lineno}: {text}")
@@ -163,6 +166,9 @@ class _Reader:
     def read(self, function: ast.FunctionDef) -> None:
         """Read the body (not the decorators: they run at import, not per request)."""
         nodes = [child for statement in function.body for child in ast.walk(statement)]
+        for child in nodes:
+            if isinstance(child, ast.IfExp):
+                self.conditional.update(id(branch) for branch in (child.body, child.orelse))
         for child in nodes:  # outer calls come first: validate(M, {...request.args...}) claims its reads
             if isinstance(child, ast.Call) and id(child) not in self.handled:
                 self.call(child)
@@ -200,6 +206,8 @@ class _Reader:
         target = self.value(func)
         if target is validation.parse_json:
             self.model_call(call, body=True)
+            if id(call) in self.conditional:  # `parse_json(M) if request.content_length else M()`
+                self.facts.body_optional = True
         elif target is validation.validate:
             # validate(M, <from request.args>) checks the query string, validate(M, <the JSON
             # body>) the body; validate(M, row) on part of a body parse_json already read is an
@@ -294,9 +302,11 @@ class _Reader:
         _Reader(self.facts, target, bindings, self.depth + 1).read(node)
 
 
-def _statuses(node: ast.FunctionDef, namespace: dict) -> set[int]:
+def _statuses(node: ast.FunctionDef, namespace: dict, bindings: dict, module: str, depth: int) -> set[int]:
     """The success statuses the view returns: `return body, 201`, `..., 201 if created else 200`,
-    `return "", 204`; 200 otherwise."""
+    `return "", 204`, and what a helper of the view's module returns
+    (`return _user_answer(user, 201)`, its parameters bound to the call's constant arguments and
+    their defaults); 200 otherwise."""
     statuses: set[int] = set()
     for child in ast.walk(node):
         if not isinstance(child, ast.Return) or child.value is None:
@@ -306,8 +316,37 @@ def _statuses(node: ast.FunctionDef, namespace: dict) -> set[int]:
             status = value.elts[1]
             options = [status.body, status.orelse] if isinstance(status, ast.IfExp) else [status]
             for option in options:
-                code = evaluate(option, namespace, {})
+                code = evaluate(option, namespace, bindings)
                 statuses.add(code if isinstance(code, int) else 200)
+        elif isinstance(value, ast.Call) and depth < MAX_DEPTH:
+            helper = evaluate(value.func, namespace, bindings)
+            if isinstance(helper, FunctionType) and helper.__module__ == module:
+                statuses |= _helper_statuses(value, helper, namespace, bindings, module, depth)
+            else:
+                statuses.add(200)
         else:
             statuses.add(200)
     return statuses or {200}
+
+
+def _helper_statuses(
+    call: ast.Call, helper: FunctionType, namespace: dict, bindings: dict, module: str, depth: int
+) -> set[int]:
+    try:
+        node = ast.parse(textwrap.dedent(inspect.getsource(helper))).body[0]
+    except (OSError, TypeError, IndexError):
+        return {200}
+    if not isinstance(node, ast.FunctionDef):
+        return {200}
+    inner = {
+        name: parameter.default
+        for name, parameter in inspect.signature(helper).parameters.items()
+        if parameter.default is not inspect.Parameter.empty
+    }
+    names = [argument.arg for argument in node.args.posonlyargs + node.args.args]
+    for name, argument in zip(names, call.args, strict=False):
+        inner[name] = evaluate(argument, namespace, bindings)
+    for keyword in call.keywords:
+        if keyword.arg is not None:
+            inner[keyword.arg] = evaluate(keyword.value, namespace, bindings)
+    return _statuses(node, helper.__globals__, inner, module, depth + 1)

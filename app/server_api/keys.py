@@ -5,8 +5,14 @@ its `prefix`, which names it in the console and the audit log. A request carries
 `Authorization: Bearer <key>`. It is refused with `unauthenticated` (401) when missing, unknown,
 revoked or expired, `forbidden` (403) from an address outside its allow-list or without a scope
 the route needs, `rate_limited` (429, `Retry-After`) past `API_KEY_RATE_LIMIT`. Every request
-made with a known key — refused or not — writes an audit row (action `api_request`) and the
-key's last use.
+made with a known key — refused or not — is audited (action `api_request`). A request the key
+check let through writes its own row and the key's last use. A request the key check refused
+(revoked, expired, allow-list, scope, rate) does not touch the key's last use, and its rows are
+bounded, so a flood with a revoked or throttled key cannot write without end: per key and status,
+the first refusal of each minute writes a row (`details.count` 1) and the later ones of that
+minute only count in memory; the count is written into that row (one UPDATE) by the first
+audited request after the minute ends. A process that stops loses at most its last minute's
+count, never the row.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import functools
 import hashlib
 import ipaddress
 import secrets
+import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app, g, request
@@ -161,6 +169,16 @@ def authenticate(scopes: tuple[str, ...]) -> ApiKey:
     if key is None:
         raise ApiError("unauthenticated", "Unknown API key.", 401)
     g.api_key_id = key.id
+    try:
+        _check(key, scopes)
+    except ApiError:
+        g.api_key_refused = key.prefix  # names its refusal windows (random, unlike a reused id)
+        raise
+    g.api_key = key
+    return key
+
+
+def _check(key: ApiKey, scopes: tuple[str, ...]) -> None:
     now = utcnow()
     if key.revoked_at is not None:
         raise ApiError("unauthenticated", "This API key was revoked.", 401)
@@ -173,8 +191,6 @@ def authenticate(scopes: tuple[str, ...]) -> ApiKey:
         raise ApiError("forbidden", f"This API key lacks the scope this needs ({needed}).", 403)
     rate = current_app.config["API_KEY_RATE_LIMIT"]
     ratelimit.require(rate, "api-key", str(key.id), message="Too many requests with this API key.")
-    g.api_key = key
-    return key
 
 
 def requires(*scopes: str):
@@ -194,34 +210,92 @@ def requires(*scopes: str):
     return decorate
 
 
+REFUSALS = "parley.api_key_refusals"
+REFUSAL_WINDOW = 60  # seconds
+
+
+@dataclass
+class _Window:
+    """One key's refusals with one status in one minute: its audit row and the count so far."""
+
+    minute: int
+    row_id: int | None = None
+    written: int = 1
+    count: int = 1
+
+
+def _minute() -> int:
+    return int(time.time() // REFUSAL_WINDOW)
+
+
+def _windows() -> dict[tuple[str, int, int], _Window]:
+    return current_app.extensions.setdefault(REFUSALS, {})
+
+
+def _flush_windows(minute: int) -> None:
+    """Write the counts of the minutes that ended into their rows (the caller commits)."""
+    windows = _windows()
+    for key, window in list(windows.items()):
+        if window.minute >= minute:
+            continue
+        del windows[key]
+        if window.row_id is not None and window.count != window.written:
+            row = db.session.get(AuditLog, window.row_id)
+            if row is not None and row.action == "api_request" and row.details.get("count") == window.written:
+                row.details = {**row.details, "count": window.count}
+
+
+def _details(response) -> dict:
+    return {
+        "method": request.method,
+        "path": request.path[:300],
+        "status": response.status_code,
+        "ip": request.remote_addr,
+        "request_id": g.get("request_id"),
+    }
+
+
 @bp.after_request
 def _audit(response):
-    """Every request made with a known key is written down, refused ones included."""
+    """Every request made with a known key is written down, refused ones included (bounded:
+    see the module's docstring)."""
     key_id = g.pop("api_key_id", None)
     if key_id is None:
         return response
+    refused = g.pop("api_key_refused", None)
     now = utcnow()
+    minute = _minute()
+    window = None
+    if refused:
+        windows = _windows()
+        window = windows.get((refused, response.status_code, minute))
+        if window is not None and window.minute == minute:
+            window.count += 1  # counted; written with the next minute's first audit
+            return response
+        window = windows[(refused, response.status_code, minute)] = _Window(minute)
     try:
         db.session.rollback()  # nothing the route left half-done is committed with the audit row
-        db.session.add(
-            AuditLog(
-                admin_id=None,
-                action="api_request",
-                target_type="api_key",
-                target_id=key_id,
-                details={
-                    "method": request.method,
-                    "path": request.path[:300],
-                    "status": response.status_code,
-                    "ip": request.remote_addr,
-                    "request_id": g.get("request_id"),
-                },
-                created_at=now,
-            )
+        _flush_windows(minute)
+        details = _details(response)
+        if refused:
+            details["count"] = 1
+        row = AuditLog(
+            admin_id=None,
+            action="api_request",
+            target_type="api_key",
+            target_id=key_id,
+            details=details,
+            created_at=now,
         )
-        used = {"last_used_at": now, "last_used_ip": request.remote_addr}
-        db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**used))
+        db.session.add(row)
+        if not refused:
+            used = {"last_used_at": now, "last_used_ip": request.remote_addr}
+            db.session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**used))
+        db.session.flush()
+        row_id = row.id
         db.session.commit()
+        if window is not None:
+            window.row_id = row_id
     except Exception:
         db.session.rollback()
         current_app.logger.exception("could not audit a server API request")

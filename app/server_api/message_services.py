@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.auth.accounts import require_manageable
+from app import speak_cache
+from app.auth.accounts import protected_account, require_manageable
 from app.auth.services import is_banned
 from app.chat import history, pipeline
+from app.chat.access import check_can_speak, send_context
 from app.chat.actions.common import lock_conversation, require_not_recalled
 from app.chat.actions.recall import apply_recall
 from app.chat.conversations import conversation_list, open_direct
+from app.chat.screen import screen_message
+from app.chat.send import send_message
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.models import AuditLog, Conversation, ConversationMember, Group, Message, User
@@ -45,7 +49,7 @@ def send_as_user(
     answered with what was stored (and a new send refused by the right to speak)."""
     user = require_manageable(live_user(user_id))  # never as an administrator or the robot
     if is_banned(user):
-        raise ApiError("banned", "This user is banned.", 403)
+        raise ApiError("account_banned", "This user is banned.", 403)
     if to_user_id is not None:
         live_user(to_user_id)
         low, high = sorted((user_id, to_user_id))
@@ -53,8 +57,7 @@ def send_as_user(
             select(Conversation.id).where(Conversation.direct_key == f"{low}:{high}")
         )
         if conversation_id is None:
-            summary, _ = open_direct(user_id, to_user_id)
-            conversation_id = summary["id"]
+            return _first_direct_message(user_id, to_user_id, client_msg_id, body, extras)
     else:
         group = db.session.scalar(select(Group).where(Group.id == group_id))
         if group is None:
@@ -63,6 +66,34 @@ def send_as_user(
         if db.session.get(ConversationMember, (conversation_id, user_id)) is None:
             raise ApiError("not_member", "This user is not a member of the group.", 403)
     return pipeline.send(user_id, conversation_id, client_msg_id, body, extras)
+
+
+def _first_direct_message(
+    user_id: int, peer_id: int, client_msg_id: str, body: dict, extras: dict | None
+) -> tuple[dict, bool]:
+    """The first message between two users: their conversation is made in the message's own
+    transaction, so a refused send (the pair's rules, a mute, the word filter, a before-send
+    hook, a bad reply or mention) leaves no conversation and announces none.
+
+    The rules are checked first on a conversation made and rolled back (nothing is committed or
+    announced), then the body is screened with no transaction open — the before-send hooks are
+    asked with `conversation.id` null, as the conversation does not exist yet — and then the
+    conversation and the message are written and committed together (`send_message`)."""
+    try:
+        summary, _ = open_direct(user_id, peer_id, commit=False)
+        context = send_context(user_id, summary["id"])
+        check_can_speak(context)
+    finally:
+        db.session.rollback()
+        speak_cache.drop_user(user_id)  # nothing cached for a conversation that was not kept
+    body = screen_message(context, user_id, None, body, client_msg_id)
+    summary, _ = open_direct(user_id, peer_id, commit=False)
+    try:
+        return send_message(user_id, summary["id"], client_msg_id, body, extras, screened=True)
+    except ApiError:
+        db.session.rollback()
+        speak_cache.drop_user(user_id)
+        raise
 
 
 def conversation_history(
@@ -74,6 +105,8 @@ def conversation_history(
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
         raise not_found("conversation")
+    if conversation.kind == "direct" and _with_admin(conversation_id):
+        raise protected_account()  # an administrator's chats are not a key's to read
     newest_first = after is None
     params = {"conversation_id": conversation_id, "limit": limit + 1}
     if before is not None:
@@ -93,9 +126,23 @@ def conversation_history(
     }
 
 
+def _with_admin(conversation_id: int) -> bool:
+    """Whether an administrator is (or was) one of the direct conversation's two members."""
+    return (
+        db.session.scalar(
+            select(ConversationMember.user_id)
+            .join(User, User.id == ConversationMember.user_id)
+            .where(ConversationMember.conversation_id == conversation_id, User.is_admin.is_(True))
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def user_conversations(user_id: int, *, cursor: str | None, limit: int) -> dict:
-    """The user's conversation list as the user sees it (`conversation_list`)."""
-    live_user(user_id)
+    """The user's conversation list as the user sees it (`conversation_list`); not an
+    administrator's or the robot's (`protected_account`)."""
+    require_manageable(live_user(user_id))
     return conversation_list(user_id, cursor=cursor, limit=limit)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from urllib.parse import urlsplit
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 
 from app.errors import ApiError, not_found
 from app.extensions import db
@@ -132,18 +132,36 @@ def update_hook(admin_id: int | None, hook_id: int, **changes) -> Webhook:
 
 def retry_delivery(admin_id: int | None, delivery_id: int) -> None:
     """Send a pending or failed delivery at the next round: a failed one gets one more attempt
-    (its retry time, counted from the event, is over), a pending one goes now."""
+    (its retry time, counted from the event, is over), a pending one goes now.
+
+    Refused while a worker holds the row (its lease has not ended): clearing the lease would let
+    a second worker claim and send it again while the first is still sending. The check and the
+    change are one statement, so a claim made in between is not overwritten either."""
     row = db.session.get(WebhookDelivery, delivery_id)
     if row is None:
         raise not_found("delivery")
     if row.status == "delivered":
         raise ApiError("already_delivered", "This delivery was delivered already.", 409)
     now = utcnow()
-    db.session.execute(
+    changed = db.session.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id)
+        .where(
+            WebhookDelivery.id == delivery_id,
+            WebhookDelivery.status != "delivered",
+            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now),
+        )
         .values(status="pending", next_attempt_at=now, lease_until=None)
-    )
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:
+        db.session.rollback()
+        if row.status == "delivered":  # read again: delivered meanwhile
+            raise ApiError("already_delivered", "This delivery was delivered already.", 409)
+        raise ApiError(
+            "delivery_in_progress",
+            "This delivery is being sent right now; retry it once this attempt has ended.",
+            409,
+        )
     db.session.add(
         AuditLog(
             admin_id=admin_id,

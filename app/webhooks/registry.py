@@ -4,18 +4,28 @@ Every send asks "is a hook subscribed to this event?": the answer comes from mem
 hook configured the send path runs no statement for webhooks at all. The process that changes a
 hook (app/webhooks/manage.py) drops its copy at once; other processes see the change within
 `WEBHOOK_CACHE_SECONDS`.
+
+When the copy expires, one caller reads the table and the others go on with the copy they have
+(its stamp is moved before the read, as app/wordfilter/cache.py does): every sender reloading at
+once, each on a connection of its own — a second pooled one for callers inside a transaction —
+would empty the pool under load. With no copy at all (the process's first use, or just after a
+change here) there is nothing to go on with: callers arriving during the read wait for it.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
+import gevent.event
 from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models.integrations import Webhook
+
+log = logging.getLogger(__name__)
 
 AFTER_EVENTS = (
     "message.sent",
@@ -51,15 +61,50 @@ _LOAD = (
 
 # (monotonic time loaded, the hooks): one process-wide copy.
 _cache: tuple[float, tuple[Hook, ...]] | None = None
+# Bumped whenever the copy is dropped (a change here) or set (the tests): a read that began
+# before is not stored over it.
+_generation = 0
+# (generation, result) of the read under way when there is no copy: later callers wait for it.
+_first: tuple[int, gevent.event.AsyncResult] | None = None
 
 
 def enabled_hooks() -> tuple[Hook, ...]:
     """Every enabled hook, ordered by id (from memory while the copy is fresh)."""
-    global _cache
+    global _cache, _first
     ttl = current_app.config["WEBHOOK_CACHE_SECONDS"]
     now = time.monotonic()
-    if _cache is not None and ttl and now - _cache[0] < ttl:
-        return _cache[1]
+    cached = _cache
+    if cached is not None and ttl and now - cached[0] < ttl:
+        return cached[1]
+    generation = _generation
+    if cached is not None:
+        # Stamped first: callers arriving while this one reads use the copy they have.
+        _cache = (now, cached[1])
+        try:
+            return _load(now, generation)
+        except Exception:
+            log.exception("webhooks could not be read; using the list in memory")
+            return cached[1]
+    if _first is not None and _first[0] == generation:
+        return _first[1].get()
+    waiting = gevent.event.AsyncResult()
+    _first = (generation, waiting)
+    try:
+        hooks = _load(now, generation)
+    except Exception as error:
+        waiting.set_exception(error)
+        raise
+    else:
+        waiting.set(hooks)
+    finally:
+        if _first is not None and _first[1] is waiting:
+            _first = None
+    return hooks
+
+
+def _load(now: float, generation: int) -> tuple[Hook, ...]:
+    """Read the table and keep the result, unless the copy was dropped meanwhile (`clear`)."""
+    global _cache
     # A connection of its own: the caller may be outside any transaction (a sender waiting for
     # its before-send check), and must not be left holding one.
     with db.engine.connect() as connection:
@@ -68,7 +113,8 @@ def enabled_hooks() -> tuple[Hook, ...]:
         Hook(row.id, row.url, row.secret, frozenset(row.events or ()), row.timeout_ms, row.fail_open)
         for row in rows
     )
-    _cache = (now, hooks)
+    if generation == _generation:
+        _cache = (now, hooks)
     return hooks
 
 
@@ -79,11 +125,13 @@ def subscribed(event: str) -> tuple[Hook, ...]:
 
 def clear() -> None:
     """Drop this process's copy (a hook changed here); the next use reads the table."""
-    global _cache
+    global _cache, _generation
+    _generation += 1
     _cache = None
 
 
 def known_empty() -> None:
     """This process knows there is no hook (the tests empty the tables between tests)."""
-    global _cache
+    global _cache, _generation
+    _generation += 1
     _cache = (time.monotonic(), ())

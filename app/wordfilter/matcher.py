@@ -11,7 +11,10 @@ Chinese words starts with thousands of different characters, so the root alone m
 43-character message cost ~150 µs; over bytes a node has at most 256 next steps (in practice
 ~64) and the same message costs ~12 µs (docs/PERFORMANCE.md). UTF-8 is self-synchronising, so a
 word's bytes only ever match at character boundaries; a hit's byte offsets are turned back into
-character offsets only when there is a hit.
+character offsets only when there is a hit, by a running count: hits come in the order of their
+ends, so each byte is decoded once per scan (decoding from the start for every hit made a
+5,000-character message of 5,000 one-character hits cost 47–73 ms). A scan stops at the first hit
+of a reject list: the text is refused whatever else it holds.
 
 Matching rules, chosen so that a list of English words does not refuse "class" for "ass":
 - Letter case and width are ignored: text and words are folded to copies of the same length
@@ -93,7 +96,7 @@ def split_word(line: str) -> tuple[str, bool, bool] | None:
 @dataclass(frozen=True)
 class Verdict:
     """A text's hits: `rejected` (a reject list's word), else `masked` (the text to keep).
-    `hits`: how many hits each list that acted had."""
+    `hits`: how many hits each list that acted had (a refused text: one, the first reject hit)."""
 
     rejected: bool
     masked: str | None
@@ -141,14 +144,19 @@ class Matcher:
                 return None
         encoded = as_bytes(folded)
         size = len(folded)
-        rejects: Counter | None = None
+        ascii_only = len(encoded) == size  # bytes are characters
+        # The bytes counted so far and the characters they make (hits come in order of their end).
+        bytes_done = chars_done = 0
         masks: Counter | None = None
         spans: list[tuple[int, int]] = []
         for byte_end, (length, variants) in self._automaton.iter(encoded):
-            if len(encoded) == size:  # ASCII: bytes are characters
+            if ascii_only:
                 end = byte_end
             else:
-                end = len(encoded[: byte_end + 1].encode("latin-1").decode("utf-8", "surrogatepass")) - 1
+                if byte_end >= bytes_done:
+                    chars_done += char_count(encoded[bytes_done : byte_end + 1])
+                    bytes_done = byte_end + 1
+                end = chars_done - 1
             start = end - length + 1
             for left, right, reject, list_id in variants:
                 if left and start > 0 and is_word_char(folded[start - 1]):
@@ -156,18 +164,20 @@ class Matcher:
                 if right and end + 1 < size and is_word_char(folded[end + 1]):
                     continue
                 if reject:
-                    rejects = rejects or Counter()
-                    rejects[list_id] += 1
-                else:
-                    masks = masks or Counter()
-                    masks[list_id] += 1
-                    if not spans or spans[-1] != (start, end + 1):
-                        spans.append((start, end + 1))
-        if rejects:
-            return Verdict(True, None, rejects)
+                    return Verdict(True, None, Counter({list_id: 1}))
+                masks = masks or Counter()
+                masks[list_id] += 1
+                if not spans or spans[-1] != (start, end + 1):
+                    spans.append((start, end + 1))
         if masks:
             return Verdict(False, _mask(text, spans, where), masks)
         return None
+
+
+def char_count(piece: str) -> int:
+    """How many characters the UTF-8 bytes `piece` (one character per byte, whole characters)
+    make."""
+    return len(piece.encode("latin-1").decode("utf-8", "surrogatepass"))
 
 
 def _mask(text: str, spans: list[tuple[int, int]], where: list[int] | None = None) -> str:

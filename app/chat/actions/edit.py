@@ -2,9 +2,11 @@
 MAX_EDITS times. Every version is kept (`message_edits`, version 0 = as sent); the message row
 holds the current one. Devices get `message:edited`, sync the new version; quotes follow.
 
-New text passes what a send's does, before the conversation row is locked: the word filter,
-then the company's `message.before_send` hooks (asked with `edit_of`; app/webhooks/before_send.py),
-with no lock or transaction held while they answer."""
+New text passes what a send's does, before the conversation row is locked: the send rate, the
+word filter, then the company's `message.before_send` hooks (asked with `edit_of`;
+app/webhooks/before_send.py), with no lock or transaction held while they answer. The filter
+runs only for a message the user may edit: a loop of edits of others' or missing messages pays
+the send rate and a lookup, not a scan and hit counts."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from app.chat.actions.common import (
     visible_message,
 )
 from app.chat.actions.quotes import refresh_quotes, replies_to
+from app.chat.schemas import MAX_TEXT
+from app.chat.send import check_send_rate
 from app.errors import ApiError
 from app.extensions import db
 from app.models import MessageEdit, utcnow
@@ -40,9 +44,12 @@ def edit(user_id: int, conversation_id: int, seq: int, msg: str, version: int) -
     """Replace the text of the user's message `seq`. `version` is the edit_count the client
     edits: another edit in between answers `edit_conflict`, and a retry of the edit just applied
     (same text, version one behind) answers the message as it is."""
-    # Screened before the row is locked (masked, or refused with `content_blocked`).
-    msg = wordfilter.screen_text("msg", msg)
-    msg = _ask_hooks(user_id, conversation_id, seq, msg)
+    check_send_rate(user_id)
+    current = _current_text(user_id, conversation_id, seq)
+    # Screened before the row is locked (masked and cut to a message's size, or refused with
+    # `content_blocked`).
+    msg = wordfilter.screen_text("msg", msg, MAX_TEXT)
+    msg = _ask_hooks(user_id, conversation_id, seq, msg, current)
     _, conversation, message = visible_message(user_id, conversation_id, seq, lock=True)
     _require_editable(message, user_id)
     # New text is said anew: whoever may not send here now (a mute, a block...) may not edit.
@@ -89,16 +96,23 @@ def _require_editable(message, user_id: int) -> None:
         raise ApiError("not_editable", "Only your own text messages can be edited.", 403)
 
 
-def _ask_hooks(user_id: int, conversation_id: int, seq: int, msg: str) -> str:
+def _current_text(user_id: int, conversation_id: int, seq: int) -> str | None:
+    """The text of message `seq` if the user may edit it (`not_visible`, `not_editable`...
+    otherwise), read without a lock. The read's transaction is ended, so that the message is
+    read afresh under the lock."""
+    _, _, message = visible_message(user_id, conversation_id, seq)
+    _require_editable(message, user_id)
+    current = message.body.get("msg")
+    db.session.commit()  # nothing written: ends the read, as before_send.check does
+    return current
+
+
+def _ask_hooks(user_id: int, conversation_id: int, seq: int, msg: str, current: str | None) -> str:
     """The new text as the before-send hooks let it through (kept, replaced) or their refusal,
     asked only for an edit that may be made (no hook hears of a refused one, or of a retry
     whose text is the current one). Everything is checked again under the lock afterwards:
     the right to speak included, which may have been lost while the hooks answered."""
-    if not before_send.wanted():
-        return msg
-    _, _, message = visible_message(user_id, conversation_id, seq)
-    _require_editable(message, user_id)
-    if msg == message.body.get("msg"):
+    if not before_send.wanted() or msg == current:
         return msg
     context = send_context(user_id, conversation_id)
     check_can_speak(context)

@@ -83,6 +83,16 @@ const STRINGS = {
     "notify.denied": "The browser blocks notifications for Parley. Allow them in the site settings.", "notify.unsupported": "This browser cannot show notifications.",
     "notify.push_devices": "Devices with push on", "notify.no_push_devices": "No device has push on.", "notify.push_failed": "Push could not be turned on.",
     "notify.push_enable": "Turn on", "notify.push_disable": "Turn off",
+    // /login/token (app/static/js/token-login.js)
+    "token.page_title": "Sign in · Parley", "token.title": "Sign in to Parley?", "token.wait": "One moment.",
+    "token.ask": "An app sent you here with a sign-in link. Continue only if you opened it yourself.",
+    "token.current": "You are signed in as {name}; continue with the link's account instead?",
+    "token.confirm": "Sign in", "token.switch": "Continue with the link's account", "token.open": "Open the chat",
+    "token.done_title": "Signed in", "token.done": "You are now signed in as {name}.", "token.failed_title": "Could not sign in",
+    "token.password": "Sign in with a password instead", "token.unreachable": "The server cannot be reached; try again.",
+    "token.invalid": "This sign-in link is invalid, has expired or was used already.", "token.replayed": "This sign-in link was used already.",
+    "token.banned": "This account is banned.", "token.protected": "This account cannot be signed in with a link.",
+    "token.rate_limited": "Too many sign-in attempts; wait a moment and try again.", "token.not_found": "This account does not exist.",
   },
   "zh-CN": {
     "tab.chats": "消息", "tab.contacts": "通讯录", "tab.me": "我",
@@ -161,6 +171,15 @@ const STRINGS = {
     "notify.denied": "浏览器已禁止 Parley 的通知，请在网站设置中允许。", "notify.unsupported": "此浏览器无法显示通知。",
     "notify.push_devices": "已开启推送的设备", "notify.no_push_devices": "还没有设备开启推送。", "notify.push_failed": "无法开启推送。",
     "notify.push_enable": "开启", "notify.push_disable": "关闭",
+    "token.page_title": "登录 · Parley", "token.title": "登录 Parley？", "token.wait": "请稍候。",
+    "token.ask": "一个应用通过登录链接把你带到了这里。只有链接是你自己打开的，才继续。",
+    "token.current": "你当前登录的是 {name}；要改用链接中的账号吗？",
+    "token.confirm": "登录", "token.switch": "改用链接中的账号", "token.open": "打开聊天",
+    "token.done_title": "已登录", "token.done": "你已登录为 {name}。", "token.failed_title": "无法登录",
+    "token.password": "改用密码登录", "token.unreachable": "无法连接服务器，请重试。",
+    "token.invalid": "该登录链接无效、已过期或已被使用。", "token.replayed": "该登录链接已被使用过。",
+    "token.banned": "该账号已被封禁。", "token.protected": "该账号不能通过链接登录。",
+    "token.rate_limited": "登录尝试过于频繁，请稍后再试。", "token.not_found": "该账号不存在。",
   },
 };
 

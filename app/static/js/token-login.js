@@ -6,27 +6,38 @@
 // signed in: a link someone else made (login CSRF) must not silently swap the browser's session
 // for an account of theirs.
 
+// In the reader's language, as the rest of the client (app/static/js/i18n.js: the language picked
+// on this browser, else the browser's); once signed in, the account's own choice, if it made one.
+
+import { LOCALES, locale, setLocale, t, translatePage } from "./i18n.js";
+
 const MESSAGES = {
-  token_invalid: "This sign-in link is invalid, has expired or was used already.",
-  token_replayed: "This sign-in link was used already.",
-  account_banned: "This account is banned.",
-  protected_account: "This account cannot be signed in with a link.",
-  rate_limited: "Too many sign-in attempts; wait a moment and try again.",
-  not_found: "This account does not exist.",
+  token_invalid: "token.invalid",
+  token_replayed: "token.replayed",
+  account_banned: "token.banned",
+  protected_account: "token.protected",
+  rate_limited: "token.rate_limited",
+  not_found: "token.not_found",
 };
 
 const $ = (id) => document.getElementById(id);
 
 function readFragment() {
-  const fragment = decodeURIComponent(window.location.hash.replace(/^#/, ""));
+  const raw = window.location.hash.replace(/^#/, "");
   history.replaceState(null, "", window.location.pathname);
+  let fragment;
+  try {
+    fragment = decodeURIComponent(raw);
+  } catch {
+    return null; // a malformed link (#abc%): said to be invalid, as an unknown token is
+  }
   if (fragment.startsWith("jwt=")) return { jwt: fragment.slice(4) };
   if (fragment.startsWith("token=")) return { token: fragment.slice(6) };
   return fragment ? { token: fragment } : null;
 }
 
 function fail(text) {
-  $("token-title").textContent = "Could not sign in";
+  $("token-title").textContent = t("token.failed_title");
   $("token-status").hidden = true;
   $("token-current").hidden = true;
   $("token-ask").hidden = true;
@@ -62,13 +73,17 @@ async function exchange(body) {
       body: JSON.stringify(body),
     });
   } catch {
-    fail("The server cannot be reached; try again.");
+    fail(t("token.unreachable"));
     return;
   }
   if (response.ok) {
     const { user } = await response.json();
-    $("token-title").textContent = "Signed in";
-    $("token-status").textContent = `You are now signed in as ${describe(user)}.`;
+    if (LOCALES.includes(user.locale) && user.locale !== locale()) {
+      setLocale(user.locale); // kept on this browser: the chat opens in it too
+      document.title = t("token.page_title");
+    }
+    $("token-title").textContent = t("token.done_title");
+    $("token-status").textContent = t("token.done", { name: describe(user) });
     $("token-current").hidden = true;
     $("token-ask").hidden = true;
     $("token-done").hidden = false;
@@ -81,22 +96,22 @@ async function exchange(body) {
   } catch {
     code = "";
   }
-  fail(MESSAGES[code] || MESSAGES.token_invalid);
+  fail(t(MESSAGES[code] || MESSAGES.token_invalid));
 }
 
 async function start() {
   const body = readFragment();
   if (!body) {
-    fail(MESSAGES.token_invalid);
+    fail(t(MESSAGES.token_invalid));
     return;
   }
   const current = await currentUser();
   const button = $("token-confirm");
-  $("token-status").textContent = "An app sent you here with a sign-in link. Continue only if you opened it yourself.";
+  $("token-status").textContent = t("token.ask");
   if (current) {
-    $("token-current").textContent = `You are signed in as ${describe(current)}; continue with the link's account instead?`;
+    $("token-current").textContent = t("token.current", { name: describe(current) });
     $("token-current").hidden = false;
-    button.textContent = "Continue with the link's account";
+    button.textContent = t("token.switch");
   }
   $("token-ask").hidden = false;
   button.addEventListener("click", () => exchange(body), { once: true });
@@ -104,4 +119,6 @@ async function start() {
 
 // Another link opened while this page is showing changes only the fragment: start over.
 window.addEventListener("hashchange", () => window.location.reload());
+translatePage();
+document.title = t("token.page_title");
 start();

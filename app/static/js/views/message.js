@@ -342,9 +342,11 @@ export function messageRow(message, opts = {}) {
   const { mine, showName, status, pending, onRetry, grouped, selecting, selected, onSelect, onMenu, onQuote, readOnly } = opts;
   const meId = opts.meId ?? state.me?.id;
   const onReact = opts.onReact || react;
-  if (message.type === "system" && message.body?.event === "notice" && !message.recalled) return noticeCard(message);
-  if (message.type === "system") return h("div", { class: "sys" }, h("span", { text: systemText(message) }));
+  // A recalled notice is a recalled message (in the reader's language), not a system line: its
+  // body then carries only the server's English "Removed by an administrator".
   if (message.recalled) return recalledRow(message, opts, meId);
+  if (message.type === "system" && message.body?.event === "notice") return noticeCard(message);
+  if (message.type === "system") return h("div", { class: "sys" }, h("span", { text: systemText(message) }));
   const sender = message.sender || {};
   const name = displayName(sender);
   const meta = h("div", { class: "meta" }, grouped ? null : h("time", { datetime: message.created_at, text: clock(message.created_at) }));
