@@ -8,7 +8,7 @@ PORT   ?= 5000
 GUNICORN := $(BIN)/gunicorn -k geventwebsocket.gunicorn.workers.GeventWebSocketWorker -w 1 \
 	--worker-connections 10000 --graceful-timeout 5 --bind $(HOST):$(PORT)
 
-.PHONY: run test lint format test-sqlite test-postgresql migration clean chromium
+.PHONY: run test lint format test-sqlite test-postgresql migration clean chromium nginx
 
 # The browser client's third-party code comes from npm (package-lock.json), never a CDN.
 SOCKET_IO := app/static/vendor/socket.io.esm.min.js
@@ -49,6 +49,11 @@ chromium:
 	(command -v chromium >/dev/null && dpkg -s fonts-noto-color-emoji >/dev/null 2>&1) || \
 	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-color-emoji)
 
+# The multi-process tests put Debian's nginx in front of the processes (deploy/nginx/).
+nginx:
+	command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx)
+
 run: $(VENV)/.runtime $(VENDOR)
 	$(BIN)/flask db upgrade
 	$(GUNICORN) wsgi:app
@@ -61,10 +66,10 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test-sqlite: $(VENV)/.dev $(VENDOR) chromium
+test-sqlite: $(VENV)/.dev $(VENDOR) chromium nginx
 	PARLEY_TEST_DB=sqlite $(BIN)/pytest
 
-test-postgresql: $(VENV)/.dev $(VENDOR) chromium
+test-postgresql: $(VENV)/.dev $(VENDOR) chromium nginx
 	PARLEY_TEST_DB=postgresql $(BIN)/pytest
 
 test: lint test-sqlite test-postgresql

@@ -56,9 +56,17 @@ class Device:
     """
 
     def __init__(
-        self, base_url: str, username: str | None = None, password: str | None = None, *, connect: bool = True
+        self,
+        base_url: str,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        connect: bool = True,
+        transports: tuple[str, ...] = ("websocket",),
     ):
         self.base_url = base_url.rstrip("/")
+        # ("polling",): long-polling only, as a client behind a proxy that refuses WebSockets.
+        self.transports = list(transports)
         self.http = requests.Session()
         self.user_id: int | None = None
         self.device_id: int | None = None
@@ -133,7 +141,7 @@ class Device:
         client.connect(
             self.base_url,
             headers={"Cookie": cookie} if cookie else {},
-            transports=["websocket"],
+            transports=self.transports,
             wait_timeout=timeout,
         )
 

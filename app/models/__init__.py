@@ -3,6 +3,7 @@
 from app.models.actions import MessageEdit, MessageHide, MessageMention, MessageReaction, UploadShare
 from app.models.chat import Conversation, ConversationMember, Message, StreamCounter
 from app.models.integrations import ApiKey, SignInToken, UsedJwt, Webhook, WebhookDelivery, WordList
+from app.models.jobs import Job, JobSchedule
 from app.models.media import Upload
 from app.models.moderation import AuditLog, Sanction
 from app.models.push import PushSubscription
@@ -32,6 +33,8 @@ __all__ = [
     "GroupJoinRequest",
     "GroupMember",
     "GroupRemoval",
+    "Job",
+    "JobSchedule",
     "Message",
     "MessageEdit",
     "MessageHide",
