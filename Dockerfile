@@ -36,5 +36,7 @@ EXPOSE 5000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=5 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '5000'), timeout=4)"]
 
-# The same server command as `make run`; SECRET_KEY and DATABASE_URL come from the environment.
-CMD ["sh", "-c", "flask db upgrade && exec gunicorn -k geventwebsocket.gunicorn.workers.GeventWebSocketWorker -w 1 --worker-connections 10000 --graceful-timeout 5 --bind 0.0.0.0:${PORT} wsgi:app"]
+# Migrations, then the same server command as `make run`; SECRET_KEY and DATABASE_URL come from the
+# environment. PARLEY_MIGRATE=false starts the server alone, for processes beside others that share
+# one database (docker-compose.yml migrates once, in its `migrate` service, before they start).
+CMD ["sh", "-c", "case \"${PARLEY_MIGRATE:-true}\" in true) flask db upgrade || exit ;; false) ;; *) echo \"PARLEY_MIGRATE must be true or false, got '$PARLEY_MIGRATE'\" >&2; exit 2 ;; esac; exec gunicorn -k geventwebsocket.gunicorn.workers.GeventWebSocketWorker -w 1 --worker-connections 10000 --graceful-timeout 5 --bind 0.0.0.0:${PORT} wsgi:app"]

@@ -90,6 +90,7 @@ bench: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/python -m bench search --db postgresql --messages 10000000 --out bench-results.search-postgresql.json
 	$(BIN)/python -m bench profile --out bench-profile.txt
 	$(BIN)/python -m bench kill --out bench-results.kill.json
+	$(BIN)/python -m bench scaleout --out bench-results.scaleout.json
 	$(BIN)/python -m bench.wordfilter
 	$(BIN)/python -m bench.before_send
 	$(BIN)/python -m bench.notices

@@ -321,7 +321,15 @@ class Config:
         if not NAMESPACE_PATTERN.fullmatch(namespace):
             raise ConfigError("REDIS_NAMESPACE", f"must be 1-64 of A-Z a-z 0-9 _ . : -, got {namespace!r}")
         self.REDIS_NAMESPACE = namespace
-        self.PRESENCE_TTL_SECONDS = reader.int("PRESENCE_TTL_SECONDS", 60, 3, 3600)
+        self.PRESENCE_TTL_SECONDS = reader.int("PRESENCE_TTL_SECONDS", 40, 3, 3600)
+        # With Redis: "targeted" (each process hears only the rooms of its own sockets,
+        # app/socket_manager.py) or "broadcast" (Flask-SocketIO's queue: every process hears all).
+        self.SOCKET_ROUTING = reader.str("SOCKET_ROUTING") or "targeted"
+        if self.SOCKET_ROUTING not in ("targeted", "broadcast"):
+            raise ConfigError("SOCKET_ROUTING", f"must be targeted or broadcast, got {self.SOCKET_ROUTING!r}")
+        # An emit to more user rooms than this is one publish every process reads (its header
+        # names the rooms); to fewer, one publish per room, heard only where the room has sockets.
+        self.SOCKET_FANOUT_ROOMS = reader.int("SOCKET_FANOUT_ROOMS", 8, 1, 10000)
         self.MAX_SOCKETS_PER_DEVICE = reader.int("MAX_SOCKETS_PER_DEVICE", 8, 1, 10000)
         self.MAX_SOCKETS_PER_USER = reader.int("MAX_SOCKETS_PER_USER", 32, 1, 100000)
         self.PUBLIC_BASE_URL = reader.origin("PUBLIC_BASE_URL")
@@ -407,6 +415,8 @@ class Config:
         # The storage's own prefix covers every counter, also those hit without the decorator.
         self.RATELIMIT_STORAGE_OPTIONS = {"key_prefix": f"{self.REDIS_NAMESPACE}:limits"}
         self.RATELIMIT_KEY_PREFIX = self.REDIS_NAMESPACE
+        # While Redis is away, decorated limits count in this process's memory (as app/ratelimit.py does).
+        self.RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = bool(self.REDIS_URL)
         self.RATELIMIT_HEADERS_ENABLED = True
         # Sign-in attempts per client address; failed ones per (username, address); failed ones per
         # username from every address, past which only addresses that have not failed may try.
@@ -441,6 +451,16 @@ class Config:
         self.WEBHOOK_WORKERS = reader.int("WEBHOOK_WORKERS", 8, 1, 256)
         # Whether this server process delivers from the outbox (any number of processes may).
         self.WEBHOOK_DELIVERY = reader.bool("WEBHOOK_DELIVERY", True)
+        # Work that runs once across processes (app/jobs): whether this server process takes over
+        # due jobs (retries, those of a process that died) and runs the periodic ones; how many of
+        # those it runs at once; how long past a job's own time limit its lease lasts; attempts.
+        self.JOB_WORKER = reader.bool("JOB_WORKER", True)
+        self.JOB_CONCURRENCY = reader.int("JOB_CONCURRENCY", 8, 1, 256)
+        self.JOB_LEASE_MARGIN_SECONDS = reader.int("JOB_LEASE_MARGIN_SECONDS", 10, 1, 600)
+        self.JOB_MAX_ATTEMPTS = reader.int("JOB_MAX_ATTEMPTS", 5, 1, 100)
+        # Periodic jobs: unused uploads removed (0: only by `flask cleanup-uploads`); ended mutes told.
+        self.UPLOAD_CLEANUP_INTERVAL_MINUTES = reader.int("UPLOAD_CLEANUP_INTERVAL_MINUTES", 60, 0, 10080)
+        self.MUTE_CHECK_SECONDS = reader.int("MUTE_CHECK_SECONDS", 30, 1, 3600)
         # The sensitive-word filter (app/wordfilter): how often each process looks for list
         # changes made by another process (its own take effect at once).
         self.WORDFILTER_CACHE_SECONDS = reader.int("WORDFILTER_CACHE_SECONDS", 5, 0, 3600)

@@ -15,6 +15,7 @@ from app.extensions import csrf, db, limiter, login_manager, migrate, socketio
 from app.models.types import render_item
 from app.presence import MemoryPresence, RedisPresence
 from app.search.index import include_object
+from app.socket_manager import TargetedRedisManager
 from config import BASE_DIR, Config
 
 
@@ -29,6 +30,35 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
         cursor.close()
 
 
+def _targeted_manager(app: Flask, redis_url: str, channel: str, fanout_rooms: int) -> TargetedRedisManager:
+    """Each process hears only its own sockets' rooms (app/socket_manager.py). After a lost
+    subscription comes back, its sockets are told to catch up (`resync`: run /sync); when a
+    process dies or a publish failed, every socket of the deployment is."""
+
+    def ask_sockets_to_catch_up() -> None:
+        manager.emit("resync", {}, namespace="/", ignore_queue=True)
+        # Bans and revocations made while Redis was away reached only their own process's sockets.
+        from app.chat.events import drop_dead_sockets
+
+        socketio.start_background_task(drop_dead_sockets, app)
+
+    def ask_every_socket_to_catch_up(lost: list[str]) -> None:
+        # A process died, or this one failed to publish: what was stored but never published is
+        # found by /sync, on every process.
+        manager.emit("resync", {}, namespace="/")
+
+    manager = TargetedRedisManager(
+        redis_url,
+        channel,
+        fanout_rooms=fanout_rooms,
+        on_resubscribed=ask_sockets_to_catch_up,
+        on_missed=lambda: ask_every_socket_to_catch_up([]),
+        on_process_lost=ask_every_socket_to_catch_up,
+        json=jsonpack,
+    )
+    return manager
+
+
 def init_socketio(app: Flask) -> None:
     """Bind socket.io (with the Redis message queue when REDIS_URL is set) and presence; both
     carry the deployment's REDIS_NAMESPACE (pub/sub channels ignore the Redis DB number)."""
@@ -36,13 +66,15 @@ def init_socketio(app: Flask) -> None:
     namespace = app.config["REDIS_NAMESPACE"]
     ttl = app.config["PRESENCE_TTL_SECONDS"]
     public_url = app.config["PUBLIC_BASE_URL"]
+    channel = f"{namespace}:socketio"
     # Flask-SocketIO keeps the last queue it made: without Redis, say so, or an application
     # made later in the same process (tests) would publish on an earlier one's queue.
-    queue = {} if redis_url else {"client_manager": None}
+    queue = {"message_queue": redis_url, "channel": channel} if redis_url else {"client_manager": None}
+    if redis_url and app.config["SOCKET_ROUTING"] == "targeted":
+        manager = _targeted_manager(app, redis_url, channel, app.config["SOCKET_FANOUT_ROOMS"])
+        queue = {"message_queue": None, "client_manager": manager}
     socketio.init_app(
         app,
-        message_queue=redis_url,
-        channel=f"{namespace}:socketio",
         **queue,
         cors_allowed_origins=[public_url] if public_url else None,
         manage_session=False,

@@ -11,6 +11,7 @@ heap       where the memory of idle connections goes (tracemalloc), per file and
 profile    where a saturated server's CPU goes (py-spy), folded into the parts of the message path
 uploadburst  sign-in latency idle and while heavy animated GIFs are uploaded at once
 kill       kill -9 of the server mid-load: nothing acknowledged lost or stored twice after resends
+scaleout   CPU per message summed over N = 1, 2, 4 processes, both socket routings; group 500; failures
 table      one table from the results of several runs
 seed, bigdb, history-client   steps the two above run in their own processes
 """
@@ -123,6 +124,11 @@ def main() -> None:
     kill.add_argument("--keep", action="store_true", help="keep the workspace (logs, plan, records)")
     kill.add_argument("--out", type=Path, help="also write the reports here, as one JSON list")
 
+    scaleout = commands.add_parser("scaleout", help="CPU per message at N processes, both routings; failures")
+    from bench import scaleout as scaling
+
+    scaling.add_arguments(scaleout)
+
     table = commands.add_parser("table", help="one table from the results of several `run`s")
     table.add_argument("results", type=Path, nargs="+")
 
@@ -217,6 +223,10 @@ def main() -> None:
         settings = {name: getattr(args, name) for name in ("rate", "burst", "before", "after", "pairs")}
         if not killing.main(args.dbs, args.out, group=args.group, keep=args.keep, **settings):
             raise SystemExit(1)  # something acknowledged was lost or stored twice
+    elif args.command == "scaleout":
+        scaling.check_arguments(parser, args)
+        if not scaling.main(args):
+            raise SystemExit(1)  # a failure scenario lost or duplicated something
     elif args.command == "seed":
         from bench import seed as seeding
 

@@ -17,6 +17,9 @@
 // rooms (a conversation and the indexes of its member devices). All timing happens in this one process
 // (performance.now()), so send->ack and send->delivery need no clock sync. Every phase is bounded and
 // the process always exits by itself; the result is one JSON line on stdout.
+//
+// Behind nginx (bench/scaleout.py), a device's `route` names the process it signs in on: the
+// `parley_route` cookie nginx's sticky routing reads; nginx's answer keeps it in the device's cookie.
 "use strict";
 const { io } = require("socket.io-client");
 const fs = require("fs");
@@ -66,13 +69,15 @@ const devices = PLAN.devices.map((d, i) => ({ ...d, index: i, url: PLAN.urls[d.u
 const roomOf = new Array(devices.length).fill(null);
 PLAN.rooms.forEach((room, k) => { room.key = "r" + k; room.devices.forEach((i) => { roomOf[i] = room; }); });
 const errors = {};
-let connErrors = 0, disconnects = 0, loginErrors = 0;
+let connErrors = 0, disconnects = 0, loginErrors = 0, resyncs = 0;
 
 async function login(d) {
   if (BARE) return true;
   try {
+    const headers = { "Content-Type": "application/json", "User-Agent": "node bench" };
+    if (d.route) headers.Cookie = `parley_route=${d.route}`;
     const res = await fetch(d.url + "/api/v1/auth/login", {
-      method: "POST", headers: { "Content-Type": "application/json", "User-Agent": "node bench" },
+      method: "POST", headers,
       body: JSON.stringify({ username: d.username, password: PLAN.password }),
       signal: AbortSignal.timeout(30000),
     });
@@ -100,6 +105,8 @@ function connect(d, reconnect) {
     s.on("disconnect", () => { d.connected = false; disconnects++; onDisconnect(d); });
     if (BARE) s.on("msg", (m) => onDelivery(d, m.id));
     else s.on("message:new", (m) => { countLive(d, m.client_msg_id); onDelivery(d, m.client_msg_id); });
+    // The server asks for a catch-up when its Redis subscription came back (PROTOCOL.md `resync`).
+    if (!BARE) s.on("resync", () => { resyncs++; if (killArmed) catchUp(d).catch(() => {}); });
   });
 }
 
@@ -199,7 +206,7 @@ let stormArmed = false, downAt = null;
 const backAt = [], stormSent = [];
 function onDisconnect(d) {
   if (stormArmed && downAt === null) downAt = performance.now();
-  if (killArmed) d.sent.forEach((rec) => { if (!rec.acked) rec.lost_at_kill = true; });
+  if (killArmed) { downDevices.add(d.index); d.sent.forEach((rec) => { if (!rec.acked) rec.lost_at_kill = true; }); }
 }
 function onReconnect(d) {
   if (d.everConnected && downAt !== null) backAt.push(performance.now() - downAt);
@@ -257,7 +264,15 @@ async function storm(out) {
 // resends each with the same client_msg_id, and keeps sending until `kill.after_s` s after the last
 // device is back. Every record goes to `kill.records` for the harness to check against the
 // database; deliveries are checked here, live or through /sync (a message:new seen twice counts).
+//
+// With `kill.resume_file` (bench/scaleout.py) the harness may end only some processes, or restart
+// Redis under the servers: after "ready" the generator waits for that file (the harness's "done"),
+// then until every device is connected again (those of a killed process reconnect through nginx to
+// a survivor). With `kill.resend_refused`, messages the server refused while its Redis was away are
+// sent again (same client_msg_id) once the load is over. Deliveries missed live (before /sync) are
+// counted apart from those still missing after it.
 let killArmed = false, killSeq = 0;
+const downDevices = new Set();
 const killSent = [];
 
 function emitRecord(rec) {
@@ -297,14 +312,25 @@ async function killResend(out) {
   for (let j = 0; j < K.burst; j++) { const list = connectedSenders(); if (list.length) killSend(pick(list)); }
   await sleep(K.lead_ms);
   console.log(JSON.stringify({ event: "ready" })); // the harness kills and restarts the server now
-  while (performance.now() < stop && !(downAt !== null && backAt.length >= devices.length)) await sleep(50);
+  if (K.resume_file) {
+    while (performance.now() < stop && !fs.existsSync(K.resume_file)) await sleep(20);
+    await sleep(500); // disconnects caused by the harness are seen by now
+    while (performance.now() < stop && !devices.every((d) => !d.socket || d.socket.connected)) await sleep(50);
+  } else {
+    while (performance.now() < stop && !(downAt !== null && backAt.length >= devices.length)) await sleep(50);
+  }
   const back = performance.now();
   stop = Math.min(stop, back + K.after_s * 1000);
   await sending;
+  let refusedResent = 0;
+  if (K.resend_refused) killSent.forEach((r) => {
+    if (r.error && !r.acked) { r.refused = r.error; r.error = null; r.resent++; refusedResent++; emitRecord(r); }
+  });
   const td = performance.now(); // every record answered (the server is up, nothing is in the way)
   while (killSent.some((r) => !r.acked && !r.error) && performance.now() - td < 30000) await sleep(50);
   await sleep(500); // late deliveries
   const acked = killSent.filter((r) => r.acked); // before /sync: each of these must be found there
+  const missedLive = lostDeliveries(acked);
   await pool(devices.length, CC, async (i) => { await catchUp(devices[i]); });
   let dupDeliveries = 0;
   devices.forEach((d) => d.live.forEach((n) => { if (n > 1) dupDeliveries += n - 1; }));
@@ -312,15 +338,20 @@ async function killResend(out) {
   killSent.forEach((r) => { if (r.error) errs[r.error] = (errs[r.error] || 0) + 1; });
   fs.writeFileSync(K.records, JSON.stringify(killSent.map((r) => ({ id: r.id, sender: r.sender,
     conversation_id: r.room.conversation_id, acked: r.acked, message_id: r.message_id, seq: r.seq,
-    duplicate: r.duplicate, lost_at_kill: r.lost_at_kill, resent: r.resent, error: r.error,
+    duplicate: r.duplicate, lost_at_kill: r.lost_at_kill, resent: r.resent, error: r.error, refused: r.refused || null,
     ack_conflict: !!r.ack_conflict, ack_ms: r.ack_ms, t_ms: Math.round(r.t0 - t0) }))));
   const at = (k) => (backAt.length >= k ? +(backAt[k - 1] / 1000).toFixed(2) : null);
   backAt.sort((a, b) => a - b);
-  Object.assign(out, { disconnected: downAt !== null, reconnected: backAt.length, t100_back_s: at(devices.length),
+  const refusedCodes = {};
+  killSent.forEach((r) => { if (r.refused) refusedCodes[r.refused] = (refusedCodes[r.refused] || 0) + 1; });
+  const dropped = K.resume_file ? downDevices.size : devices.length; // with resume_file, only some drop
+  Object.assign(out, { disconnected: downAt !== null, reconnected: backAt.length, t100_back_s: dropped ? at(dropped) : null,
     load_s: +((back - t0) / 1000 + K.after_s).toFixed(1), sent: killSent.length, acked: acked.length,
     lost_at_kill: killSent.filter((r) => r.lost_at_kill).length, resent: killSent.filter((r) => r.resent).length,
     unanswered: killSent.filter((r) => !r.acked && !r.error).length, errors: errs,
-    lost_deliveries: lostDeliveries(acked), duplicate_deliveries: dupDeliveries });
+    lost_deliveries: lostDeliveries(acked), duplicate_deliveries: dupDeliveries,
+    disconnected_devices: downDevices.size, missed_live_deliveries: missedLive, refused_resent: refusedResent,
+    refused_first: killSent.filter((r) => r.refused).length, refused_codes: refusedCodes, resyncs });
 }
 
 // --- main -------------------------------------------------------------------------------------
@@ -351,6 +382,8 @@ async function measure(kind, arg) { // one phase on the open connections: "rate"
     ack_ms: summary(ackLat), delivery_ms: summary(delivLat), all_delivered_ms: summary(allLat),
     incomplete_after_drain: pending.size, errors: { ...errors },
     server_cpu_pct: s0 ? s1.map((x, j) => Math.round((100 * (x.cpu - s0[j].cpu)) / win)) : null,
+    server_cpu_s: s0 ? s1.map((x, j) => +(x.cpu - s0[j].cpu).toFixed(2)) : null,
+    acks: count.acks, deliveries: count.deliveries,
     client_cpu_pct: Math.round((100 * (c1.user + c1.system)) / 1e6 / wall),
     rss_end_MB: s1.map((x) => +(x.rssKB / 1024).toFixed(1)),
   };

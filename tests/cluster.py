@@ -8,6 +8,7 @@ a client lands on a process of nginx's choosing, or on one the test picks with `
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,9 +17,11 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+import redis
 import requests
 
-from tests.conftest import BASE_DIR, LiveServer, free_port
+from tests.conftest import BASE_DIR, PASSWORD, LiveServer, free_port
+from tests.socket_client import Device
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 ROUTE_COOKIE = "parley_route"
@@ -107,6 +110,29 @@ class Nginx:
         self.log.close()
 
 
+def children(pid: int) -> list[int]:
+    """The ids of `pid`'s child processes."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def forget_processes(env: dict[str, str]) -> None:
+    """Start without the beats of processes earlier tests of this run killed (a process that
+    stops cleanly takes its own out): each would make the new processes ask every socket to
+    resync (app/socket_manager.py)."""
+    if env.get("REDIS_URL") and env.get("REDIS_NAMESPACE"):
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        try:
+            client.delete(f"{env['REDIS_NAMESPACE']}:socketio:processes")
+        finally:
+            client.close()
+
+
+def terminate_all(servers: list[LiveServer]) -> None:
+    for server in servers:
+        if server.process is not None and server.process.poll() is None:
+            server.process.terminate()
+
+
 class Cluster:
     """`count` Parley processes on the settings `env` (one database, one Redis) behind nginx.
 
@@ -115,23 +141,56 @@ class Cluster:
 
     def __init__(self, stack: ExitStack, env: dict[str, str], log_dir: Path, count: int = 2):
         env = {"TRUSTED_PROXIES": "1", **env}
+        forget_processes(env)
         self.servers = {name: LiveServer(env, log_dir / f"process-{name}.log") for name in node_names(count)}
-        for server in self.servers.values():
+        servers = list(self.servers.values())
+        # Started together and stopped together (SIGTERM to all, then wait for each).
+        for server in servers:
             stack.callback(server.stop)
-            server.start()
+        stack.callback(terminate_all, servers)
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_ready()
         self.nginx = Nginx(log_dir / "nginx", {name: server.port for name, server in self.servers.items()})
         stack.callback(self.nginx.stop)
         self.nginx.start()
         self.url = self.nginx.url
 
     def kill(self, name: str) -> None:
+        """SIGKILL to the process's gunicorn worker and master at once, as a crash of the machine
+        would (a worker whose master alone was killed would go on serving for a while)."""
         process = self.servers[name].process
-        os.kill(process.pid, signal.SIGKILL)
+        for pid in [*children(process.pid), process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait(10)
 
     def node_of(self, session: requests.Session) -> str | None:
         """The process nginx last routed `session` to."""
         return session.cookies.get(ROUTE_COOKIE, domain=HOST, path="/")
+
+    def device(
+        self,
+        name: str,
+        username: str,
+        password: str = PASSWORD,
+        *,
+        connect: bool = True,
+        transports: tuple[str, ...] = ("websocket",),
+    ) -> Device:
+        """A device of `username` signed in through nginx on process `name`, its socket opened
+        there unless `connect=False`; the caller closes it."""
+        device = Device(self.url, connect=False, transports=transports)
+        try:
+            pin(device.http, name)
+            device.sign_in(username, password)
+            if connect:
+                device.connect()
+        except BaseException:
+            device.close()
+            raise
+        return device
 
 
 HOST = "127.0.0.1"

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -125,6 +125,9 @@ def server_env(database_url: str, instance: Path, **overrides: str) -> dict[str,
         # Live servers outlive the tests and share their database: none delivers webhook rows
         # other tests wrote, unless a test asks for it.
         "WEBHOOK_DELIVERY": "false",
+        # Nor takes over other tests' jobs or runs periodic jobs (its own jobs, e.g. the robot's
+        # answers, it runs either way), unless a test asks for it.
+        "JOB_WORKER": "false",
     }
     env.update(overrides)
     return env
@@ -366,6 +369,10 @@ class LiveServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> LiveServer:
+        return self.launch().wait_ready()
+
+    def launch(self) -> LiveServer:
+        """Start the process without waiting for it (`wait_ready` does)."""
         gunicorn = Path(sys.executable).parent / "gunicorn"
         command = [
             str(gunicorn),
@@ -383,6 +390,9 @@ class LiveServer:
         self.process = subprocess.Popen(
             command, cwd=BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
         )
+        return self
+
+    def wait_ready(self) -> LiveServer:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -396,25 +406,13 @@ class LiveServer:
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
-            self.process.terminate()
+            self.process.terminate()  # again, if `stop_soon` asked already: harmless
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(10)
         self.log.close()
-
-
-def start_processes(
-    stack: ExitStack, env: dict[str, str], log_dir: Path, names: str = "ab"
-) -> list[LiveServer]:
-    """One live server per name on the same settings (database, Redis), as several processes of
-    one deployment; each stops when `stack` unwinds, after what was entered on it later."""
-    servers = [LiveServer(env, log_dir / f"process-{name}.log") for name in names]
-    for server in servers:
-        stack.callback(server.stop)
-        server.start()
-    return servers
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""Message actions across processes: two gunicorn processes on PostgreSQL and Redis, real
-socket.io clients over websocket; a recall, an edit and reactions made on one process reach every
+"""Message actions across processes: two gunicorn processes on PostgreSQL and Redis behind nginx,
+real socket.io clients over websocket; a recall, an edit and reactions made on one process reach every
 device on the other, and a device that reconnects later catches them up through /sync."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from app.extensions import db
 from app.groups.services import create_group
-from tests.conftest import PASSWORD, server_env, start_processes
-from tests.socket_client import Device
+from tests.cluster import Cluster
+from tests.conftest import server_env
 
 LOGIN_RATE_LIMIT = "1000 per minute"
 
@@ -28,11 +28,11 @@ def test_recall_edit_and_reactions_cross_processes(
         db.session.commit()
     env = server_env(database_url, instance_path, REDIS_URL=redis_url, LOGIN_RATE_LIMIT=LOGIN_RATE_LIMIT)
     with ExitStack() as stack:
-        process_a, process_b = start_processes(stack, env, tmp_path)
-        alice = stack.enter_context(Device(process_a.url, "alice", PASSWORD))
-        owner = stack.enter_context(Device(process_b.url, "owner", PASSWORD))
-        bob_phone = stack.enter_context(Device(process_b.url, "bob", PASSWORD))
-        bob_laptop = stack.enter_context(Device(process_a.url, "bob", PASSWORD, connect=False))
+        cluster = Cluster(stack, env, tmp_path)
+        alice = stack.enter_context(cluster.device("a", "alice"))
+        owner = stack.enter_context(cluster.device("b", "owner"))
+        bob_phone = stack.enter_context(cluster.device("b", "bob"))
+        bob_laptop = stack.enter_context(cluster.device("a", "bob", connect=False))
         cursor = bob_laptop.get_json("/api/v1/sync")["cursor"]
 
         sent = alice.send(group, "typo hre")["message"]

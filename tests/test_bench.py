@@ -295,3 +295,90 @@ def test_the_storm_is_also_timed_from_when_the_restarted_server_was_up():
     unfinished = {"restart": {"up_at_epoch_s": 1003.5}, "down_at_epoch_s": 1000.0, "t99_back_s": None}
     _storm_after_up(unfinished)
     assert "t99_after_up_s" not in unfinished
+
+
+def _scaleout_seed(pairs: int, group: int) -> dict:
+    return {
+        "password": "x",
+        "pairs": [[f"a{k}", f"b{k}", 100 + k] for k in range(pairs)],
+        "groups": {str(group): {"conversation_id": 9, "members": [f"g{k}" for k in range(group)]}},
+    }
+
+
+@pytest.mark.parametrize("processes", [1, 2, 4])
+def test_scaleout_spreads_devices_evenly_and_puts_each_pair_across_two_processes(processes):
+    from collections import Counter
+
+    from bench.scaleout import group_plan, pair_plan
+
+    seed_plan, urls = _scaleout_seed(8, 12), [f"http://127.0.0.1:{port}" for port in range(processes)]
+    plan = pair_plan(seed_plan, "parley", urls, 8)
+    assert Counter(d["url_index"] for d in plan["devices"]) == dict.fromkeys(
+        range(processes), 16 // processes
+    )
+    assert [r["conversation_id"] for r in plan["rooms"]] == list(range(100, 108))
+    for room in plan["rooms"]:
+        sides = {plan["devices"][i]["url_index"] for i in room["devices"]}
+        assert len(sides) == min(2, processes)
+    group = group_plan(seed_plan, "parley", urls, 12)
+    assert Counter(d["url_index"] for d in group["devices"]) == dict.fromkeys(
+        range(processes), 12 // processes
+    )
+    assert group["rooms"] == [{"conversation_id": 9, "devices": list(range(12))}]
+
+
+def test_scaleout_failure_plan_routes_through_nginx_and_waits_for_the_harness(tmp_path):
+    from bench.scaleout import Sizes, failure_plan
+
+    sizes = Sizes(kill_pairs=2, kill_group=4)
+    plan = failure_plan(_scaleout_seed(5, 4), "http://127.0.0.1:9", ["a", "b"], sizes, tmp_path, "kill-x")
+    assert plan["urls"] == ["http://127.0.0.1:9"]
+    assert [d["username"] for d in plan["devices"]] == ["a0", "b0", "a1", "b1", "g0", "g1", "g2", "g3"]
+    assert [d["route"] for d in plan["devices"]] == ["a", "b"] * 4  # every pair spans both processes
+    assert [r["devices"] for r in plan["rooms"]] == [[0, 1], [2, 3], [4, 5, 6, 7]]
+    assert plan["kill"]["resume_file"].startswith(str(tmp_path)) and plan["kill"]["resend_refused"]
+    assert plan["kill"]["prefix"].startswith("kill-x")
+
+
+def test_scaleout_table_sums_cpu_per_message_and_compares_with_one_process():
+    from bench.scaleout import markdown, per_unit
+
+    assert per_unit([0.5, 0.3, 0.1], 2000) == 400.0  # the two workers; the last pid is Redis
+    assert per_unit([0.5, 0.3, 0.1], 2000, servers_only=False) == 50.0
+    assert per_unit(None, 10) is None and per_unit([1.0, 0.1], 0) is None
+
+    def row(processes, cpu, deliveries):
+        pairs = {
+            "acks_per_s": 300,
+            "cpu_us_per_msg": cpu,
+            "cpu_us_per_msg_raw": cpu + 100,
+            "idle_cpu_pct": [2.5] * processes + [0.1],
+            "delivery_ms": {"p50": 2.0, "p99": 9.5},
+        }
+        return {
+            "routing": "targeted",
+            "processes": processes,
+            "pairs": pairs,
+            "group": {"deliveries_per_s": deliveries},
+        }
+
+    table = markdown([row(1, 400.0, 20000), row(4, 460.0, 18000)], [], group=500)
+    assert "group 500 deliveries/s" in table
+    row_4 = "| targeted | 4 | 300 | 460.0 | 1.15 | 560.0 | 2.5 / 2.5 / 2.5 / 2.5 | — | 2.0 / 9.5 |"
+    row_4 += " 18000 | 0.9 | — |"
+    assert row_4 in table
+
+
+def test_scaleout_refuses_unknown_routings_and_process_counts():
+    import argparse
+
+    from bench.scaleout import add_arguments, check_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--processes", "1,2,4", "--routing", "targeted", "--failures", ""])
+    check_arguments(parser, args)
+    assert (args.processes, args.routing, args.failures) == ([1, 2, 4], ["targeted"], [])
+    for bad in (["--routing", "sticky"], ["--processes", "0,2"], ["--failures", "flood"]):
+        with pytest.raises(SystemExit):
+            check_arguments(parser, parser.parse_args(bad))

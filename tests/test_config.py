@@ -22,6 +22,12 @@ from config import Config, ConfigError
         ("LOG_LEVEL", "LOUD"),
         ("SECRET_KEY", "short"),
         ("PUBLIC_BASE_URL", "parley.example.com"),
+        ("SOCKET_ROUTING", "everywhere"),
+        ("SOCKET_FANOUT_ROOMS", "0"),
+        ("JOB_WORKER", "maybe"),
+        ("JOB_MAX_ATTEMPTS", "0"),
+        ("JOB_CONCURRENCY", "many"),
+        ("MUTE_CHECK_SECONDS", "0"),
     ],
 )
 def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path, name, value):

@@ -22,7 +22,8 @@ from app.models import Group, PushSubscription
 from app.push import sender, services
 from config import Config, ConfigError
 from tests.chat_helpers import connect, new_client_msg_id
-from tests.conftest import PASSWORD, LiveServer, server_env, start_processes
+from tests.cluster import Cluster
+from tests.conftest import PASSWORD, LiveServer, server_env
 from tests.fake_push import FakePushService, b64url, unb64url
 from tests.socket_client import Device
 
@@ -622,10 +623,10 @@ def test_two_processes_push_each_message_once_and_know_each_others_sockets(
         PUSH_ALLOWED_HOSTS=fake.host,
     )
     with ExitStack() as stack:
-        process_a, process_b = start_processes(stack, env, tmp_path)
-        alice = stack.enter_context(Device(process_a.url, "alice", PASSWORD))
-        bob_closed = stack.enter_context(Device(process_a.url, "bob", PASSWORD, connect=False))
-        bob_open = stack.enter_context(Device(process_b.url, "bob", PASSWORD))
+        cluster = Cluster(stack, env, tmp_path)
+        alice = stack.enter_context(cluster.device("a", "alice"))
+        bob_closed = stack.enter_context(cluster.device("a", "bob", connect=False))
+        bob_open = stack.enter_context(cluster.device("b", "bob"))
         closed, open_ = fake.subscription(), fake.subscription()
         assert bob_closed.post("/api/v1/push/subscriptions", closed).status_code == 201
         assert bob_open.post("/api/v1/push/subscriptions", open_).status_code == 201

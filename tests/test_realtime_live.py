@@ -14,7 +14,8 @@ import pytest
 import socketio
 
 from app.groups.services import create_group
-from tests.conftest import PASSWORD, LiveServer, server_env, start_processes
+from tests.cluster import Cluster
+from tests.conftest import PASSWORD, LiveServer, server_env
 from tests.socket_client import Device
 
 # Long enough for an event that should not come to have arrived if it were coming.
@@ -381,12 +382,12 @@ def test_two_processes_share_delivery_presence_receipts_and_revocation(
     befriend(alice_id, bob_id)
     env = server_env(database_url, instance_path, REDIS_URL=redis_url, LOGIN_RATE_LIMIT=LOGIN_RATE_LIMIT)
     with ExitStack() as stack:
-        process_a, process_b = start_processes(stack, env, tmp_path)
+        cluster = Cluster(stack, env, tmp_path)
         # Sockets close before their servers stop (the ExitStack unwinds in reverse).
-        alice = stack.enter_context(Device(process_a.url, "alice", PASSWORD))
-        bob_phone = stack.enter_context(Device(process_a.url, "bob", PASSWORD, connect=False))
+        alice = stack.enter_context(cluster.device("a", "alice"))
+        bob_phone = stack.enter_context(cluster.device("a", "bob", connect=False))
         conversation_id = open_direct(alice, bob_id)
-        bob_laptop = stack.enter_context(Device(process_b.url, "bob", PASSWORD))
+        bob_laptop = stack.enter_context(cluster.device("b", "bob"))
 
         online = alice.wait_for("presence", lambda event: event["user_id"] == bob_id)
         assert online == {"user_id": bob_id, "online": True, "last_seen_at": None}

@@ -22,7 +22,8 @@ from app.moderation import services as moderation
 from app.social import services as social
 from app.speak_cache import SpeakCache
 from tests.chat_helpers import connect
-from tests.conftest import PASSWORD, server_env, start_processes
+from tests.cluster import Cluster, pin
+from tests.conftest import PASSWORD, server_env
 from tests.socket_client import Device
 from tests.test_admin import csrf_of
 
@@ -430,9 +431,9 @@ def test_a_change_on_one_process_bites_on_another_within_a_second(
         SPEAK_CACHE="true",
     )
     with ExitStack() as stack:
-        process_a, process_b = start_processes(stack, env, tmp_path)
-        alice = stack.enter_context(Device(process_b.url, "alice", PASSWORD))
-        bob = stack.enter_context(Device(process_a.url, "bob", PASSWORD, connect=False))
+        cluster = Cluster(stack, env, tmp_path)
+        alice = stack.enter_context(cluster.device("b", "alice"))
+        bob = stack.enter_context(cluster.device("a", "bob", connect=False))
         direct = alice.post("/api/v1/conversations", {"user_id": bob_id}).json()["conversation"]["id"]
         # Warm process B: its first send starts the listener, the ones after it use the cache.
         for conversation_id in (group_chat, direct):
@@ -442,7 +443,7 @@ def test_a_change_on_one_process_bites_on_another_within_a_second(
             assert alice.send(conversation_id, "warm")["ok"]
 
         # A member mute by the group's owner on process A, and its lifting.
-        mute = f"{process_a.url}/api/v1/groups/{group_id}/members/{alice_id}/mute"
+        mute = f"{cluster.url}/api/v1/groups/{group_id}/members/{alice_id}/mute"
         assert bob.http.put(mute, json={"minutes": 5}, timeout=10).status_code == 200
         assert refused_within(alice, group_chat, "member_muted") <= 1.0
         assert bob.http.put(mute, json={"minutes": 0}, timeout=10).status_code == 200
@@ -456,13 +457,14 @@ def test_a_change_on_one_process_bites_on_another_within_a_second(
 
         # A site mute from the admin console on process A.
         admin = stack.enter_context(requests.Session())
+        pin(admin, "a")
         signed_in = admin.post(
-            f"{process_a.url}/api/v1/auth/login", json={"username": "root", "password": PASSWORD}, timeout=10
+            f"{cluster.url}/api/v1/auth/login", json={"username": "root", "password": PASSWORD}, timeout=10
         )
         assert signed_in.ok
-        page = admin.get(f"{process_a.url}/admin/user/details/?id={alice_id}", timeout=10)
+        page = admin.get(f"{cluster.url}/admin/user/details/?id={alice_id}", timeout=10)
         response = admin.post(
-            f"{process_a.url}/admin/user/{alice_id}/mute",
+            f"{cluster.url}/admin/user/{alice_id}/mute",
             data={"csrf_token": csrf_of(page), "reason": "flood", "minutes": "30"},
             allow_redirects=False,
             timeout=10,

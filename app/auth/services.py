@@ -7,6 +7,7 @@ import functools
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -275,6 +276,27 @@ def _device_query():
             DeviceSession.expires_at > now,
             User.deleted_at.is_(None),
             ~ban_clause(DeviceSession.user_id, now),
+        )
+    )
+
+
+def live_device_ids(device_ids: Iterable[int]) -> set[int]:
+    """Which of these device sessions are still live (not revoked, expired, banned or deleted)."""
+    ids = list(set(device_ids))
+    if not ids:
+        return set()
+    now = utcnow()
+    return set(
+        db.session.scalars(
+            select(DeviceSession.id)
+            .join(DeviceSession.user)
+            .where(
+                DeviceSession.id.in_(ids),
+                DeviceSession.revoked_at.is_(None),
+                DeviceSession.expires_at > now,
+                User.deleted_at.is_(None),
+                ~ban_clause(DeviceSession.user_id, now),
+            )
         )
     )
 

@@ -2,9 +2,12 @@
 
 The robot is a real user (`is_bot`), so its messages are stored, synced and roam like anyone's.
 A user's message to it (in a direct chat, or a mention in a group it was added to) queues a
-job once the message has committed; the job runs in its own greenlet, never in the socket
-handler, shows `typing`, asks the provider within `BOT_REPLY_TIMEOUT` and sends the answer, or a
-polite fallback, through `send_message` as the robot.
+`bot.reply` job in the message's own transaction (app/jobs/queue.py); once the message has
+committed the job runs in its own greenlet, never in the socket handler, shows `typing`, asks the
+provider within `BOT_REPLY_TIMEOUT` and sends the answer, or a polite fallback, through
+`send_message` as the robot. If the process dies before it answers, another process takes the
+job over when its lease runs out. The answer's client_msg_id is `bot-reply-<message id>`, so a
+job run twice still answers once.
 """
 
 from __future__ import annotations
@@ -12,11 +15,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import gevent
 import gevent.event
-from flask import Flask, current_app
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -30,6 +33,7 @@ from app.chat.schemas import MAX_TEXT
 from app.chat.send import TYPING_INTERVAL, message_stored, send_message
 from app.errors import ApiError
 from app.extensions import db, socketio
+from app.jobs import queue
 from app.models import Conversation, ConversationMember, Message, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -133,15 +137,14 @@ def _bot_member(conversation_id: int) -> User | None:
 
 @message_stored.connect
 def _on_message_stored(context: SendContext, message: Message) -> None:
-    """Queue the robot's answer, to start once the message has committed."""
+    """Queue the robot's answer in the message's transaction, to start once it has committed."""
     try:
         job = _job_for(context, message)
     except Exception:
         log.exception("could not decide whether the robot should answer message %s", message.id)
         return
     if job is not None:
-        app = current_app._get_current_object()
-        realtime.on_commit(lambda: socketio.start_background_task(_run, app, job))
+        queue.enqueue(REPLY_JOB, asdict(job))
 
 
 def _job_for(context: SendContext, message: Message) -> ReplyJob | None:
@@ -170,13 +173,25 @@ def _job_for(context: SendContext, message: Message) -> ReplyJob | None:
 
 # --- answering, in the background ---------------------------------------------------------
 
+REPLY_JOB = "bot.reply"
 
-def _run(app: Flask, job: ReplyJob) -> None:
-    with app.app_context():
-        try:
-            answer(job)
-        except Exception:
-            log.exception("the robot could not answer message %s", job.message_id)
+
+def _reply_client_msg_id(message_id: int) -> str:
+    return f"bot-reply-{message_id}"
+
+
+@queue.kind(REPLY_JOB, timeout=lambda config: config["BOT_REPLY_TIMEOUT"] + 5)
+def _reply(payload: dict) -> None:
+    """The `bot.reply` job: answer, unless a run before this one did (it died before the job was
+    deleted) — then the provider is not asked again."""
+    job = ReplyJob(**payload)
+    answered = db.session.scalar(
+        select(Message.id).where(
+            Message.sender_id == job.bot_id, Message.client_msg_id == _reply_client_msg_id(job.message_id)
+        )
+    )
+    if answered is None:
+        answer(job)
 
 
 def answer(job: ReplyJob) -> dict | None:
@@ -189,9 +204,8 @@ def answer(job: ReplyJob) -> dict | None:
     db.session.close()  # hold no database connection while the provider thinks
     text = _think(source, user, conversation, job, audience)
     try:
-        reply, _ = send_message(
-            job.bot_id, job.conversation_id, f"bot-reply-{job.message_id}", {"type": "txt", "msg": text}
-        )
+        body = {"type": "txt", "msg": text}
+        reply, _ = send_message(job.bot_id, job.conversation_id, _reply_client_msg_id(job.message_id), body)
     except ApiError as error:
         db.session.rollback()
         log.info("the robot may not answer in conversation %s: %s", job.conversation_id, error.code)

@@ -7,11 +7,14 @@ the admins' on/off switch and the provider's last failure.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from threading import Lock
 
 from flask import Flask, current_app
+
+logger = logging.getLogger(__name__)
 
 ENABLED_KEY = "enabled"
 
@@ -19,7 +22,11 @@ ENABLED_KEY = "enabled"
 class MemoryStore:
     """Key-value pairs for one process; `clock` is when "now" is, in seconds."""
 
+    errors: tuple[type[Exception], ...] = ()  # nothing to be away
+
     def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.last_switch: str | None = None
+        self.away = False
         self._clock = clock
         self._lock = Lock()
         self._items: dict[str, tuple[str, float | None]] = {}
@@ -58,6 +65,10 @@ class RedisStore:
 
         self.redis = redis.Redis.from_url(url, decode_responses=True)
         self.prefix = prefix
+        self.errors = (redis.RedisError,)
+        # The admins' switch as this process last read it, and whether Redis is away (logged once).
+        self.last_switch: str | None = None
+        self.away = False
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
@@ -89,8 +100,19 @@ def store() -> MemoryStore | RedisStore:
 
 
 def is_enabled() -> bool:
-    """The admins' switch if they used it, else `BOT_ENABLED`."""
-    switch = store().get(ENABLED_KEY)
+    """The admins' switch if they used it, else `BOT_ENABLED`. While Redis is away, the switch as
+    this process last read it: the client's page and presence still answer."""
+    current = store()
+    try:
+        switch = current.get(ENABLED_KEY)
+    except current.errors as error:
+        if not current.away:
+            current.away = True
+            logger.warning("Robot state unreachable (%s): using the switch last read", error)
+        switch = current.last_switch
+    else:
+        current.away = False
+        current.last_switch = switch
     return current_app.config["BOT_ENABLED"] if switch is None else switch == "1"
 
 

@@ -55,6 +55,21 @@ def _keep_presence_fresh(app, store) -> None:
             log.exception("presence refresh failed")
 
 
+def drop_dead_sockets(app) -> None:
+    """Disconnect this process's sockets whose device session is no longer live. Run when the
+    process has its link to Redis again: a ban or revocation made while Redis was away could only
+    name the sockets of the process that made it."""
+    with app.app_context():
+        try:
+            live = auth_services.live_device_ids(device for _, device in list(_identity.values()))
+            dead = [sid for sid, (_, device) in list(_identity.items()) if device not in live]
+        finally:
+            db.session.remove()
+        if dead:
+            log.warning("dropping %d socket(s) whose device session ended meanwhile", len(dead))
+            realtime.disconnect_sids(dead)
+
+
 def _on(name: str):
     """Register a connect or disconnect handler with python-socketio itself, as `event` does
     for the other events: no Flask request context is pushed for it."""

@@ -3,7 +3,9 @@ the whole group or one member. Each writes a system message and drops the right-
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
 
 from app import presenters, speak_cache
 from app.chat.send import append_message
@@ -14,11 +16,12 @@ from app.groups.services import (
     _actor,
     _announce_group,
     _name,
+    get_group,
     membership,
     require_group_role,
     system_body,
 )
-from app.models import User, utcnow
+from app.models import GroupMember, User, utcnow
 
 
 def set_role(
@@ -121,3 +124,38 @@ def mute_member(
     append_message(group.conversation_id, None, system_body("member_muted", actor, text, user_ids=[user_id]))
     db.session.commit()
     return presenters.group_member(target, user, online=False)
+
+
+def end_member_mutes(since: datetime, now: datetime) -> int:
+    """Clear member mutes that ended by `now` (sends honour the end already; the members list
+    stops showing a past time) and tell each group of those that ended after `since` — the
+    periodic job's window (app/jobs/periodic.py) — as a lift is told, with a system message. Each
+    group's lock comes first, as for a mute. The caller commits; returns how many were told."""
+    ended = (GroupMember.muted_until.is_not(None), GroupMember.muted_until <= now)
+    candidates = db.session.execute(
+        select(GroupMember.group_id, GroupMember.user_id, GroupMember.muted_until)
+        .where(*ended)
+        .order_by(GroupMember.group_id, GroupMember.user_id)
+    ).all()
+    told = 0
+    for group_id, user_id, until in candidates:
+        try:
+            group = get_group(group_id, lock=True)
+        except ApiError:
+            continue  # deleted meanwhile, with its members
+        cleared = db.session.execute(
+            update(GroupMember)
+            .where(GroupMember.group_id == group_id, GroupMember.user_id == user_id, *ended)
+            .values(muted_until=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if not cleared:
+            continue  # muted again meanwhile
+        speak_cache.drop_conversation(group.conversation_id)
+        if until <= since or group.dissolved_at is not None:
+            continue
+        user = db.session.get(User, user_id)
+        body = system_body("member_muted", None, f"The mute of {user.nickname} has ended", user_ids=[user_id])
+        append_message(group.conversation_id, None, body)
+        told += 1
+    return told

@@ -131,7 +131,16 @@ class GroupMember(db.Model):
     invited_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (CheckConstraint(f"role IN {GROUP_ROLES}", name="role"),)
+    __table_args__ = (
+        CheckConstraint(f"role IN {GROUP_ROLES}", name="role"),
+        # The periodic check for mutes that have ended reads only the muted members.
+        Index(
+            "ix_group_members_muted_until",
+            "muted_until",
+            postgresql_where=text("muted_until IS NOT NULL"),
+            sqlite_where=text("muted_until IS NOT NULL"),
+        ),
+    )
 
 
 class GroupRemoval(db.Model):

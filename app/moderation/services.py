@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from blinker import signal
 from sqlalchemy import func, or_, select
+from sqlalchemy.orm import aliased
 
 from app import presenters, realtime, speak_cache
 from app.auth import services as auth
@@ -153,6 +154,41 @@ def unmute(admin_id: int | None, user_id: int, reason: str = "", *, api_key_id: 
         "account:sanction", {"kind": "mute", "active": False, "expires_at": None}, [user_id]
     )
     return lifted
+
+
+def announce_ended_mutes(since: datetime, now: datetime) -> int:
+    """Tell each user whose site mute ended in `(since, now]` — the periodic job's window
+    (app/jobs/periodic.py) — as a lift is told (`account:sanction`, after the caller's commit).
+    Someone muted again since is not told; the mute's row stays as it is (its end is history)."""
+    later = aliased(Sanction)
+    still_muted = (
+        select(later.id)
+        .where(
+            later.user_id == Sanction.user_id,
+            later.kind == "mute",
+            later.lifted_at.is_(None),
+            or_(later.expires_at.is_(None), later.expires_at > now),
+        )
+        .exists()
+    )
+    ended = db.session.scalars(
+        select(Sanction.user_id)
+        .where(
+            Sanction.kind == "mute",
+            Sanction.lifted_at.is_(None),
+            Sanction.expires_at > since,
+            Sanction.expires_at <= now,
+            ~still_muted,
+        )
+        .distinct()
+        .order_by(Sanction.user_id)
+    ).all()
+    for user_id in ended:
+        speak_cache.drop_user(user_id)
+    if ended:
+        lifted = {"kind": "mute", "active": False, "expires_at": None}
+        realtime.emit_after_commit("account:sanction", lifted, ended)
+    return len(ended)
 
 
 def _lift(admin_id: int | None, user_id: int, kind: str, reason: str, api_key_id: int | None = None) -> int:

@@ -2,14 +2,12 @@
 
 One greenlet per server process (started from wsgi.py, never by CLI commands or migrations) is
 woken after a commit that wrote rows, and otherwise looks for due rows every `POLL_SECONDS`.
-It claims them with a lease in one statement — `UPDATE … WHERE id IN (SELECT … due, lease
-expired … LIMIT n [FOR UPDATE SKIP LOCKED on PostgreSQL]) RETURNING …` — so two processes never
-take the same row (SQLite runs the statement under its write lock), and a process killed
-mid-delivery leaves rows another takes over once the lease ends; the outcome is recorded only
-while the claim is still the row's (`lease_until` unchanged), so a process that outlived its lease
-never overwrites what the one that took the row over recorded. A poll that finds no due row (one
-read of the index) writes nothing: an idle server takes no write lock for webhooks. Deliveries
-run on a pool of
+It claims them with a lease in one statement, as queued jobs are claimed (app/jobs/lease.py), so
+two processes never take the same row, and a process killed mid-delivery leaves rows another
+takes over once the lease ends; the outcome is recorded only while the claim is still the row's
+(`lease_until` unchanged), so a process that outlived its lease never overwrites what the one
+that took the row over recorded. A poll that finds no due row writes nothing. Deliveries run on
+a pool of
 `WEBHOOK_WORKERS` greenlets; a 2xx answer marks a row delivered, anything else schedules the
 next attempt with exponential backoff and jitter until `WEBHOOK_RETRY_HOURS` after the event,
 then marks it failed. A receiver may see an event twice (an answer lost, a lease taken over):
@@ -21,7 +19,6 @@ hold users' names and messages), a bounded batch at a time.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from datetime import datetime, timedelta
 
@@ -33,6 +30,7 @@ from flask import Flask
 from sqlalchemy import and_, delete, or_, select, update
 
 from app.extensions import db
+from app.jobs import lease
 from app.models import utcnow
 from app.models.integrations import Webhook, WebhookDelivery
 from app.webhooks import signing
@@ -56,26 +54,20 @@ _hooks = Webhook.__table__
 def _due(now: datetime, limit: int):
     return (
         select(D.id)
-        .where(
-            D.status == "pending", D.next_attempt_at <= now, or_(D.lease_until.is_(None), D.lease_until < now)
-        )
+        .where(D.status == "pending", D.next_attempt_at <= now, lease.free(D.lease_until, now))
         .order_by(D.next_attempt_at, D.id)
         .limit(limit)
     )
 
 
 def _claim_statement(dialect: str, now: datetime, lease_until: datetime, limit: int):
-    due = _due(now, limit)
-    if dialect == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    return (
-        update(D)
-        .where(D.id.in_(due.scalar_subquery()))
-        .values(lease_until=lease_until, attempts=D.attempts + 1)
-        .returning(
-            D.id, D.webhook_id, D.event_id, D.event, D.payload, D.attempts, D.created_at, D.lease_until
-        )
-        .execution_options(synchronize_session=False)
+    return lease.claim_statement(
+        dialect,
+        D,
+        D.id,
+        _due(now, limit),
+        {"lease_until": lease_until, "attempts": D.attempts + 1},
+        [D.id, D.webhook_id, D.event_id, D.event, D.payload, D.attempts, D.created_at, D.lease_until],
     )
 
 
@@ -86,19 +78,7 @@ def claim(app: Flask, limit: int, now: datetime | None = None) -> list:
     timeout = app.config["WEBHOOK_TIMEOUT_SECONDS"]
     now = now or utcnow()
     lease_until = now + timedelta(seconds=timeout + LEASE_MARGIN_SECONDS)
-    with app.app_context():
-        # Most polls find nothing: a read says so without the UPDATE's write lock (on SQLite, the
-        # whole database's). On a connection of its own, ended at once: the UPDATE must not be
-        # an upgrade of an older read (SQLite would refuse it if another write came in between).
-        with db.engine.connect() as connection:
-            if connection.execute(_due(now, 1)).first() is None:
-                return []
-        try:
-            rows = db.session.execute(_claim_statement(db.engine.dialect.name, now, lease_until, limit)).all()
-            db.session.commit()
-        finally:
-            db.session.remove()
-    return rows
+    return lease.claim(app, _due(now, 1), lambda dialect: _claim_statement(dialect, now, lease_until, limit))
 
 
 def _hooks_of(app: Flask, hook_ids: set[int]) -> dict[int, object]:
@@ -111,10 +91,8 @@ def _hooks_of(app: Flask, hook_ids: set[int]) -> dict[int, object]:
 
 
 def backoff(attempts: int) -> float:
-    """Seconds before attempt `attempts + 1`: 2, 4, 8 … up to an hour, plus up to 20% jitter (so
-    the rows one outage left do not all come back at the same instant)."""
-    delay = min(BACKOFF_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
-    return delay * (1 + random.random() * 0.2)
+    """Seconds before attempt `attempts + 1`: 2, 4, 8 … up to an hour, plus jitter."""
+    return lease.backoff(attempts, BACKOFF_SECONDS, BACKOFF_MAX_SECONDS)
 
 
 def post(hook, row, timeout: float) -> tuple[int | None, str | None]:

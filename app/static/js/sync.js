@@ -10,6 +10,7 @@ import { noteMention, setUnreadMentions } from "./mentioned.js";
 import { bucket, dropMessages, emit, patchMessage, putMessage, putSummary, replaceMessage, setPins, setPresence, setRead, state } from "./store.js";
 
 const SYNC_PAGE = 200;
+const RESYNC_SPREAD_MS = 3000;
 const LIST_PAGE = 50;
 let loadingList = null;
 const MAX_SYNC_PAGES = 1000;
@@ -122,6 +123,16 @@ function wireSocket() {
       // The next reconnect tries again from the same cursor.
     }
   });
+  // The server's process lost its link to the other processes for a while (Redis restarted), or
+  // another process died: live events may have been missed, so replay /sync from the cursor as
+  // after a reconnect, and ask again who is online (presence is not in /sync).
+  // Spread over a few seconds: when a process dies, every client of the deployment is asked.
+  socket.on("resync", () => {
+    setTimeout(() => {
+      catchUp().catch(() => {});
+      refreshPresence().catch(() => {});
+    }, Math.random() * RESYNC_SPREAD_MS);
+  });
   socket.on("disconnect", (reason) => {
     state.connected = false;
     emit("connection");
@@ -203,6 +214,15 @@ function wireSocket() {
       }, left);
     }
   });
+}
+
+/** Ask again for the presence of everyone shown (in pages of the 200 `GET /presence` takes). */
+async function refreshPresence() {
+  const ids = [...state.presence.keys()];
+  for (let start = 0; start < ids.length; start += 200) {
+    const data = await api("/presence", { params: { user_ids: ids.slice(start, start + 200).join(",") } });
+    for (const entry of data.presence) setPresence(entry.user_id, entry.online);
+  }
 }
 
 export async function loadFriends() {
