@@ -42,7 +42,9 @@ def gh_app(make_app, github):
         GITHUB_CLIENT_ID=CLIENT_ID,
         GITHUB_CLIENT_SECRET=CLIENT_SECRET,
         GITHUB_BASE_URL=github.url,
-        GITHUB_TIMEOUT="1",
+        # Short, for the tests of a GitHub that hangs; not so short that a pause of the test
+        # process (a long garbage collection on a loaded machine) reads as GitHub timing out.
+        GITHUB_TIMEOUT="3",
     )
 
 
