@@ -264,7 +264,6 @@ def _device_query():
     the device session with its user, in one round trip, and only while the session is live and
     the account not banned. The user comes with the device (`device.user`), so the sign-in never
     reads it again."""
-    now = bindparam("now")
     return (
         select(DeviceSession)
         .join(DeviceSession.user)
@@ -272,11 +271,19 @@ def _device_query():
         .where(
             DeviceSession.token_hash == bindparam("token_hash"),
             DeviceSession.user_id == bindparam("user_id"),
-            DeviceSession.revoked_at.is_(None),
-            DeviceSession.expires_at > now,
-            User.deleted_at.is_(None),
-            ~ban_clause(DeviceSession.user_id, now),
+            *_live(bindparam("now")),
         )
+    )
+
+
+def _live(now) -> tuple:
+    """What keeps a device session (joined with its user) live at `now`: not revoked, not
+    expired, the account neither deleted nor banned."""
+    return (
+        DeviceSession.revoked_at.is_(None),
+        DeviceSession.expires_at > now,
+        User.deleted_at.is_(None),
+        ~ban_clause(DeviceSession.user_id, now),
     )
 
 
@@ -285,20 +292,8 @@ def live_device_ids(device_ids: Iterable[int]) -> set[int]:
     ids = list(set(device_ids))
     if not ids:
         return set()
-    now = utcnow()
-    return set(
-        db.session.scalars(
-            select(DeviceSession.id)
-            .join(DeviceSession.user)
-            .where(
-                DeviceSession.id.in_(ids),
-                DeviceSession.revoked_at.is_(None),
-                DeviceSession.expires_at > now,
-                User.deleted_at.is_(None),
-                ~ban_clause(DeviceSession.user_id, now),
-            )
-        )
-    )
+    statement = select(DeviceSession.id).join(DeviceSession.user)
+    return set(db.session.scalars(statement.where(DeviceSession.id.in_(ids), *_live(utcnow()))))
 
 
 def load_device(user_id: int, token: str) -> DeviceSession | None:
