@@ -1,7 +1,7 @@
 # Parley in one image: migrations, then gunicorn with the geventwebsocket worker.
 
-# The browser libraries (the socket.io client; Swagger UI for /api/docs), from npm as pinned by
-# package-lock.json.
+# The browser libraries (the socket.io client; Swagger UI for /api/docs; Chart.js for the admin
+# dashboard), from npm as pinned by package-lock.json.
 FROM node:20-slim AS vendor
 WORKDIR /build
 COPY package.json package-lock.json ./
@@ -25,6 +25,9 @@ COPY . .
 COPY --from=vendor /build/node_modules/socket.io-client/dist/socket.io.esm.min.js app/static/vendor/
 COPY --from=vendor /build/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
     /build/node_modules/swagger-ui-dist/swagger-ui.css app/static/vendor/swagger-ui/
+COPY --from=vendor /build/node_modules/chart.js/dist/chart.umd.min.js app/static/vendor/
+# The server pages' and messages' translations: the committed .po files, compiled (`make translations`).
+RUN pybabel compile -d app/translations
 RUN useradd --create-home --uid 10001 parley \
     && mkdir -p /data \
     && chown -R parley:parley /data

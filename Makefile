@@ -14,7 +14,16 @@ GUNICORN := $(BIN)/gunicorn -k geventwebsocket.gunicorn.workers.GeventWebSocketW
 SOCKET_IO := app/static/vendor/socket.io.esm.min.js
 # Swagger UI for /api/docs (swagger-ui-dist): its bundle and stylesheet.
 SWAGGER_UI := app/static/vendor/swagger-ui
-VENDOR := $(SOCKET_IO) $(SWAGGER_UI)/swagger-ui-bundle.js $(SWAGGER_UI)/swagger-ui.css
+# Chart.js for the admin dashboard's charts (its UMD bundle, loaded as a plain script).
+CHART_JS := app/static/vendor/chart.umd.min.js
+VENDOR := $(SOCKET_IO) $(SWAGGER_UI)/swagger-ui-bundle.js $(SWAGGER_UI)/swagger-ui.css $(CHART_JS)
+# axe-core for the browser tests' accessibility checks (never served by Parley).
+AXE := tests/e2e/vendor/axe.min.js
+# Server-rendered pages' translations (Flask-Babel): the .po files are committed, the compiled
+# .mo files are built here (`make translations`); `make i18n-extract` and `make i18n-update`
+# refresh the catalogue after strings change (docs/ARCHITECTURE.md, "Languages").
+TRANSLATIONS_DIR := app/translations
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS_DIR)/*/LC_MESSAGES/messages.po))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +49,27 @@ $(SWAGGER_UI)/%: node_modules/.package-lock.json
 	mkdir -p $(@D)
 	cp node_modules/swagger-ui-dist/$* $@
 
+$(CHART_JS): node_modules/.package-lock.json
+	mkdir -p $(@D)
+	cp node_modules/chart.js/dist/chart.umd.min.js $@
+
+$(AXE): node_modules/.package-lock.json
+	mkdir -p $(@D)
+	cp node_modules/axe-core/axe.min.js $@
+
+$(TRANSLATIONS_DIR)/%/LC_MESSAGES/messages.mo: $(TRANSLATIONS_DIR)/%/LC_MESSAGES/messages.po | $(VENV)/.runtime
+	$(BIN)/pybabel compile -d $(TRANSLATIONS_DIR) -l $* -D messages
+
+.PHONY: translations i18n-extract i18n-update
+translations: $(CATALOGUES)
+
+i18n-extract: $(VENV)/.runtime
+	PYTHONPATH=. $(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output \
+	  -o $(TRANSLATIONS_DIR)/messages.pot .
+
+i18n-update: i18n-extract
+	$(BIN)/pybabel update -i $(TRANSLATIONS_DIR)/messages.pot -d $(TRANSLATIONS_DIR) --ignore-obsolete
+
 # `make vendor`: copy the browser libraries (package.json) into app/static/vendor/.
 .PHONY: vendor
 vendor: $(VENDOR)
@@ -54,7 +84,7 @@ nginx:
 	command -v nginx >/dev/null || test -x /usr/sbin/nginx || \
 	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx)
 
-run: $(VENV)/.runtime $(VENDOR)
+run: $(VENV)/.runtime $(VENDOR) $(CATALOGUES)
 	$(BIN)/flask db upgrade
 	$(GUNICORN) wsgi:app
 
@@ -66,10 +96,10 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test-sqlite: $(VENV)/.dev $(VENDOR) chromium nginx
+test-sqlite: $(VENV)/.dev $(VENDOR) $(AXE) $(CATALOGUES) chromium nginx
 	PARLEY_TEST_DB=sqlite $(BIN)/pytest
 
-test-postgresql: $(VENV)/.dev $(VENDOR) chromium nginx
+test-postgresql: $(VENV)/.dev $(VENDOR) $(AXE) $(CATALOGUES) chromium nginx
 	PARLEY_TEST_DB=postgresql $(BIN)/pytest
 
 test: lint test-sqlite test-postgresql

@@ -10,7 +10,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import jsonpack
+from app import jsonpack, locales
 from app.extensions import csrf, db, limiter, login_manager, migrate, socketio
 from app.models.types import render_item
 from app.presence import MemoryPresence, RedisPresence
@@ -116,6 +116,7 @@ def create_app(config: Config | None = None) -> Flask:
     login_manager.session_protection = None  # device sessions are checked on every request
     csrf.init_app(app)
     limiter.init_app(app)
+    locales.init_app(app)
     init_socketio(app)
     if config.TRUSTED_PROXIES:
         # Behind N proxies: take the client's address, scheme and host from their headers.

@@ -31,6 +31,7 @@ from app.chat.stream import take_stream_positions
 from app.errors import ApiError
 from app.extensions import db
 from app.groups.services import get_group, system_body
+from app.locales import _l
 from app.models import Conversation, ConversationMember, Message, User, utcnow
 from app.models.types import UTCDateTime
 from app.push import sender as push
@@ -108,7 +109,7 @@ def send_user_notices(user_ids: list[int], text: str, client_msg_id: str | None 
             "invalid_input",
             "Some users do not exist or were deleted; nothing was sent.",
             400,
-            {"user_ids": f"unknown users: {listed}"},
+            {"user_ids": _l("unknown users: %(ids)s", ids=listed)},
         )
     now = utcnow()
     execute = db.session.connection().execute

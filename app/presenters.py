@@ -160,6 +160,8 @@ def conversation(
     peer_read_seq: int | None = None,
     unread_mentions: int = 0,
     mention_seq: int | None = None,
+    my_role: str | None = None,
+    my_muted_until: datetime | None = None,
 ) -> dict:
     if group is not None:
         name, avatar = group.name, group.avatar_url
@@ -187,6 +189,10 @@ def conversation(
         "active": member.active,
         "last_activity_at": iso(row.last_activity_at),
         "pins": _pins_in_window(member, row),
+        # In a group: your role (null once you are out) and the end of your mute there (null
+        # when none is in force), for the composer to say why it is closed (PROTOCOL.md).
+        "my_role": my_role,
+        "my_muted_until": iso(my_muted_until),
     }
 
 

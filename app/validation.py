@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from werkzeug.routing import IntegerConverter
 
 from app.errors import ApiError, not_found
+from app.locales import N_, _l, lazy
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -32,7 +33,7 @@ Seq = Annotated[int, Field(ge=0, le=MAX_BIGINT)]
 # Characters no text column can hold: NUL (PostgreSQL refuses it) and unpaired surrogates
 # (not encodable as UTF-8).
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired surrogates"
+UNSTORABLE_MESSAGE = N_("must not contain NUL characters or unpaired surrogates")
 
 # Endpoints that take bodies larger than MAX_JSON_BYTES (bounded by MAX_CONTENT_LENGTH instead).
 LARGE_BODY_ENDPOINTS = {"media.upload"}
@@ -79,15 +80,78 @@ def invalid(fields: dict[str, str]) -> ApiError:
 
 
 def _unstorable(name: str) -> ApiError:
-    message = "Text must not contain NUL characters or unpaired surrogates."
+    message = N_("Text must not contain NUL characters or unpaired surrogates.")
     return ApiError("invalid_input", message, 400, {name: UNSTORABLE_MESSAGE})
 
 
-def _fields(error: ValidationError) -> dict[str, str]:
-    fields: dict[str, str] = {}
+# pydantic's messages for the problems Parley's payloads can have, as msgids (English as pydantic
+# words them), translated where the error is shown; a kind not listed keeps pydantic's English.
+# Each entry: (singular, plural, the context value that chooses between them).
+PYDANTIC_MESSAGES = {
+    "missing": (N_("Field required"), None, None),
+    "extra_forbidden": (N_("Extra inputs are not permitted"), None, None),
+    "string_type": (N_("Input should be a valid string"), None, None),
+    "int_type": (N_("Input should be a valid integer"), None, None),
+    "bool_type": (N_("Input should be a valid boolean"), None, None),
+    "list_type": (N_("Input should be a valid list"), None, None),
+    "dict_type": (N_("Input should be a valid dictionary"), None, None),
+    "model_type": (N_("Input should be a valid dictionary or instance of %(class_name)s"), None, None),
+    "literal_error": (N_("Input should be %(expected)s"), None, None),
+    "greater_than_equal": (N_("Input should be greater than or equal to %(ge)s"), None, None),
+    "less_than_equal": (N_("Input should be less than or equal to %(le)s"), None, None),
+    "greater_than": (N_("Input should be greater than %(gt)s"), None, None),
+    "less_than": (N_("Input should be less than %(lt)s"), None, None),
+    "string_pattern_mismatch": (N_("String should match pattern '%(pattern)s'"), None, None),
+    "string_too_short": (
+        N_("String should have at least %(min_length)s character"),
+        N_("String should have at least %(min_length)s characters"),
+        "min_length",
+    ),
+    "string_too_long": (
+        N_("String should have at most %(max_length)s character"),
+        N_("String should have at most %(max_length)s characters"),
+        "max_length",
+    ),
+    "too_short": (
+        N_("List should have at least %(min_length)s item after validation, not %(actual_length)s"),
+        N_("List should have at least %(min_length)s items after validation, not %(actual_length)s"),
+        "min_length",
+    ),
+    "too_long": (
+        N_("List should have at most %(max_length)s item after validation, not %(actual_length)s"),
+        N_("List should have at most %(max_length)s items after validation, not %(actual_length)s"),
+        "max_length",
+    ),
+    # a validator's own ValueError: its text is a msgid too (N_ where it is raised)
+    "value_error": (N_("Value error, %(error)s"), None, None),
+}
+
+
+def _field_text(item: dict):
+    """A pydantic problem as a text translated where it is shown (app/errors.py)."""
+    kind = PYDANTIC_MESSAGES.get(item["type"])
+    context = item.get("ctx") or {}
+    if kind is None:
+        return item["msg"]
+    singular, plural, count = kind
+    msgid = plural if plural is not None and context.get(count) != 1 else singular
+    values = {key: value if isinstance(value, int | float) else str(value) for key, value in context.items()}
+    if item["type"] == "value_error":
+        error = context.get("error")
+        text = error.args[0] if isinstance(error, ValueError) and error.args else values.get("error", "")
+        values["error"] = lazy(text) if isinstance(text, str) and text else text
+    try:
+        msgid % values
+    except (KeyError, TypeError, ValueError):
+        return item["msg"]
+    return lazy(msgid, **values)
+
+
+def _fields(error: ValidationError) -> dict:
+    fields: dict = {}
     for item in error.errors():
         name = ".".join(str(part) for part in item["loc"]) or "body"
-        fields.setdefault(name, item["msg"])
+        fields.setdefault(name, _field_text(item))
     return fields
 
 
@@ -125,7 +189,7 @@ def int_arg(name: str, *, minimum: int = 0, maximum: int = MAX_ID, default: int 
         raise invalid({name: "must be a whole number"})
     value = int(raw)
     if value < minimum or value > maximum:
-        raise invalid({name: f"must be between {minimum} and {maximum}"})
+        raise invalid({name: _l("must be between %(min)s and %(max)s", min=minimum, max=maximum)})
     return value
 
 
@@ -191,7 +255,11 @@ def register_request_limits(app: Flask) -> None:
             request.max_content_length = limit
             request.max_form_memory_size = limit
             if request.content_length is not None and request.content_length > limit:
-                raise ApiError("payload_too_large", f"The request body is larger than {limit} bytes.", 413)
+                raise ApiError(
+                    "payload_too_large",
+                    _l("The request body is larger than %(limit)s bytes.", limit=limit),
+                    413,
+                )
         if UNSTORABLE.search(request.path) or _out_of_range_path_id():
             raise not_found()
         _check_admin_list_args(app)

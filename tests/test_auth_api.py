@@ -205,7 +205,9 @@ def test_edit_profile_rejects_bad_input_and_changes_nothing(login, make_user, pa
     before = device.get("/api/v1/auth/me").get_json()["user"]
     response = device.patch("/api/v1/auth/me", json=payload)
     assert response.status_code == 400
-    assert error_of(response)["code"] == "invalid_input"
+    # A string that is no acceptable avatar is `invalid_avatar` (app/media/avatars.py).
+    code = "invalid_avatar" if isinstance(payload.get("avatar_url"), str) else "invalid_input"
+    assert error_of(response)["code"] == code
     assert device.get("/api/v1/auth/me").get_json()["user"] == before
 
 

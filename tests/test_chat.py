@@ -241,6 +241,24 @@ def test_typing_reaches_the_others_but_not_the_typist(pair):
     assert alice_laptop.received("typing") == []
 
 
+def test_a_send_lets_the_next_typing_through_at_once(pair):
+    """Typing right after a send is news to the others: the 2 s throttle starts over."""
+    alice_phone, alice_laptop, bob, conversation_id = pair
+    typing = {"conversation_id": conversation_id}
+    assert alice_phone.emit("typing", typing)["throttled"] is False
+    assert alice_phone.emit("typing", typing)["throttled"] is True
+    body = {"type": "txt", "msg": "hi"}
+    payload = {"conversation_id": conversation_id, "client_msg_id": "after-typing", "body": body}
+    assert alice_phone.emit("message:send", payload)["ok"] is True
+    assert alice_phone.emit("typing", typing)["throttled"] is False
+    assert alice_phone.emit("typing", typing)["throttled"] is True
+    # Another socket's send does not reset this one's count.
+    ack = alice_laptop.emit("message:send", {**payload, "client_msg_id": "from-the-laptop"})
+    assert ack["ok"] is True, ack
+    assert alice_phone.emit("typing", typing)["throttled"] is True
+    assert len(bob.received("typing")) == 2
+
+
 def test_typing_in_a_strangers_conversation_is_refused(pair, app, make_user, login):
     _, _, bob, conversation_id = pair
     make_user("eve")

@@ -1,5 +1,5 @@
 """The chat page tells the browser client the recall and edit windows the server enforces, so the
-message menu offers Recall and Edit only while they would be accepted."""
+message menu offers Recall and Edit only while they would be accepted, and the upload sizes."""
 
 from __future__ import annotations
 
@@ -21,5 +21,12 @@ def test_the_page_carries_the_configured_windows(app, make_user, login):
     finally:
         app.config["RECALL_WINDOW_SECONDS"], app.config["EDIT_WINDOW_SECONDS"] = saved
     assert response.status_code == 200
-    assert limits_of(response.get_data(as_text=True)) == {"recall_seconds": 30, "edit_seconds": 600}
+    assert limits_of(response.get_data(as_text=True)) == {
+        "recall_seconds": 30,
+        "edit_seconds": 600,
+        # The upload sizes, so a pasted or dropped file over them is refused before it is sent.
+        "max_image_bytes": app.config["MAX_IMAGE_BYTES"],
+        "max_video_bytes": app.config["MAX_VIDEO_BYTES"],
+        "max_file_bytes": app.config["MAX_FILE_BYTES"],
+    }
     assert "/static/css/actions.css" in response.get_data(as_text=True)

@@ -393,3 +393,20 @@ def test_the_image_migrates_then_serves_unless_told_not_to(tmp_path, settings, s
         assert "--bind 0.0.0.0:5002 wsgi:app" in made[-1]
     if status == 2:
         assert "PARLEY_MIGRATE must be true or false, got 'no'" in result.stderr
+
+
+def _vendored_files() -> set[str]:
+    """Every file under static/vendor/ that a template or the client loads."""
+    found: set[str] = set()
+    sources = [*BASE_DIR.glob("templates/**/*.html"), *BASE_DIR.glob("app/static/js/**/*.js")]
+    for path in sources:
+        found.update(re.findall(r"vendor/([A-Za-z0-9_./-]+\.(?:js|css))", path.read_text(encoding="utf-8")))
+    return found
+
+
+def test_the_image_carries_every_vendored_library_the_pages_load():
+    dockerfile = (BASE_DIR / "Dockerfile").read_text(encoding="utf-8")
+    vendored = _vendored_files()
+    assert "socket.io.esm.min.js" in vendored
+    for name in vendored:
+        assert Path(name).name in dockerfile, f"the Dockerfile does not copy vendor/{name}"

@@ -545,6 +545,19 @@ def test_media_messages_can_be_sent_over_rest_too(pair):
     assert bob.received("message:new")[0]["body"]["w"] == 10
 
 
+def test_a_picture_or_video_can_be_sent_as_a_file(app, pair):
+    alice, bob, _, conversation_id = pair
+    photo = uploaded(alice.http, image_bytes("PNG", (10, 10)), "holiday.png")
+    clip = uploaded(alice.http, video_bytes("webm"), "clip.webm")
+    for upload, name in ((photo, "holiday.png"), (clip, "clip.webm")):
+        ack = alice.send(conversation_id, body={"type": "file", "upload_id": upload["id"]})
+        assert ack["ok"], ack
+        body = ack["message"]["body"]
+        expected = ("file", name, upload["url"], upload["size"])
+        assert (body["type"], body["name"], body["url"], body["size"]) == expected
+    assert [m["body"]["type"] for m in bob.received("message:new")] == ["file", "file"]
+
+
 def test_client_figures_are_refused(app, pair):
     alice, _, _, conversation_id = pair
     photo = uploaded(alice.http, image_bytes("PNG", (10, 10)), "dot.png")
@@ -562,7 +575,7 @@ def test_refused_media_messages_store_nothing(app, pair, make_user, login):
         ({"type": "img", "upload_id": bobs["id"]}, "not_your_upload"),
         ({"type": "img", "upload_id": "0" * 32}, "upload_not_found"),
         ({"type": "img", "upload_id": clip["id"]}, "upload_wrong_kind"),
-        ({"type": "file", "upload_id": clip["id"]}, "upload_wrong_kind"),
+        ({"type": "file", "upload_id": avatar["id"]}, "upload_wrong_kind"),
         ({"type": "img", "upload_id": avatar["id"]}, "upload_wrong_kind"),
         ({"type": "img", "upload_id": "../../etc/passwd"}, "invalid_input"),
     ]

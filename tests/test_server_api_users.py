@@ -113,7 +113,6 @@ def test_duplicates_are_409_and_write_nothing(client, key, make_user, app):
         ({"external_id": "x" * 65}, "external_id"),
         ({"external_id": "ok", "username": "a!"}, "username"),
         ({"external_id": "ok", "password": "short"}, "password"),
-        ({"external_id": "ok", "avatar_url": "javascript:alert(1)"}, "avatar_url"),
         ({"external_id": "ok", "locale": "fr"}, "locale"),
         ({"external_id": "ok", "nickname": ""}, "nickname"),
         ({"external_id": "ok", "is_admin": True}, "is_admin"),
@@ -125,6 +124,15 @@ def test_bad_fields_are_400_with_fields_and_write_nothing(client, key, app, payl
     assert response.status_code == 400, response.get_json()
     assert code_of(response) == "invalid_input"
     assert field in response.get_json()["error"]["fields"]
+    assert user_count(app) == 0
+
+
+def test_a_bad_avatar_is_invalid_avatar_and_writes_nothing(client, key, app):
+    response = client.post(
+        f"{BASE}/users", json={"external_id": "ok", "avatar_url": "javascript:alert(1)"}, headers=key
+    )
+    assert (response.status_code, code_of(response)) == (400, "invalid_avatar")
+    assert "avatar_url" in response.get_json()["error"]["fields"]
     assert user_count(app) == 0
 
 
@@ -352,22 +360,29 @@ def test_update_the_profile(client, key, make_user):
     user_id = make_user("alice")
     response = client.patch(
         f"{BASE}/users/{user_id}",
-        json={"nickname": "Alice L.", "avatar_url": "/media/x", "signature": "yo", "locale": "en"},
+        json={
+            "nickname": "Alice L.",
+            "avatar_url": "https://cdn.example.com/a.png",
+            "signature": "yo",
+            "locale": "en",
+        },
         headers=key,
     )
     assert response.status_code == 200, response.get_json()
     user = response.get_json()["user"]
     assert (user["nickname"], user["avatar_url"], user["signature"], user["locale"]) == (
         "Alice L.",
-        "/media/x",
+        "https://cdn.example.com/a.png",
         "yo",
         "en",
     )
     bad = client.patch(f"{BASE}/users/{user_id}", json={"avatar_url": "data:text/html,hi"}, headers=key)
     assert bad.status_code == 400 and "avatar_url" in bad.get_json()["error"]["fields"]
+    assert code_of(bad) == "invalid_avatar"
     forbidden = client.patch(f"{BASE}/users/{user_id}", json={"username": "x"}, headers=key)
     assert forbidden.status_code == 400
-    assert client.get(f"{BASE}/users/{user_id}", headers=key).get_json()["user"]["avatar_url"] == "/media/x"
+    kept = client.get(f"{BASE}/users/{user_id}", headers=key).get_json()["user"]["avatar_url"]
+    assert kept == "https://cdn.example.com/a.png"
 
 
 # --- moderation -----------------------------------------------------------------------------------

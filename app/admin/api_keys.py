@@ -19,16 +19,17 @@ from wtforms.validators import DataRequired, Length, Optional, ValidationError
 from app.admin.views import ReadOnlyView, _act
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _, _l
 from app.models.integrations import API_SCOPES
 from app.models.types import utcnow
 from app.server_api import keys
 
 SCOPE_HELP = {
-    "users": "users: create, import, update, delete; sign-in tokens",
-    "messages": "messages: send messages and notices, recall",
-    "groups": "groups: create and manage groups",
-    "moderation": "moderation: ban, unban, mute, unmute",
-    "read": "read: every GET",
+    "users": _l("users: create, import, update, delete; sign-in tokens"),
+    "messages": _l("messages: send messages and notices, recall"),
+    "groups": _l("groups: create and manage groups"),
+    "moderation": _l("moderation: ban, unban, mute, unmute"),
+    "read": _l("read: every GET"),
 }
 
 
@@ -38,17 +39,19 @@ class CheckboxesField(SelectMultipleField):
 
 
 class NewKeyForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
-    scopes = CheckboxesField("Scopes", choices=[SelectChoice(name, SCOPE_HELP[name]) for name in API_SCOPES])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
+    scopes = CheckboxesField(
+        _l("Scopes"), choices=[SelectChoice(name, SCOPE_HELP[name]) for name in API_SCOPES]
+    )
     allowed_ips = TextAreaField(
-        "Allowed addresses (one address or CIDR network per line; empty: anywhere)",
+        _l("Allowed addresses (one address or CIDR network per line; empty: anywhere)"),
         validators=[Optional(), Length(max=4000)],
     )
-    expires_on = DateField("Expires on (empty: never)", validators=[Optional()])
+    expires_on = DateField(_l("Expires on (empty: never)"), validators=[Optional()])
 
     def validate_scopes(self, field):
         if not field.data:
-            raise ValidationError("Choose at least one scope.")
+            raise ValidationError(_("Choose at least one scope."))
 
     def validate_allowed_ips(self, field):
         try:
@@ -58,7 +61,7 @@ class NewKeyForm(FlaskForm):
 
     def validate_expires_on(self, field):
         if field.data is not None and field.data <= utcnow().date():
-            raise ValidationError("Choose a day after today.")
+            raise ValidationError(_("Choose a day after today."))
 
     def networks(self) -> list[str] | None:
         lines = [line.strip() for line in (self.allowed_ips.data or "").splitlines()]
@@ -78,13 +81,15 @@ def _scopes(view, context, model, name):
 
 
 def _networks(view, context, model, name):
-    return ", ".join(model.allowed_ips) if model.allowed_ips else "anywhere"
+    return ", ".join(model.allowed_ips) if model.allowed_ips else _("anywhere")
 
 
 def _last_use(view, context, model, name):
     if model.last_used_at is None:
-        return "never"
-    return f"{model.last_used_at:%Y-%m-%d %H:%M} from {model.last_used_ip or '?'}"
+        return _("never")
+    return _(
+        "%(time)s from %(ip)s", time=f"{model.last_used_at:%Y-%m-%d %H:%M}", ip=model.last_used_ip or "?"
+    )
 
 
 def _revoke_button(view, context, model, name):
@@ -93,8 +98,8 @@ def _revoke_button(view, context, model, name):
     form = RevokeForm()
     return Markup(
         '<form method="post" action="{}" class="form-inline">{}'
-        '<button type="submit" class="btn btn-danger btn-sm">Revoke</button></form>'
-    ).format(url_for(".revoke", key_id=model.id), form.csrf_token)
+        '<button type="submit" class="btn btn-danger btn-sm">{}</button></form>'
+    ).format(url_for(".revoke", key_id=model.id), form.csrf_token, _("Revoke"))
 
 
 class ApiKeyView(ReadOnlyView):
@@ -113,7 +118,16 @@ class ApiKeyView(ReadOnlyView):
     ]
     # JSON columns have no order on PostgreSQL: only these headers sort.
     column_sortable_list = ["name", "prefix", "expires_at", "created_at", "last_used_at", "revoked_at"]
-    column_labels = {"allowed_ips": "Allowed from", "last_used_at": "Last used", "revoked_at": "Revoked"}
+    column_labels = {
+        "name": _l("Name"),
+        "prefix": _l("Prefix"),
+        "scopes": _l("Scopes"),
+        "allowed_ips": _l("Allowed from"),
+        "expires_at": _l("Expires At"),
+        "created_at": _l("Created At"),
+        "last_used_at": _l("Last used"),
+        "revoked_at": _l("Revoked"),
+    }
     column_searchable_list = ["name", "prefix"]
     column_default_sort = ("id", True)
     column_formatters = {
@@ -153,6 +167,6 @@ class ApiKeyView(ReadOnlyView):
         return _act(
             RevokeForm(),
             lambda: keys.revoke_key_audited(current_user.id, key_id),
-            "API key revoked; it is refused from now on.",
+            _l("API key revoked; it is refused from now on."),
             url_for(".index_view"),
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import abort, flash, g, redirect, request, url_for
+from flask import abort, flash, g, jsonify, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import (
@@ -17,14 +17,15 @@ from flask_admin.contrib.sqla.filters import (
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup
-from sqlalchemy import String, cast, func, or_, select
+from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import joinedload
 from wtforms import IntegerField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from app import realtime
+from app.admin import stats
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _, _l
 from app.models import (
     AuditLog,
     DeviceSession,
@@ -37,27 +38,48 @@ from app.models import (
     utcnow,
 )
 from app.moderation import services as moderation
-from app.wordfilter import services as wordfilter
 
 
+# Sanction forms: a short label, a short placeholder and the help under the field (rendered by
+# templates/admin/_form.html), so nothing is cut on a 390-px phone.
 class ReasonForm(FlaskForm):
-    reason = StringField("Reason", validators=[Optional(), Length(max=500)])
+    reason = StringField(
+        _l("Reason"),
+        validators=[Optional(), Length(max=500)],
+        description=_l("Optional; kept in the audit log."),
+        render_kw={"placeholder": _l("Optional"), "maxlength": 500},
+    )
 
 
 class BanForm(ReasonForm):
-    hours = IntegerField("Hours (empty: until lifted)", validators=[Optional(), NumberRange(1, 24 * 3650)])
+    hours = IntegerField(
+        _l("Hours"),
+        validators=[Optional(), NumberRange(1, 24 * 3650)],
+        description=_l("Empty: banned until lifted."),
+        render_kw={"placeholder": _l("e.g. 24"), "inputmode": "numeric"},
+    )
 
 
 class MuteForm(ReasonForm):
-    minutes = IntegerField("Minutes (empty: until lifted)", validators=[Optional(), NumberRange(1, 525600)])
+    minutes = IntegerField(
+        _l("Minutes"),
+        validators=[Optional(), NumberRange(1, 525600)],
+        description=_l("Empty: muted until lifted."),
+        render_kw={"placeholder": _l("e.g. 30"), "inputmode": "numeric"},
+    )
 
 
 class PasswordForm(FlaskForm):
-    password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=128)])
+    password = PasswordField(
+        _l("New password"),
+        validators=[DataRequired(), Length(min=8, max=128)],
+        description=_l("At least 8 characters."),
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class MemberForm(ReasonForm):
-    user_id = IntegerField("User id", validators=[DataRequired()])
+    user_id = IntegerField(_l("User id"), validators=[DataRequired()])
 
 
 class AdminOnly:
@@ -77,7 +99,7 @@ def _act(form: FlaskForm, action, success: str, back: str):
     its error code on refusal, never a stack trace."""
     if not form.validate_on_submit():
         problems = "; ".join(f"{name}: {', '.join(errors)}" for name, errors in form.errors.items())
-        flash(f"Nothing was done: {problems}", "error")
+        flash(_("Nothing was done: %(problems)s", problems=problems), "error")
         return redirect(back)
     try:
         action()
@@ -85,7 +107,7 @@ def _act(form: FlaskForm, action, success: str, back: str):
         db.session.rollback()
         flash(f"{error.message} ({error.code})", "error")
     else:
-        flash(success, "success")
+        flash(str(success), "success")
     return redirect(back)
 
 
@@ -103,33 +125,19 @@ def _sanctioned(kind: str, user_ids: list[int] | None = None) -> set[int]:
 
 
 class DashboardView(AdminOnly, AdminIndexView):
+    """The figures and 30-day charts (definitions and queries: app/admin/stats.py). The page embeds
+    them as JSON for its script; /admin/stats.json answers the same for its refreshes."""
+
     @expose("/")
     def index(self):
-        now = utcnow()
-        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        since = today - timedelta(days=29)
-        day = func.date(Message.created_at)
-        per_day = dict(
-            db.session.execute(
-                select(day, func.count(Message.id)).where(Message.created_at >= since).group_by(day)
-            ).all()
-        )
-        days = [(since + timedelta(days=i)).date().isoformat() for i in range(30)]
-        counts = [int(per_day.get(d, 0)) for d in days]
-        stats = {
-            "users": db.session.scalar(select(func.count(User.id)).where(User.is_bot.is_(False))),
-            "new_today": db.session.scalar(select(func.count(User.id)).where(User.created_at >= today)),
-            "online": realtime.presence().online_count(),
-            "messages_today": counts[-1],
-            "groups": db.session.scalar(select(func.count(Group.id)).where(Group.dissolved_at.is_(None))),
-            "banned": len(_sanctioned("ban")),
-            "muted": len(_sanctioned("mute")),
-        }
-        peak = max(counts) or 1
-        stats["word_hits"], top_lists = wordfilter.hit_counts()
-        return self.render(
-            "admin/dashboard.html", stats=stats, days=days, counts=counts, peak=peak, top_lists=top_lists
-        )
+        data = stats.dashboard()
+        return self.render("admin/dashboard.html", data=data, figures=data["figures"])
+
+    @expose("/stats.json")
+    def stats_json(self):
+        response = jsonify(stats.dashboard())
+        response.headers["Cache-Control"] = "no-store"
+        return response
 
 
 class ReadOnlyView(AdminOnly, ModelView):
@@ -144,7 +152,7 @@ class SanctionFilter(BaseSQLAFilter):
     """Users with a ban or mute in force (yes) or without (no)."""
 
     def __init__(self, kind: str, name: str):
-        super().__init__(User.id, name, options=(("1", "Yes"), ("0", "No")))
+        super().__init__(User.id, name, options=(("1", _l("Yes")), ("0", _l("No"))))
         self.kind = kind
 
     def apply(self, query, value, alias=None):
@@ -162,12 +170,14 @@ class SanctionFilter(BaseSQLAFilter):
         return query.filter(active if value == "1" else ~active)
 
     def operation(self):
-        return "is"
+        return _l("is")
 
 
 class ProviderFilter(BaseSQLAFilter):
     def __init__(self):
-        super().__init__(User.id, "Signs in with", options=(("github", "GitHub"), ("password", "Password")))
+        super().__init__(
+            User.id, _l("Signs in with"), options=(("github", "GitHub"), ("password", _l("Password")))
+        )
 
     def apply(self, query, value, alias=None):
         linked = select(OAuthIdentity.id).where(OAuthIdentity.user_id == User.id).exists()
@@ -176,7 +186,7 @@ class ProviderFilter(BaseSQLAFilter):
         return query.filter(User.password_hash.is_not(None))
 
     def operation(self):
-        return "is"
+        return _l("is")
 
 
 def _flag(view, context, model, name):
@@ -189,14 +199,26 @@ class UserView(ReadOnlyView):
     column_filters = [
         "is_admin",
         "is_bot",
-        DateTimeGreaterFilter(User.created_at, "Created after"),
-        DateTimeSmallerFilter(User.created_at, "Created before"),
-        SanctionFilter("ban", "Banned"),
-        SanctionFilter("mute", "Muted"),
+        DateTimeGreaterFilter(User.created_at, _l("Created after")),
+        DateTimeSmallerFilter(User.created_at, _l("Created before")),
+        SanctionFilter("ban", _l("Banned")),
+        SanctionFilter("mute", _l("Muted")),
         ProviderFilter(),
     ]
     column_default_sort = ("id", True)
     column_formatters = {"banned": _flag, "muted": _flag}
+    column_labels = {
+        "id": _l("Id"),
+        "username": _l("Username"),
+        "nickname": _l("Nickname"),
+        "signature": _l("Signature"),
+        "is_admin": _l("Is Admin"),
+        "is_bot": _l("Is Bot"),
+        "banned": _l("Banned"),
+        "muted": _l("Muted"),
+        "created_at": _l("Created At"),
+        "last_seen_at": _l("Last Seen At"),
+    }
     column_details_list = [
         "id",
         "username",
@@ -255,7 +277,7 @@ class UserView(ReadOnlyView):
         return _act(
             form,
             ban,
-            "Banned; every device was signed out.",
+            _l("Banned; every device was signed out."),
             self._back(user_id),
         )
 
@@ -265,7 +287,7 @@ class UserView(ReadOnlyView):
         return _act(
             form,
             lambda: moderation.unban(current_user.id, user_id, form.reason.data or ""),
-            "Unbanned.",
+            _l("Unbanned."),
             self._back(user_id),
         )
 
@@ -275,7 +297,7 @@ class UserView(ReadOnlyView):
         return _act(
             form,
             lambda: moderation.mute_user(current_user.id, user_id, form.reason.data or "", form.minutes.data),
-            "Muted.",
+            _l("Muted."),
             self._back(user_id),
         )
 
@@ -285,7 +307,7 @@ class UserView(ReadOnlyView):
         return _act(
             form,
             lambda: moderation.unmute(current_user.id, user_id, form.reason.data or ""),
-            "Unmuted.",
+            _l("Unmuted."),
             self._back(user_id),
         )
 
@@ -295,7 +317,7 @@ class UserView(ReadOnlyView):
         return _act(
             form,
             lambda: moderation.set_admin(current_user.id, user_id, bool(value)),
-            "Admin role changed.",
+            _l("Admin role changed."),
             self._back(user_id),
         )
 
@@ -305,7 +327,7 @@ class UserView(ReadOnlyView):
         return _act(
             form,
             lambda: moderation.reset_password(current_user.id, user_id, form.password.data),
-            "Password reset; every device was signed out.",
+            _l("Password reset; every device was signed out."),
             self._back(user_id),
         )
 
@@ -325,11 +347,21 @@ class GroupView(ReadOnlyView):
     column_filters = [
         "muted_all",
         "join_policy",
-        FilterEmpty(Group.dissolved_at, "Dissolved (no = dissolved)"),
-        DateTimeGreaterFilter(Group.created_at, "Created after"),
+        FilterEmpty(Group.dissolved_at, _l("Dissolved (no = dissolved)")),
+        DateTimeGreaterFilter(Group.created_at, _l("Created after")),
     ]
     column_default_sort = ("id", True)
     column_formatters = {"owner": lambda v, c, m, n: m.owner.username if m.owner else ""}
+    column_labels = {
+        "id": _l("Id"),
+        "name": _l("Name"),
+        "owner": _l("Owner"),
+        "member_count": _l("Member Count"),
+        "join_policy": _l("Join Policy"),
+        "muted_all": _l("Muted All"),
+        "dissolved_at": _l("Dissolved At"),
+        "created_at": _l("Created At"),
+    }
     details_template = "admin/group_details.html"
 
     def get_query(self):
@@ -358,7 +390,7 @@ class GroupView(ReadOnlyView):
         return _act(
             form,
             lambda: moderation.dissolve_group(current_user.id, group_id, form.reason.data or ""),
-            "Group dissolved.",
+            _l("Group dissolved."),
             self._back(group_id),
         )
 
@@ -368,7 +400,7 @@ class GroupView(ReadOnlyView):
         return _act(
             form,
             lambda: moderation.mute_group(current_user.id, group_id, bool(value), form.reason.data or ""),
-            "Group muted." if value else "Group unmuted.",
+            _l("Group muted.") if value else _l("Group unmuted."),
             self._back(group_id),
         )
 
@@ -380,7 +412,7 @@ class GroupView(ReadOnlyView):
             lambda: moderation.remove_group_member(
                 current_user.id, group_id, form.user_id.data, form.reason.data or ""
             ),
-            "Member removed.",
+            _l("Member removed."),
             self._back(group_id),
         )
 
@@ -389,26 +421,26 @@ class TextFilter(BaseSQLAFilter):
     """Messages whose body contains the text."""
 
     def __init__(self):
-        super().__init__(Message.body, "Text")
+        super().__init__(Message.body, _l("Text"))
 
     def apply(self, query, value, alias=None):
         escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return query.filter(cast(Message.body, String).ilike(f"%{escaped}%", escape="\\"))
 
     def operation(self):
-        return "contains"
+        return _l("contains")
 
 
 class SenderFilter(BaseSQLAFilter):
     def __init__(self):
-        super().__init__(Message.sender_id, "Sender username")
+        super().__init__(Message.sender_id, _l("Sender username"))
 
     def apply(self, query, value, alias=None):
         ids = select(User.id).where(User.username_key == value.lower())
         return query.filter(Message.sender_id.in_(ids))
 
     def operation(self):
-        return "is"
+        return _l("is")
 
 
 class MessageView(ReadOnlyView):
@@ -418,16 +450,26 @@ class MessageView(ReadOnlyView):
         SenderFilter(),
         "conversation_id",
         "type",
-        DateTimeGreaterFilter(Message.created_at, "Sent after"),
+        DateTimeGreaterFilter(Message.created_at, _l("Sent after")),
     ]
     column_default_sort = ("id", True)
     # Not `body`: PostgreSQL cannot order by a JSON column.
     column_sortable_list = ["id", "conversation_id", "seq", "type", "created_at", "recalled_at"]
     column_formatters = {
-        "sender": lambda v, c, m, n: m.sender.username if m.sender else "(system)",
+        "sender": lambda v, c, m, n: m.sender.username if m.sender else _("(system)"),
         "body": lambda v, c, m, n: (m.body.get("msg") or m.body.get("text") or m.body.get("title") or m.type)[
             :120
         ],
+    }
+    column_labels = {
+        "id": _l("Id"),
+        "conversation_id": _l("Conversation Id"),
+        "seq": _l("Seq"),
+        "sender": _l("Sender"),
+        "type": _l("Type"),
+        "body": _l("Body"),
+        "created_at": _l("Created At"),
+        "recalled_at": _l("Recalled At"),
     }
     details_template = "admin/message_details.html"
 
@@ -445,7 +487,7 @@ class MessageView(ReadOnlyView):
         return _act(
             form,
             lambda: moderation.recall_message(current_user.id, message_id, form.reason.data or ""),
-            "Message removed everywhere.",
+            _l("Message removed everywhere."),
             url_for(".details_view", id=message_id),
         )
 
@@ -456,12 +498,21 @@ class AuditLogView(ReadOnlyView):
         "action",
         "target_type",
         "target_id",
-        DateTimeGreaterFilter(AuditLog.created_at, "After"),
+        DateTimeGreaterFilter(AuditLog.created_at, _l("After")),
     ]
     column_default_sort = ("created_at", True)
     # Not `details`: PostgreSQL cannot order by a JSON column.
     column_sortable_list = ["created_at", "action", "target_type", "target_id"]
     column_formatters = {"admin": lambda v, c, m, n: m.admin.username if m.admin else ""}
+    column_labels = {
+        "created_at": _l("Created At"),
+        "admin": _l("Admin"),
+        "action": _l("Action"),
+        "target_type": _l("Target Type"),
+        "target_id": _l("Target Id"),
+        "reason": _l("Reason"),
+        "details": _l("Details"),
+    }
 
     def get_query(self):
         return super().get_query().options(joinedload(AuditLog.admin))
@@ -481,6 +532,6 @@ class BotView(AdminOnly, BaseView):
         return _act(
             ReasonForm(),
             lambda: moderation.set_bot_enabled(current_user.id, bool(value)),
-            "Robot switched on." if value else "Robot switched off.",
+            _l("Robot switched on.") if value else _l("Robot switched off."),
             url_for(".index"),
         )

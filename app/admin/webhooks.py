@@ -19,6 +19,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 from app.admin.views import AdminOnly, ReadOnlyView, ReasonForm, _act
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _, _l
 from app.models.integrations import DELIVERY_STATUSES, Webhook, WebhookDelivery
 from app.webhooks import manage, registry, signing
 
@@ -29,18 +30,18 @@ class Checkboxes(SelectMultipleField):
 
 
 class WebhookForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=100)])
-    url = StringField("URL (http or https)", validators=[DataRequired(), Length(max=500)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=100)])
+    url = StringField(_l("URL (http or https)"), validators=[DataRequired(), Length(max=500)])
     secret = StringField(
-        "Secret (blank: generated; on edit, blank keeps it)", validators=[Optional(), Length(max=128)]
+        _l("Secret (blank: generated; on edit, blank keeps it)"), validators=[Optional(), Length(max=128)]
     )
-    events = Checkboxes("Events", choices=[SelectChoice(event, event) for event in registry.EVENTS])
-    enabled = BooleanField("Enabled", default=True)
+    events = Checkboxes(_l("Events"), choices=[SelectChoice(event, event) for event in registry.EVENTS])
+    enabled = BooleanField(_l("Enabled"), default=True)
     timeout_ms = IntegerField(
-        "message.before_send timeout (ms)", default=2000, validators=[NumberRange(*manage.TIMEOUT_MS)]
+        _l("message.before_send timeout (ms)"), default=2000, validators=[NumberRange(*manage.TIMEOUT_MS)]
     )
     fail_open = BooleanField(
-        "message.before_send fails open (an unanswered check lets the message through)", default=True
+        _l("message.before_send fails open (an unanswered check lets the message through)"), default=True
     )
 
 
@@ -60,7 +61,7 @@ class WebhookView(AdminOnly, BaseView):
     def _save(self, form: WebhookForm, hook: Webhook | None):
         if not form.validate_on_submit():
             problems = "; ".join(f"{name}: {', '.join(errors)}" for name, errors in form.errors.items())
-            flash(f"Nothing was saved: {problems}", "error")
+            flash(_("Nothing was saved: %(problem)s", problem=problems), "error")
             return None
         values = {
             "secret": form.secret.data or None,
@@ -84,7 +85,7 @@ class WebhookView(AdminOnly, BaseView):
                 )
         except ApiError as error:
             db.session.rollback()
-            flash(f"Nothing was saved: {_problem(error)}", "error")
+            flash(_("Nothing was saved: %(problem)s", problem=_problem(error)), "error")
             return None
         return saved
 
@@ -95,7 +96,7 @@ class WebhookView(AdminOnly, BaseView):
             hook = self._save(form, None)
             if hook is not None:
                 # The secret is shown here (and on the edit page) for the receiver's set-up.
-                flash("Webhook saved.", "success")
+                flash(_("Webhook saved."), "success")
                 return self.render(
                     "admin/webhook_form.html", form=WebhookForm(obj=hook), hook=hook, created=True
                 )
@@ -105,11 +106,11 @@ class WebhookView(AdminOnly, BaseView):
     def edit(self, hook_id: int):
         hook = db.session.get(Webhook, hook_id)
         if hook is None:
-            flash("No such webhook.", "error")
+            flash(_("No such webhook."), "error")
             return redirect(url_for(".index"))
         if request.method == "POST":
             if self._save(WebhookForm(), hook) is not None:
-                flash("Webhook saved.", "success")
+                flash(_("Webhook saved."), "success")
                 return redirect(url_for(".edit", hook_id=hook_id))
             db.session.refresh(hook)
         form = WebhookForm(obj=hook) if request.method == "GET" else WebhookForm()
@@ -124,8 +125,8 @@ def _retry_button(view, context, model, name):
     url = url_for(".retry", delivery_id=model.id)
     return Markup(
         '<form method="post" action="{}" class="form-inline">{}'
-        '<button type="submit" class="btn btn-warning btn-sm">Retry now</button></form>'
-    ).format(url, form.csrf_token)
+        '<button type="submit" class="btn btn-warning btn-sm">{}</button></form>'
+    ).format(url, form.csrf_token, _("Retry now"))
 
 
 class WebhookDeliveryView(ReadOnlyView):
@@ -145,13 +146,13 @@ class WebhookDeliveryView(ReadOnlyView):
     ]
     column_filters = [
         FilterEqual(
-            WebhookDelivery.status, "Status", options=[(status, status) for status in DELIVERY_STATUSES]
+            WebhookDelivery.status, _l("Status"), options=[(status, status) for status in DELIVERY_STATUSES]
         ),
-        FilterEqual(WebhookDelivery.webhook_id, "Webhook id"),
+        FilterEqual(WebhookDelivery.webhook_id, _l("Webhook id")),
         FilterEqual(
-            WebhookDelivery.event, "Event", options=[(event, event) for event in registry.AFTER_EVENTS]
+            WebhookDelivery.event, _l("Event"), options=[(event, event) for event in registry.AFTER_EVENTS]
         ),
-        FilterEqual(WebhookDelivery.event_id, "Event id"),
+        FilterEqual(WebhookDelivery.event_id, _l("Event id")),
     ]
     column_default_sort = ("id", True)
     column_formatters = {"retry": _retry_button}
@@ -161,13 +162,13 @@ class WebhookDeliveryView(ReadOnlyView):
         return _act(
             ReasonForm(),
             lambda: manage.retry_delivery(current_user.id, delivery_id),
-            "The delivery goes out at the next round.",
+            _l("The delivery goes out at the next round."),
             url_for(".index_view"),
         )
 
 
 def add_views(admin) -> None:
-    admin.add_view(WebhookView(name="Webhooks", endpoint="webhooks", url="/admin/webhooks"))
+    admin.add_view(WebhookView(name=_l("Webhooks"), endpoint="webhooks", url="/admin/webhooks"))
     admin.add_view(
-        WebhookDeliveryView(WebhookDelivery, db, name="Webhook deliveries", endpoint="webhookdelivery")
+        WebhookDeliveryView(WebhookDelivery, db, name=_l("Webhook deliveries"), endpoint="webhookdelivery")
     )

@@ -16,6 +16,7 @@ from wtforms.validators import DataRequired, Length
 from app.admin.views import AdminOnly, ReasonForm
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _, _l
 from app.models import WordList
 from app.validation import FORM_BODY_LIMITS
 from app.wordfilter import services
@@ -30,21 +31,21 @@ FORM_BODY_LIMITS.update(
 
 
 class WordListForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(max=services.MAX_NAME)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=services.MAX_NAME)])
     action = SelectField(
-        "Action",
+        _l("Action"),
         choices=[
-            SelectChoice("reject", "reject: refuse the text"),
-            SelectChoice("mask", "mask: replace each hit with ***"),
+            SelectChoice("reject", _l("reject: refuse the text")),
+            SelectChoice("mask", _l("mask: replace each hit with ***")),
         ],
     )
-    enabled = BooleanField("Enabled", default=True)
-    words = TextAreaField("Words, one a line (a leading or trailing * also matches inside longer words)")
+    enabled = BooleanField(_l("Enabled"), default=True)
+    words = TextAreaField(_l("Words, one a line (a leading or trailing * also matches inside longer words)"))
 
 
 class ImportForm(FlaskForm):
-    file = FileField("UTF-8 text file, one word a line", validators=[FileRequired()])
-    replace = BooleanField("Replace the list's words (otherwise add to them)")
+    file = FileField(_l("UTF-8 text file, one word a line"), validators=[FileRequired()])
+    replace = BooleanField(_l("Replace the list's words (otherwise add to them)"))
 
 
 def _problem(error: ApiError) -> str:
@@ -73,19 +74,19 @@ class WordListView(AdminOnly, BaseView):
                     )
                 except ApiError as error:
                     db.session.rollback()
-                    flash(f"Nothing was saved: {_problem(error)}", "error")
+                    flash(_("Nothing was saved: %(problem)s", problem=_problem(error)), "error")
                 else:
-                    flash(f'List "{row.name}" saved.', "success")
+                    flash(_('List "%(name)s" saved.', name=row.name), "success")
                     return redirect(url_for(".edit", list_id=row.id))
             else:
-                flash(f"Nothing was saved: {_form_errors(form)}", "error")
+                flash(_("Nothing was saved: %(problem)s", problem=_form_errors(form)), "error")
         return self.render("admin/word_list.html", form=form, row=None)
 
     @expose("/<int:list_id>", methods=["GET", "POST"])
     def edit(self, list_id: int):
         row = db.session.get(WordList, list_id)
         if row is None:
-            flash("No such word list.", "error")
+            flash(_("No such word list."), "error")
             return redirect(url_for(".index"))
         form = WordListForm(obj=row) if request.method == "GET" else WordListForm()
         if request.method == "POST":
@@ -101,12 +102,12 @@ class WordListView(AdminOnly, BaseView):
                     )
                 except ApiError as error:
                     db.session.rollback()
-                    flash(f"Nothing was saved: {_problem(error)}", "error")
+                    flash(_("Nothing was saved: %(problem)s", problem=_problem(error)), "error")
                 else:
-                    flash("List saved.", "success")
+                    flash(_("List saved."), "success")
                     return redirect(url_for(".edit", list_id=list_id))
             else:
-                flash(f"Nothing was saved: {_form_errors(form)}", "error")
+                flash(_("Nothing was saved: %(problem)s", problem=_form_errors(form)), "error")
         return self.render(
             "admin/word_list.html",
             form=form,
@@ -121,31 +122,31 @@ class WordListView(AdminOnly, BaseView):
         form = ImportForm()
         back = url_for(".edit", list_id=list_id)
         if not form.validate_on_submit():
-            flash(f"Nothing was imported: {_form_errors(form)}", "error")
+            flash(_("Nothing was imported: %(problem)s", problem=_form_errors(form)), "error")
             return redirect(back)
         data = form.file.data.read(services.MAX_LIST_BYTES + 1)
         try:
             added = services.import_words(current_user.id, list_id, data, replace=form.replace.data)
         except ApiError as error:
             db.session.rollback()
-            flash(f"Nothing was imported: {_problem(error)}", "error")
+            flash(_("Nothing was imported: %(problem)s", problem=_problem(error)), "error")
         else:
-            flash(f"Imported: {added} new words.", "success")
+            flash(_("Imported: %(count)s new words.", count=added), "success")
         return redirect(back)
 
     @expose("/<int:list_id>/delete", methods=["POST"])
     def delete(self, list_id: int):
         form = ReasonForm()
         if not form.validate_on_submit():
-            flash(f"Nothing was deleted: {_form_errors(form)}", "error")
+            flash(_("Nothing was deleted: %(problem)s", problem=_form_errors(form)), "error")
             return redirect(url_for(".edit", list_id=list_id))
         try:
             services.delete_list(current_user.id, list_id, form.reason.data or "")
         except ApiError as error:
             db.session.rollback()
-            flash(f"Nothing was deleted: {_problem(error)}", "error")
+            flash(_("Nothing was deleted: %(problem)s", problem=_problem(error)), "error")
         else:
-            flash("List deleted.", "success")
+            flash(_("List deleted."), "success")
         return redirect(url_for(".index"))
 
 

@@ -28,11 +28,13 @@ from app import presenters, wordfilter
 from app.auth import services as auth
 from app.errors import ApiError, not_found
 from app.extensions import db
+from app.locales import N_, _l
+from app.media import avatars
 from app.models import Sanction, User, utcnow
 
 # What a company's id for a user may be (the server API's field, a sign-in JWT's `sub`).
 EXTERNAL_ID_PATTERN = r"^[A-Za-z0-9_.@:-]{1,64}$"
-EXTERNAL_ID_RULE = "1 to 64 of A-Z a-z 0-9 _ . @ : -"
+EXTERNAL_ID_RULE = N_("1 to 64 of A-Z a-z 0-9 _ . @ : -")
 IMPORT_MAX = 500
 # Creating a batch starts over (with the rows left) when a row fails while it is written:
 # another request took its name meanwhile, or a later check refused it.
@@ -121,6 +123,14 @@ def sanction_states(user_ids: list[int]) -> dict[int, SanctionState]:
             if expires_at is not None and (state.muted_until is None or expires_at > state.muted_until):
                 state.muted_until = expires_at
     return states
+
+
+def mute_of(user_id: int) -> dict:
+    """The site mute in force for a user, in the shape `account:sanction` tells it: what the
+    chat client needs at start to close its composers (`/auth/me`, the app page)."""
+    state = sanction_states([user_id]).get(user_id, SanctionState())
+    until = presenters.iso(state.muted_until) if state.muted else None
+    return {"kind": "mute", "active": state.muted, "expires_at": until}
 
 
 def present(user: User, state: SanctionState | None = None) -> dict:
@@ -233,9 +243,9 @@ def plan(
         if external_id in seen_ids:
             result.errors[index] = ApiError(
                 "duplicate_in_batch",
-                f"Row {seen_ids[external_id]} has the same external id.",
+                _l("Row %(row)s has the same external id.", row=seen_ids[external_id]),
                 409,
-                {"external_id": f"repeats row {seen_ids[external_id]}"},
+                {"external_id": _l("repeats row %(row)s", row=seen_ids[external_id])},
             )
             continue
         seen_ids[external_id] = index
@@ -249,6 +259,9 @@ def plan(
                 auth.validate_username(row["username"])
             # The signature as a profile edit screens it (create_user screens the nickname).
             row = candidates[index] = wordfilter.screen_fields(row, ("signature",), {"signature": 200})
+            if row.get("avatar_url") is not None:  # the server API may name any avatar upload
+                picture = avatars.check(row["avatar_url"], actor_id=None, by_server=True)
+                row = candidates[index] = {**row, "avatar_url": picture}
         except ApiError as error:
             result.errors[index] = error
             continue
@@ -260,9 +273,9 @@ def plan(
         if key in seen_names:
             result.errors[index] = ApiError(
                 "duplicate_in_batch",
-                f"Row {seen_names[key]} has the same username.",
+                _l("Row %(row)s has the same username.", row=seen_names[key]),
                 409,
-                {"username": f"repeats row {seen_names[key]}"},
+                {"username": _l("repeats row %(row)s", row=seen_names[key])},
             )
             continue
         if key in taken:

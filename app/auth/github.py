@@ -26,6 +26,8 @@ from app.auth import services
 from app.auth.session import sign_in
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _, _l
+from app.media import avatars
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,7 @@ def _authorized(blueprint, token: dict):
     github_id = str(profile.id)
     if current_user.is_authenticated:
         services.link_identity(current_user.id, PROVIDER, github_id, profile.login)
-        flash(f"GitHub account @{profile.login} linked.", "info")
+        flash(_("GitHub account @%(login)s linked.", login=profile.login), "info")
         return redirect(url_for("pages.account"))
     user = services.identity_sign_in(PROVIDER, github_id, profile.login)
     if user is None:
@@ -143,10 +145,9 @@ def _fetch_profile(api_base: str, access_token: str) -> GitHubProfile:
 
 
 def _avatar(url: str | None) -> str | None:
-    """GitHub's avatar URL, kept as a link (the avatar is not copied to Parley's uploads)."""
-    if url and url.startswith(("https://", "http://")) and len(url) <= 500:
-        return url
-    return None
+    """GitHub's avatar URL, kept as a link (the avatar is not copied to Parley's uploads) when it
+    is one Parley accepts (app/media/avatars.py); otherwise none."""
+    return avatars.link_or_none(url)
 
 
 def _state_invalid() -> ApiError:
@@ -167,7 +168,10 @@ def _cancelled(blueprint, error, error_description=None, error_uri=None):
     """GitHub sent the browser back with an error (the user said no, or the app is misconfigured)."""
     log.info("GitHub sign-in cancelled: %s", error)
     return _refused(
-        ApiError("github_cancelled", f"GitHub sign-in was cancelled: {error_description or error}")
+        ApiError(
+            "github_cancelled",
+            _l("GitHub sign-in was cancelled: %(reason)s", reason=error_description or error),
+        )
     )
 
 
@@ -181,7 +185,10 @@ def _oauth_failed(error: OAuth2Error):
     return _refused(
         ApiError(
             "github_refused",
-            f"GitHub refused the sign-in ({error.error}); nothing was changed. Please try again.",
+            _l(
+                "GitHub refused the sign-in (%(error)s); nothing was changed. Please try again.",
+                error=error.error,
+            ),
         )
     )
 

@@ -8,37 +8,39 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
-from wtforms.validators import URL, DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional
 
 from app import presenters
-from app.auth import login_limits, services
+from app.auth import accounts, login_limits, services
 from app.auth.session import current_device, sign_in, sign_out
 from app.bots.state import is_enabled as robot_enabled
 from app.errors import ApiError
+from app.locales import _, _l
 
 bp = Blueprint("pages", __name__)
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=128)])
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)])
 
 
 class RegisterForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(min=3, max=32)])
-    nickname = StringField("Nickname", validators=[Optional(), Length(max=64)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=128)])
+    username = StringField(_l("Username"), validators=[DataRequired(), Length(min=3, max=32)])
+    nickname = StringField(_l("Nickname"), validators=[Optional(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=8, max=128)])
 
 
 class ProfileForm(FlaskForm):
-    nickname = StringField("Nickname", validators=[DataRequired(), Length(max=64)])
-    avatar_url = StringField("Avatar URL", validators=[Optional(), URL(), Length(max=500)])
-    signature = StringField("Signature", validators=[Optional(), Length(max=200)])
+    nickname = StringField(_l("Nickname"), validators=[DataRequired(), Length(max=64)])
+    # What an avatar may be is app/media/avatars.py's rule, checked by the profile service.
+    avatar_url = StringField(_l("Avatar URL"), validators=[Optional()])
+    signature = StringField(_l("Signature"), validators=[Optional(), Length(max=200)])
 
 
 class PasswordForm(FlaskForm):
-    current_password = PasswordField("Current password", validators=[Length(max=128)])
-    new_password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=128)])
+    current_password = PasswordField(_l("Current password"), validators=[Length(max=128)])
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=8, max=128)])
 
 
 class ActionForm(FlaskForm):
@@ -88,8 +90,12 @@ def token_login():
     """A company's app opens /login/token#<token> (or #jwt=<jwt>): the token rides in the fragment,
     which browsers never send, so it stays out of every log. app/static/js/token-login.js posts
     it to /api/v1/auth/token only after a click, naming the session it would replace (a link
-    someone else made must not silently sign the browser in to their account: login CSRF)."""
-    return render_template("auth/token_login.html")
+    someone else made must not silently sign the browser in to their account: login CSRF).
+    The page names the account this browser is signed in to now (none: null)."""
+    current = None
+    if current_user.is_authenticated:
+        current = {"nickname": current_user.nickname, "username": current_user.username}
+    return render_template("auth/token_login.html", current=current)
 
 
 @bp.route("/register", methods=["GET", "POST"])
@@ -127,10 +133,14 @@ def home():
     limits = {
         "recall_seconds": current_app.config["RECALL_WINDOW_SECONDS"],
         "edit_seconds": current_app.config["EDIT_WINDOW_SECONDS"],
+        # The client refuses a pasted or dropped file over these before uploading it.
+        "max_image_bytes": current_app.config["MAX_IMAGE_BYTES"],
+        "max_video_bytes": current_app.config["MAX_VIDEO_BYTES"],
+        "max_file_bytes": current_app.config["MAX_FILE_BYTES"],
     }
-    return render_template(
-        "app.html", me=presenters.user_self(current_user), robot=robot_enabled(), limits=limits
-    )
+    # The site mute in force comes with the user: the composers start closed (views/speakstate.js).
+    me = {**presenters.user_self(current_user), "sanction": accounts.mute_of(current_user.id)}
+    return render_template("app.html", me=me, robot=robot_enabled(), limits=limits)
 
 
 @bp.route("/account", methods=["GET", "POST"])
@@ -144,12 +154,17 @@ def account():
         if "profile-nickname" in request.form and profile.validate_on_submit():
             changes = {
                 "nickname": profile.nickname.data.strip(),
-                "avatar_url": profile.avatar_url.data or None,
+                "avatar_url": (profile.avatar_url.data or "").strip() or None,
                 "signature": profile.signature.data or "",
             }
-            services.update_profile(current_user, changes)
-            flash("Profile saved.", "info")
-            return redirect(url_for("pages.account"))
+            try:
+                services.update_profile(current_user, changes)
+            except ApiError as error:
+                _show(error, profile)
+                status = error.status
+            else:
+                flash(_("Profile saved."), "info")
+                return redirect(url_for("pages.account"))
         if "password-new_password" in request.form and password.validate_on_submit():
             try:
                 count = services.change_password(
@@ -162,7 +177,7 @@ def account():
                 _show(error, password)
                 status = error.status
             else:
-                flash(f"Password changed; {count} other device(s) signed out.", "info")
+                flash(_("Password changed; %(count)s other device(s) signed out.", count=count), "info")
                 return redirect(url_for("pages.account"))
     return (
         render_template(
@@ -183,7 +198,7 @@ def account():
 def revoke_device(device_id: int):
     if ActionForm().validate_on_submit():
         services.revoke_device(current_user, device_id)
-        flash("Device signed out.", "info")
+        flash(_("Device signed out."), "info")
     return redirect(url_for("pages.account"))
 
 
@@ -196,5 +211,5 @@ def unlink_identity(provider: str):
         except ApiError as error:
             flash(error.message, "error")
         else:
-            flash(f"{services.PROVIDERS[provider]} account unlinked.", "info")
+            flash(_("%(provider)s account unlinked.", provider=services.PROVIDERS[provider]), "info")
     return redirect(url_for("pages.account"))

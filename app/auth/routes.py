@@ -8,9 +8,11 @@ from flask_wtf.csrf import generate_csrf
 from pydantic import Field, model_validator
 
 from app import presenters
-from app.auth import login_limits, services, tickets
+from app.auth import accounts, login_limits, services, tickets
 from app.auth.session import current_device, sign_in, sign_out
 from app.extensions import limiter
+from app.locales import N_
+from app.media.avatars import AvatarUrl
 from app.validation import Payload, parse_json
 
 bp = Blueprint("auth_api", __name__, url_prefix="/api/v1/auth")
@@ -36,13 +38,14 @@ class TokenIn(Payload):
     @model_validator(mode="after")
     def _exactly_one(self):
         if (self.token is None) == (self.jwt is None):
-            raise ValueError("send exactly one of token and jwt")
+            raise ValueError(N_("send exactly one of token and jwt"))
         return self
 
 
 class ProfileIn(Payload):
     nickname: str | None = Field(default=None, min_length=1, max_length=64)
-    avatar_url: str | None = Field(default=None, max_length=500, pattern=r"^(https?://|/)\S*$")
+    # The rule (app/media/avatars.py) is checked by the profile service: `invalid_avatar`.
+    avatar_url: AvatarUrl | None = None
     signature: str = Field(default="", max_length=200)
     locale: str | None = Field(default=None, pattern=r"^(en|zh-CN)$")
     # Whether notifications and pushes show the sender and the text, or only "New message".
@@ -63,6 +66,7 @@ def _me_payload() -> dict:
     return {
         "user": presenters.user_self(current_user),
         "device": presenters.device(device, device.id) if device else None,
+        "sanction": accounts.mute_of(current_user.id),
     }
 
 

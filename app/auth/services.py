@@ -18,10 +18,12 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
-from app import realtime, speak_cache, wordfilter
+from app import presenters, realtime, speak_cache, wordfilter
 from app.concurrency import off_loop
 from app.errors import ApiError, not_found
 from app.extensions import db
+from app.locales import _l
+from app.media import avatars
 from app.models import DeviceSession, OAuthIdentity, Sanction, User, utcnow
 from app.push import services as push
 
@@ -81,7 +83,7 @@ def validate_password(password: str, field: str = "password") -> str:
             "invalid_input",
             "Some fields are invalid.",
             400,
-            {field: f"must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"},
+            {field: _l("must be %(min)s to %(max)s characters", min=PASSWORD_MIN, max=PASSWORD_MAX)},
         )
     return password
 
@@ -376,13 +378,23 @@ def end_device_session(device: DeviceSession) -> None:
 # --- profile -----------------------------------------------------------------------------
 
 
-def update_profile(user: User, changes: dict) -> User:
+def update_profile(user: User, changes: dict, *, by_server: bool = False) -> User:
+    """Change the user's own profile (or, `by_server`, the server API changes it). Every device
+    of the user gets `me:update` after the commit."""
     changes = wordfilter.screen_fields(changes, ("nickname", "signature"), {"nickname": 64, "signature": 200})
+    if "avatar_url" in changes:
+        changes = {
+            **changes,
+            "avatar_url": avatars.check(
+                changes["avatar_url"], actor_id=user.id, current=user.avatar_url, by_server=by_server
+            ),
+        }
     for name in ("nickname", "avatar_url", "signature", "locale", "notification_previews"):
         if name in changes:
             setattr(user, name, changes[name])
     # A send carries its sender's nickname and avatar from the right-to-speak cache.
     speak_cache.drop_user(user.id)
+    realtime.emit_after_commit("me:update", presenters.user_self(user), [user.id])
     db.session.commit()
     return user
 
@@ -499,13 +511,15 @@ def link_identity(user_id: int, provider: str, provider_user_id: str, login: str
     identity = find_identity(provider, provider_user_id)
     if identity is not None and identity.user_id != user_id:
         raise ApiError(
-            "identity_linked_elsewhere", f"That {name} account is linked to another Parley account.", 409
+            "identity_linked_elsewhere",
+            _l("That %(provider)s account is linked to another Parley account.", provider=name),
+            409,
         )
     if identity is None:
         if user_identity(user_id, provider) is not None:
             raise ApiError(
                 "provider_already_linked",
-                f"This account is linked to another {name} account; unlink it first.",
+                _l("This account is linked to another %(provider)s account; unlink it first.", provider=name),
                 409,
             )
         identity = OAuthIdentity(user_id=user_id, provider=provider, provider_user_id=provider_user_id)
@@ -516,7 +530,9 @@ def link_identity(user_id: int, provider: str, provider_user_id: str, login: str
     except IntegrityError:  # linked elsewhere in the meantime
         db.session.rollback()
         raise ApiError(
-            "identity_linked_elsewhere", f"That {name} account is linked to another Parley account.", 409
+            "identity_linked_elsewhere",
+            _l("That %(provider)s account is linked to another Parley account.", provider=name),
+            409,
         ) from None
     return identity
 
@@ -530,7 +546,10 @@ def unlink_identity(user_id: int, provider: str) -> None:
     if identity.user.password_hash is None and not others:
         raise ApiError(
             "last_sign_in_method",
-            f"Set a password first: {PROVIDERS[provider]} is this account's only way to sign in.",
+            _l(
+                "Set a password first: %(provider)s is this account's only way to sign in.",
+                provider=PROVIDERS[provider],
+            ),
             409,
         )
     db.session.delete(identity)

@@ -24,6 +24,7 @@ from app.models import (
     Conversation,
     ConversationMember,
     Group,
+    GroupMember,
     Message,
     MessageHide,
     MessageMention,
@@ -40,6 +41,14 @@ LIST_PAGE_MAX = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 _CURSOR_KEY = re.compile(r"([01])\.(-?[0-9]{1,18})\.([0-9]{1,10})")
+
+
+def listed(member, conversation=Conversation):
+    """On the member's conversation list: never deleted from it, or deleted and a message came
+    since (as in WeChat, a new message brings a deleted chat back; deleting marks it read, and
+    reading it again clears the flag). A group the member left stays off the list."""
+    seen = case((member.read_seq > member.joined_seq, member.read_seq), else_=member.joined_seq)
+    return or_(member.hidden.is_(False), and_(member.active.is_(True), conversation.last_seq > seen))
 
 
 def open_direct(user_id: int, peer_id: int, *, commit: bool = True) -> tuple[dict, bool]:
@@ -75,7 +84,20 @@ def open_direct(user_id: int, peer_id: int, *, commit: bool = True) -> tuple[dic
             stamp_members(conversation.id, [user_id, peer_id])
             if commit:
                 db.session.commit()
+    member = None if created else db.session.get(ConversationMember, (conversation.id, user_id))
+    reopened = member is not None and member.hidden
+    if reopened:
+        # Opening a chat deleted from the list puts it back there, on every device of the user.
+        member.hidden = False
+        member.updated_at = utcnow()
+        db.session.flush()
+        member.stream_pos = next_stream_pos()
+        db.session.flush()
     summary = conversation_summaries([user_id], conversation_ids=[conversation.id])[0]
+    if reopened:
+        realtime.emit_after_commit("conversation:update", summary, [user_id])
+        if commit:
+            db.session.commit()
     return summary, created
 
 
@@ -116,6 +138,17 @@ def stamp_members(conversation_id: int, user_ids: list[int]) -> None:
         )
         .values(stream_pos=pos)
     )
+
+
+def announce_update(conversation_id: int, user_ids: list[int]) -> None:
+    """After commit, send each user their summary of the conversation (`conversation:update`):
+    their own state in it changed (a group mute or role: who may speak). Call before the commit."""
+
+    def prepare():
+        for summary in conversation_summaries(user_ids, conversation_ids=[conversation_id]):
+            realtime.emit_after_commit("conversation:update", summary, [summary.pop("_user_id", user_ids[0])])
+
+    realtime.before_commit(prepare)
 
 
 def announce_conversation(conversation_id: int, user_ids: list[int]) -> None:
@@ -163,8 +196,9 @@ def _shape_of(*models) -> list[tuple[list[str], int] | None]:
 
 # member, conversation, group, peer, last message, its sender, the peer's read position, whether
 # one of the pair blocked the other, the member's unread mentions and the first of them, whether
-# the member deleted the last message for themselves
-_SUMMARY_SHAPE = _shape_of(ConversationMember, Conversation, Group, User, Message, User, *[None] * 5)
+# the member deleted the last message for themselves, and in a group the member's role and the
+# end of their mute there
+_SUMMARY_SHAPE = _shape_of(ConversationMember, Conversation, Group, User, Message, User, *[None] * 7)
 
 
 def _unread_mentions(member, visible_last):
@@ -255,9 +289,12 @@ def _summaries_query():
             blocked_pair_clause(peer.id, member.user_id),
             *_unread_mentions(member, visible_last),
             _hidden_for(member, last),
+            GroupMember.role,
+            GroupMember.muted_until,
         )
         .join(Conversation, Conversation.id == member.conversation_id)
         .outerjoin(Group, Group.conversation_id == Conversation.id)
+        .outerjoin(GroupMember, and_(GroupMember.group_id == Group.id, GroupMember.user_id == member.user_id))
         .outerjoin(
             peer_member,
             and_(
@@ -276,7 +313,7 @@ def _summaries_query():
             ),
         )
         .outerjoin(last_sender, last_sender.id == last.sender_id)
-        .where(member.user_id.in_(bindparam("user_ids", expanding=True)), member.hidden.is_(False))
+        .where(member.user_id.in_(bindparam("user_ids", expanding=True)), listed(member))
         .order_by(
             member.user_id, member.pinned.desc(), Conversation.last_activity_at.desc(), Conversation.id.desc()
         )
@@ -320,10 +357,12 @@ def conversation_summaries(
     rows = [_plain_entities(row, _SUMMARY_SHAPE) for row in db.session.connection().execute(query, params)]
     _previews_not_hidden(rows)
     online = realtime.presence().online({row[3].id for row in rows if row[3] is not None})
+    now = utcnow()
     items = []
     for row in rows:
         membership, conversation, group, peer_user, last_message, sender, peer_read_seq, blocked = row[:8]
         unread_mentions, mention_seq = row[8:10]
+        role, muted_until = row[11:13]
         item = presenters.conversation(
             membership,
             conversation,
@@ -340,6 +379,8 @@ def conversation_summaries(
             peer_read_seq=None if blocked else peer_read_seq,
             unread_mentions=unread_mentions or 0,
             mention_seq=mention_seq,
+            my_role=role,
+            my_muted_until=muted_until if muted_until is not None and muted_until > now else None,
         )
         if len(user_ids) > 1:
             item["_user_id"] = membership.user_id
@@ -356,7 +397,7 @@ def _page_query(keyset: bool):
     page = (
         select(member.conversation_id)
         .join(Conversation, Conversation.id == member.conversation_id)
-        .where(member.user_id == bindparam("page_user"), member.hidden.is_(False))
+        .where(member.user_id == bindparam("page_user"), listed(member))
     )
     if keyset:
         pinned = bindparam("after_pinned", type_=Boolean)
@@ -454,7 +495,7 @@ def _unread_query():
         .join(Conversation, Conversation.id == member.conversation_id)
         .where(
             member.user_id == bindparam("user_id"),
-            member.hidden.is_(False),
+            listed(member),
             member.muted.is_(False),
             last > seen,
         )
@@ -467,6 +508,11 @@ def set_member_flags(user_id: int, conversation_id: int, changes: dict) -> dict:
     for name in ("pinned", "muted", "hidden"):
         if name in changes:
             setattr(member, name, changes[name])
+    if changes.get("hidden"):
+        # Deleting a chat from the list reads it: it comes back with the next message only.
+        last_seq = db.session.scalar(select(Conversation.last_seq).where(Conversation.id == conversation_id))
+        visible_last = member.left_seq if member.left_seq is not None else last_seq
+        member.read_seq = max(member.read_seq, visible_last)
     member.updated_at = utcnow()
     db.session.flush()
     member.stream_pos = next_stream_pos()

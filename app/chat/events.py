@@ -188,6 +188,9 @@ def event(name: str, schema=None):
                 return _error(ApiError("unauthenticated", "Sign in first.", 401))
             with environ["flask.app"].app_context():
                 g.sid = sid
+                # The language of this event's acks: the user's setting, read only if a text is
+                # translated (app/locales.py).
+                g.socket_user = (identity[0], environ)
                 try:
                     if extra:
                         raise ApiError("invalid_input", "Send one JSON object.", 400)
@@ -212,6 +215,8 @@ def event(name: str, schema=None):
 
 @event("message:send", schemas.SendIn)
 def send(user_id: int, data: schemas.SendIn) -> dict:
+    # Typing after a send is news again: the next "typing" from this socket is not throttled.
+    _typing_sent.pop((current_sid(), data.conversation_id), None)
     check_send_rate(user_id)
     body = data.body.model_dump()
     message, created = pipeline.send(user_id, data.conversation_id, data.client_msg_id, body, data.extras())

@@ -16,6 +16,7 @@ from sqlalchemy import BigInteger, and_, bindparam, cast, select, tuple_
 from app.chat.access import SendContext
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _l
 from app.models import ConversationMember, Group, Message, MessageHide, MessageMention, User
 
 # The first characters of a text message a quote keeps.
@@ -172,7 +173,7 @@ def _checked_mentions(
     )
     if len(found) != len(wanted):
         missing = next(uid for uid in wanted if uid not in found)
-        raise _invalid_mentions(f"{missing} is not a member")
+        raise _invalid_mentions(_l("%(user_id)s is not a member", user_id=missing))
     return wanted
 
 

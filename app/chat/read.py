@@ -32,7 +32,8 @@ def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
             ConversationMember.user_id == user_id,
             ConversationMember.read_seq < target,
         )
-        .values(read_seq=target)
+        # A chat deleted from the list and brought back by a new message stays once read.
+        .values(read_seq=target, **({"hidden": False} if member.active else {}))
     )
     pos = next_stream_pos()
     db.session.execute(

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from app.locales import N_
 from app.validation import Id, Payload, Seq
 
 MAX_TEXT = 5000
@@ -139,9 +140,9 @@ class ForwardIn(Payload):
     @classmethod
     def _each_target_once(cls, targets: list[ForwardTarget]) -> list[ForwardTarget]:
         if len({target.conversation_id for target in targets}) != len(targets):
-            raise ValueError("each conversation at most once")
+            raise ValueError(N_("each conversation at most once"))
         if len({target.client_msg_id for target in targets}) != len(targets):
-            raise ValueError("each client_msg_id at most once")
+            raise ValueError(N_("each client_msg_id at most once"))
         return targets
 
 

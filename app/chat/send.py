@@ -19,6 +19,7 @@ from app.chat.screen import screen_message
 from app.chat.stream import next_stream_pos
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import N_
 from app.media import services as media
 from app.models import Block, Conversation, ConversationMember, Message, User, utcnow
 from app.webhooks import before_send
@@ -46,7 +47,12 @@ _BUMP_SEQ = (
 )
 SENDER_READ = (
     update(_members)
-    .where(_members.c.conversation_id == bindparam("c_id"), _members.c.user_id == bindparam("u_id"))
+    .where(
+        _members.c.conversation_id == bindparam("c_id"),
+        _members.c.user_id == bindparam("u_id"),
+        # A member who left keeps the read position of their window.
+        _members.c.active.is_(True),
+    )
     .values(read_seq=bindparam("c_seq"))
 )
 _INSERT_MESSAGE = _messages.insert().returning(_messages.c.id)
@@ -66,7 +72,7 @@ def check_send_rate(user_id: int, count: int = 1) -> None:
     smallest window holds: any forward fits a window nothing else used."""
     rate = current_app.config["MESSAGE_RATE_LIMIT"]
     cost = 1 if count <= 1 else min(count, *(item.amount for item in ratelimit.parse_many(rate)))
-    message = "You are sending too fast; wait a moment."
+    message = N_("You are sending too fast; wait a moment.")
     ratelimit.require(rate, "send", str(user_id), message=message, cost=cost)
 
 
@@ -174,9 +180,12 @@ def append_message(
     seq = execute(_BUMP_SEQ, {"c_id": conversation_id, "c_now": now}).scalar_one()
     if extras is not None and extras["reply"]:
         settle_replies(execute, [(conversation_id, extras)])
-    if sender is not None:
-        # Sending reads everything before it: the sender's unread count stays at zero.
-        execute(SENDER_READ, {"c_id": conversation_id, "u_id": sender.id, "c_seq": seq})
+    # Sending reads everything before it: the sender's unread count stays at zero. A system
+    # message reads so for its actor ("You left", "You renamed the group"): nobody's own act is
+    # unread. (An actor who is not a member now, a site administrator, matches no row.)
+    reader_id = sender.id if sender is not None else body.get("actor_id")
+    if reader_id is not None:
+        execute(SENDER_READ, {"c_id": conversation_id, "u_id": reader_id, "c_seq": seq})
     pos = next_stream_pos()
     values = {
         "conversation_id": conversation_id,
@@ -196,7 +205,7 @@ def append_message(
     if extras is not None:
         store_mentions(execute, [mention_row(values, message_id)])
     execute(STAMP_CONVERSATION, {"c_id": conversation_id, "c_pos": pos})
-    _loaded_rows_changed(conversation_id, sender, seq, pos, now)
+    _loaded_rows_changed(conversation_id, reader_id, seq, pos, now)
     message = Message(id=message_id, **values)
     payload = presenters.message(message, sender)
     if recipients is None:
@@ -220,19 +229,19 @@ def mention_row(values: dict, message_id: int) -> dict:
 
 
 def _loaded_rows_changed(
-    conversation_id: int, sender: User | None, seq: int, pos: int, now: datetime
+    conversation_id: int, reader_id: int | None, seq: int, pos: int, now: datetime
 ) -> None:
     """Core statements bypass the session: rows it has loaded (the conversation, the sender's
-    membership) are brought up to date by hand, so later reads in this transaction agree with
-    the database."""
+    or the system message's actor's membership) are brought up to date by hand, so later reads
+    in this transaction agree with the database."""
     loaded = db.session.identity_map
     conversation = loaded.get(identity_key(Conversation, conversation_id))
     if conversation is not None:
         set_committed_value(conversation, "last_seq", seq)
         set_committed_value(conversation, "stream_pos", pos)
         set_committed_value(conversation, "last_activity_at", now)
-    if sender is not None:
-        member = loaded.get(identity_key(ConversationMember, (conversation_id, sender.id)))
+    if reader_id is not None:
+        member = loaded.get(identity_key(ConversationMember, (conversation_id, reader_id)))
         if member is not None:
             set_committed_value(member, "read_seq", seq)
 

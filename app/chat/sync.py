@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import and_, or_, select
 
 from app import presenters
-from app.chat.conversations import conversation_summaries
+from app.chat.conversations import conversation_summaries, listed
 from app.chat.stream import current_stream_pos
 from app.errors import ApiError
 from app.extensions import db
-from app.models import ConversationMember, Message, MessageHide, User
+from app.models import Conversation, ConversationMember, Message, MessageHide, User
 
 SYNC_PAGE_MAX = 500
 
@@ -25,7 +25,8 @@ def parse_cursor(raw: str | None) -> int:
 def sync(user_id: int, cursor: int, limit: int = SYNC_PAGE_MAX) -> dict:
     """Everything that changed for the user after `cursor`: new (or changed) messages in their
     conversations in stream order (not those deleted for the user), the current summary of each
-    conversation touched, and the messages the user deleted for themselves (`hidden`).
+    conversation touched (`{"id", "hidden": true}` for one taken off their list), and the
+    messages the user deleted for themselves (`hidden`).
 
     Replaying pages until `has_more` is false leaves a client in the state a fresh load gives.
     """
@@ -55,6 +56,20 @@ def sync(user_id: int, cursor: int, limit: int = SYNC_PAGE_MAX) -> dict:
     rows = rows[:limit]
     upto = rows[-1][0].stream_pos if has_more else high
     summaries = conversation_summaries([user_id], changed_after=cursor, changed_upto=upto)
+    # Conversations taken off the user's list in this range (left, or deleted from the list on
+    # some device): the same `{"id", "hidden": true}` item the live `conversation:update` carries.
+    gone = db.session.scalars(
+        select(member.conversation_id)
+        .join(Conversation, Conversation.id == member.conversation_id)
+        .where(
+            member.user_id == user_id,
+            ~listed(member),
+            member.stream_pos > cursor,
+            member.stream_pos <= upto,
+        )
+        .order_by(member.conversation_id)
+    ).all()
+    summaries += [{"id": conversation_id, "hidden": True} for conversation_id in gone]
     # Messages deleted for the user in this page's range (a batch shares one position).
     hides = MessageHide
     hidden = db.session.execute(

@@ -19,6 +19,7 @@ from app.groups.services import (
     membership,
     require_group_role,
 )
+from app.locales import _l, word
 from app.models import Group, GroupJoinRequest, GroupMember, User, utcnow
 
 
@@ -74,7 +75,11 @@ def answer_join_request(actor_id: int, request_id: int, *, approve: bool) -> dic
         raise not_found("join request")
     group, _ = require_group_role(actor_id, request.group_id, "admin", lock=True)
     if request.status != "pending":
-        raise ApiError("request_not_pending", f"This request was already {request.status}.", 409)
+        raise ApiError(
+            "request_not_pending",
+            _l("This request was already %(status)s.", status=word(request.status)),
+            409,
+        )
     actor = db.session.get(User, actor_id)
     user = db.session.get(User, request.user_id)
     request.status = "accepted" if approve else "rejected"
@@ -94,7 +99,11 @@ def withdraw_join_request(user_id: int, request_id: int) -> dict:
     if request is None or request.user_id != user_id:
         raise not_found("join request")
     if request.status != "pending":
-        raise ApiError("request_not_pending", f"This request was already {request.status}.", 409)
+        raise ApiError(
+            "request_not_pending",
+            _l("This request was already %(status)s.", status=word(request.status)),
+            409,
+        )
     request.status = "withdrawn"
     request.responded_at = utcnow()
     group = db.session.get(Group, request.group_id)

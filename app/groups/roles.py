@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 
 from app import presenters, speak_cache
+from app.chat.conversations import announce_update
 from app.chat.send import append_message
 from app.errors import ApiError, not_found
 from app.extensions import db
@@ -48,6 +49,7 @@ def set_role(
         append_message(
             group.conversation_id, None, system_body(f"role_{role}", actor, text, user_ids=[user_id])
         )
+        announce_update(group.conversation_id, [user_id])  # `my_role`: may they speak in a muted group
         _announce_group(group)
     db.session.commit()
     return presenters.group_member(target, db.session.get(User, user_id), online=False)
@@ -77,6 +79,7 @@ def transfer(actor_id: int | None, group_id: int, user_id: int, *, by_server: bo
             "owner_changed", actor, f"{_name(actor)} made {user.nickname} the owner", user_ids=[user_id]
         ),
     )
+    announce_update(group.conversation_id, [owner.user_id, user_id])
     _announce_group(group)
     db.session.commit()
     return presenters.group(group)
@@ -122,6 +125,7 @@ def mute_member(
         else f"{_name(actor)} unmuted {user.nickname}"
     )
     append_message(group.conversation_id, None, system_body("member_muted", actor, text, user_ids=[user_id]))
+    announce_update(group.conversation_id, [user_id])  # `my_muted_until`: the composer closes or opens
     db.session.commit()
     return presenters.group_member(target, user, online=False)
 
@@ -152,6 +156,7 @@ def end_member_mutes(since: datetime, now: datetime) -> int:
         if not cleared:
             continue  # muted again meanwhile
         speak_cache.drop_conversation(group.conversation_id)
+        announce_update(group.conversation_id, [user_id])
         if until <= since or group.dissolved_at is not None:
             continue
         user = db.session.get(User, user_id)

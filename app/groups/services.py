@@ -18,6 +18,8 @@ from app.chat.send import append_message
 from app.chat.stream import next_stream_pos
 from app.errors import ApiError, not_found
 from app.extensions import db
+from app.locales import N_
+from app.media import avatars
 from app.models import (
     Conversation,
     ConversationMember,
@@ -108,8 +110,16 @@ def require_group_role(
     if live and group.dissolved_at is not None:
         raise ApiError("group_dissolved", "This group was dissolved.", 403)
     if RANKS[member.role] < RANKS[role]:
-        raise ApiError("forbidden", f"Only the group's {role}s can do that.", 403)
+        raise ApiError("forbidden", ONLY_ROLE[role], 403)
     return group, member
+
+
+# The refusal for each role an action needs.
+ONLY_ROLE = {
+    "member": N_("Only the group's members can do that."),
+    "admin": N_("Only the group's admins can do that."),
+    "owner": N_("Only the group's owners can do that."),
+}
 
 
 def _announce_group(group: Group) -> None:
@@ -146,7 +156,7 @@ def _require_friends(user_id: int, others: list[int], *, may_add_bots: bool = Fa
             raise not_found("user")
         if user.is_bot:
             if not may_add_bots:
-                message = "Only the group's owner and admins can add the robot."
+                message = N_("Only the group's owner and admins can add the robot.")
                 raise ApiError("forbidden", message, 403, {"user_ids": str(other)})
         elif friendship(user_id, other) is None:
             raise ApiError("not_friends", "You can only add your friends.", 403, {"user_ids": str(other)})
@@ -175,6 +185,9 @@ def create_group(
     (`by_server`) adds anyone and may set the other EDITABLE `settings` at once."""
     name = wordfilter.screen_text("name", name, 64)
     settings = wordfilter.screen_fields(settings or {}, SCREENED, SCREENED_LIMITS)
+    if "avatar_url" in settings:
+        picture = avatars.check(settings["avatar_url"], actor_id=owner_id, by_server=by_server)
+        settings = {**settings, "avatar_url": picture}
     others = [uid for uid in dict.fromkeys(member_ids or []) if uid != owner_id]
     if by_server:
         _require_users([owner_id], "owner_id")
@@ -233,6 +246,11 @@ def update_group(actor_id: int | None, group_id: int, changes: dict, *, by_serve
     """Owner and admins edit the group's settings; renames and announcements are told in the chat."""
     changes = wordfilter.screen_fields(changes, SCREENED, SCREENED_LIMITS)
     group, _ = require_group_role(actor_id, group_id, "admin", lock=True, by_server=by_server)
+    if "avatar_url" in changes:
+        picture = avatars.check(
+            changes["avatar_url"], actor_id=actor_id, current=group.avatar_url, by_server=by_server
+        )
+        changes = {**changes, "avatar_url": picture}
     actor = _actor(actor_id)
     notes = []
     for name in EDITABLE:
@@ -272,7 +290,17 @@ def _join(group: Group, user_ids: list[int], actor: User | None, event: str, tex
     group.member_count += len(new)
     db.session.flush()
     add_members(group.conversation_id, new)
-    append_message(group.conversation_id, None, system_body(event, actor, text, user_ids=new))
+    message = append_message(group.conversation_id, None, system_body(event, actor, text, user_ids=new))
+    if event == "member_joined":  # they asked to join: "… joined the group" is their own act
+        db.session.execute(
+            update(ConversationMember)
+            .where(
+                ConversationMember.conversation_id == group.conversation_id,
+                ConversationMember.user_id.in_(new),
+            )
+            .values(read_seq=message.seq)
+            .execution_options(synchronize_session=False)
+        )
     stamp_members(group.conversation_id, new)
     members_joined.send(group, user_ids=new, actor_id=actor.id if actor else None, how=event)
     speak_cache.drop_conversation(group.conversation_id)
@@ -331,8 +359,10 @@ def _resolve_requests(group_id: int, user_ids: list[int], actor_id: int) -> None
 # --- leaving -------------------------------------------------------------------------------
 
 
-def _remove(group: Group, user_ids: list[int], body: dict) -> None:
+def _remove(group: Group, user_ids: list[int], body: dict, *, hide: bool = False) -> None:
     """Take users out of the group; they keep the history up to (and including) the notice.
+    Removed members keep the chat in their list, read-only, with the notice; `hide` (leaving)
+    takes it off the leaver's list on every device at once, as WeChat does (PROTOCOL.md).
 
     The caller holds the group's row lock."""
     for uid in user_ids:
@@ -352,16 +382,22 @@ def _remove(group: Group, user_ids: list[int], body: dict) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.execute(
-        leaving.values(active=False, updated_at=utcnow())
+        leaving.values(active=False, hidden=hide, updated_at=utcnow())
     )  # member rows locked before the counter
-    message = append_message(group.conversation_id, None, body, also_to=user_ids)
+    message = append_message(group.conversation_id, None, body, also_to=None if hide else user_ids)
     db.session.execute(leaving.values(left_seq=message.seq))
     stamp_members(group.conversation_id, user_ids)
     conversation_id = group.conversation_id
 
     def prepare():
+        told = set()
         for summary in conversation_summaries(user_ids, conversation_ids=[conversation_id]):
-            realtime.emit_after_commit("conversation:update", summary, [summary.pop("_user_id", user_ids[0])])
+            user_id = summary.pop("_user_id", user_ids[0])
+            told.add(user_id)
+            realtime.emit_after_commit("conversation:update", summary, [user_id])
+        gone = [user_id for user_id in user_ids if user_id not in told]
+        if gone:  # hidden: the same answer as deleting a chat from the list
+            realtime.emit_after_commit("conversation:update", {"id": conversation_id, "hidden": True}, gone)
 
     realtime.before_commit(prepare)
     members_left.send(group, user_ids=list(user_ids), actor_id=body.get("actor_id"), how=body.get("event"))
@@ -378,6 +414,7 @@ def leave(user_id: int, group_id: int) -> None:
         group,
         [user_id],
         system_body("member_left", user, f"{user.nickname} left the group", user_ids=[user_id]),
+        hide=True,
     )
     db.session.commit()
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from app.errors import ApiError
+from app.locales import N_, _l, word
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class Media:
         )
 
 
-def unsupported(message: str = "This type of file is not accepted.") -> ApiError:
+def unsupported(message: str = N_("This type of file is not accepted.")) -> ApiError:
     return ApiError("unsupported_type", message, 415)
 
 
@@ -237,7 +238,10 @@ def inspect(source: Path, purpose: str, limits: Limits, workdir: Path) -> Media:
     limit = limits.bytes_for(kind)
     if size > limit:
         raise ApiError(
-            "file_too_large", f"This {kind} is over the limit of {limit} bytes.", 413, {"file": f"≤ {limit}"}
+            "file_too_large",
+            _l("This %(kind)s is over the limit of %(limit)s bytes.", kind=word(kind), limit=limit),
+            413,
+            {"file": _l("≤ %(limit)s", limit=limit)},
         )
     if sniffed is None:
         return Media("file", _text_type(source, head), source)
@@ -354,7 +358,7 @@ def _image(kind: FileType, source: Path, limits: Limits, workdir: Path, *, avata
 def _too_many_pixels(limits: Limits) -> ApiError:
     return ApiError(
         "image_too_large",
-        f"The image has too many pixels (at most {limits.image_pixels}).",
+        _l("The image has too many pixels (at most %(pixels)s).", pixels=limits.image_pixels),
         400,
         {"file": "too many pixels"},
     )
@@ -369,10 +373,18 @@ def _check_pixels(size: tuple[int, int], frames: int, limits: Limits) -> None:
     if frames > MAX_ANIMATION_FRAMES or width * height * frames > limits.animation_pixels:
         raise ApiError(
             "animation_too_large",
-            f"The animation is too large: at most {MAX_ANIMATION_FRAMES} frames and "
-            f"{limits.animation_pixels} pixels over all its frames.",
+            _l(
+                "The animation is too large: at most %(frames)s frames and %(pixels)s pixels over all"
+                " its frames.",
+                frames=MAX_ANIMATION_FRAMES,
+                pixels=limits.animation_pixels,
+            ),
             400,
-            {"file": f"{frames} frames of {width}×{height}"},
+            {
+                "file": _l(
+                    "%(frames)s frames of %(width)s×%(height)s", frames=frames, width=width, height=height
+                )
+            },
         )
 
 

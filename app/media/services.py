@@ -34,8 +34,9 @@ from sqlalchemy.orm import aliased
 
 from app import ratelimit
 from app.concurrency import PoolBusy, TaskTimeout, WorkerDied, WorkerPool
-from app.errors import ApiError, not_found
+from app.errors import ApiError, not_found, text_from_wire
 from app.extensions import db
+from app.locales import _l
 from app.media.inspect import FileType, Limits, Media, unsupported
 from app.media.storage import get_storage
 from app.models import ConversationMember, Group, Message, Upload, UploadShare, User, utcnow
@@ -88,7 +89,11 @@ def clean_name(raw: str | None) -> str | None:
             "invalid_filename",
             "The file name must be a plain name, not a path.",
             400,
-            {"file": f"a name of at most {MAX_NAME} characters without slashes or control characters"},
+            {
+                "file": _l(
+                    "a name of at most %(max)s characters without slashes or control characters", max=MAX_NAME
+                )
+            },
         )
     if _ending(name) in DANGEROUS_ENDINGS:
         raise unsupported("Web pages, SVG, scripts and programs are not accepted.")
@@ -203,7 +208,9 @@ def inspect_in_worker(source: Path, purpose: str, limits: Limits, workdir: Path)
         raise server_busy() from None
     except TaskTimeout:
         raise RetryLater(
-            "media_timeout", f"Processing this file took longer than {timeout} seconds.", 503
+            "media_timeout",
+            _l("Processing this file took longer than %(seconds)s seconds.", seconds=timeout),
+            503,
         ) from None
     except WorkerDied:
         raise media_too_complex() from None
@@ -217,8 +224,8 @@ def inspect_in_worker(source: Path, purpose: str, limits: Limits, workdir: Path)
     code, status, fields = error.get("code"), error.get("status"), error.get("fields")
     if not (isinstance(code, str) and WORKER_CODE.match(code) and status in (400, 413, 415, 422)):
         raise media_too_complex()
-    fields = {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
-    raise ApiError(code, str(error.get("message", ""))[:500], status, fields)
+    fields = {str(k): text_from_wire(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+    raise ApiError(code, text_from_wire(error.get("message", "")), status, fields)
 
 
 def media_too_complex() -> ApiError:
@@ -308,7 +315,7 @@ def processing_slot(user_id: int):
     if not slots.take(user_id, limit, ttl):
         raise RetryLater(
             "too_many_uploads",
-            f"You have {limit} uploads in processing; wait for one to finish.",
+            _l("You have %(count)s uploads in processing; wait for one to finish.", count=limit),
             429,
         )
     try:
@@ -338,12 +345,14 @@ def resolve_body(user_id: int, conversation_id: int, body: dict) -> tuple[dict, 
         raise ApiError(
             "not_your_upload", "You can only send your own uploads.", 403, {"upload_id": "not yours"}
         )
-    if upload.kind != kind:
+    # A picture or video may also go as a file (the attach menu's "File"), as in WeChat.
+    as_file = kind == "file" and upload.kind in ("image", "video")
+    if upload.kind != kind and not as_file:
         raise ApiError(
             "upload_wrong_kind",
-            f"A {body['type']} message needs an upload of kind {kind}.",
+            _l("A %(type)s message needs an upload of kind %(kind)s.", type=body["type"], kind=kind),
             400,
-            {"upload_id": f"is of kind {upload.kind}"},
+            {"upload_id": _l("is of kind %(kind)s", kind=upload.kind)},
         )
     claimed = db.session.execute(
         update(Upload)

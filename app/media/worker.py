@@ -77,7 +77,7 @@ def handle(task: dict, cpu_seconds: int) -> dict:
         media = inspect(Path(task["source"]), task["purpose"], Limits(**task["limits"]), workdir)
         return {"ok": True, "media": media.to_answer(workdir)}
     except ApiError as error:
-        return {"ok": False, "error": {**error.to_dict(), "status": error.status}}
+        return {"ok": False, "error": error.to_wire()}
     except (MemoryError, CpuBudgetSpent):
         return {"ok": False, "error": _too_complex(), "retire": True}
     finally:

@@ -23,6 +23,7 @@ from app.errors import ApiError, not_found
 from app.extensions import db
 from app.groups import roles as group_roles
 from app.groups import services as groups
+from app.locales import _l, word
 from app.models import AuditLog, Message, Sanction, User, utcnow
 
 # Sent with (user id, admin_id=..., api_key_id=..., reason=..., expires_at=...) when a user is
@@ -197,7 +198,7 @@ def _lift(admin_id: int | None, user_id: int, kind: str, reason: str, api_key_id
     current = active_sanctions(user_id, kind)
     if not current:
         code = {"ban": "not_banned", "mute": "not_muted"}[kind]
-        raise ApiError(code, f"The user is not {code[4:]}.", 409)
+        raise ApiError(code, _l("The user is not %(state)s.", state=word(code[4:])), 409)
     for sanction in current:
         sanction.lifted_at = utcnow()
         sanction.lifted_by_id = admin_id

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from app import presenters
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _l
 from app.models import DeviceSession, PushSubscription, utcnow
 
 MAX_ENDPOINT = 1000
@@ -108,7 +109,7 @@ def check_endpoint(endpoint: str) -> None:
     """Refuse (`invalid_subscription`) an endpoint Parley must not POST to (see the module's
     docstring). A name is resolved here: every address it has must be public."""
     if len(endpoint) > MAX_ENDPOINT:
-        raise _invalid("endpoint", f"at most {MAX_ENDPOINT} characters")
+        raise _invalid("endpoint", _l("at most %(max)s characters", max=MAX_ENDPOINT))
     parts = urlsplit(endpoint)
     if parts.scheme not in {"https", "http"} or not parts.netloc:
         raise _invalid("endpoint", "must be an https URL")
@@ -156,7 +157,7 @@ def check_keys(p256dh: str, auth: str) -> None:
     except ValueError:
         secret = b""
     if len(secret) != AUTH_BYTES:
-        raise _invalid("keys.auth", f"must be {AUTH_BYTES} bytes in base64url")
+        raise _invalid("keys.auth", _l("must be %(count)s bytes in base64url", count=AUTH_BYTES))
 
 
 # --- the writes ------------------------------------------------------------------------------

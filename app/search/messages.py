@@ -23,6 +23,7 @@ from app import presenters, ratelimit
 from app.chat.access import require_member
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _l
 from app.models import Conversation, ConversationMember, Group, Message, User
 from app.search.index import INDEXED_TYPES, SQLITE_TABLE, searchable_text, text_sql
 from app.validation import MAX_BIGINT, invalid
@@ -59,7 +60,10 @@ def clean_query(q: str | None) -> str:
     query = (q or "").strip()
     if not 1 <= len(query) <= MAX_QUERY:
         raise ApiError(
-            "invalid_query", "Search for 1 to 100 characters.", 400, {"q": f"1 to {MAX_QUERY} characters"}
+            "invalid_query",
+            "Search for 1 to 100 characters.",
+            400,
+            {"q": _l("1 to %(max)s characters", max=MAX_QUERY)},
         )
     return query
 
@@ -87,7 +91,7 @@ def search_messages(
     the id of the last message looked at: pages stay stable while new messages arrive."""
     query = clean_query(q)
     if type is not None and type not in TYPES:
-        raise invalid({"type": f"one of {', '.join(TYPES)}"})
+        raise invalid({"type": _l("one of %(values)s", values=", ".join(TYPES))})
     below = parse_cursor(cursor)
     limit = max(1, min(limit, PAGE_MAX))
     if conversation_id is not None:

@@ -69,6 +69,8 @@ def group_update(group_id: int):
     """Change settings; renames and announcements are told in the group as by the administrator."""
     data = parse_json(GroupUpdateIn)
     changes = data.model_dump(exclude_none=True)
+    if "avatar_url" in data.model_fields_set:  # null clears it
+        changes["avatar_url"] = data.avatar_url
     return jsonify(group=groups.update_group(None, group_id, changes, by_server=True))
 
 

@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from app import ratelimit
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _l
 from app.models import ApiKey, AuditLog, utcnow
 from app.models.integrations import API_SCOPES
 from app.server_api import bp
@@ -52,7 +53,7 @@ def check_networks(entries: list[str] | None) -> list[str] | None:
         try:
             networks.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
         except ValueError:
-            raise ValueError(f"not an address or network: {entry!r}") from None
+            raise ValueError(_l("not an address or network: %(entry)s", entry=repr(entry))) from None
     return networks
 
 
@@ -68,12 +69,14 @@ def create_key(
     stored: show it once."""
     unknown = sorted(set(scopes) - set(API_SCOPES))
     if unknown or not scopes:
-        fields = {"scopes": f"choose from {', '.join(API_SCOPES)}"}
+        fields = {"scopes": _l("choose from %(scopes)s", scopes=", ".join(API_SCOPES))}
         raise ApiError("invalid_input", "Unknown or missing scopes.", 400, fields)
     try:
         networks = check_networks(allowed_ips)
     except ValueError as error:
-        raise ApiError("invalid_input", str(error), 400, {"allowed_ips": str(error)}) from None
+        raise ApiError(
+            "invalid_input", "Some fields are invalid.", 400, {"allowed_ips": error.args[0]}
+        ) from None
     prefix = PREFIX + secrets.token_hex(4)
     key = f"{prefix}_{secrets.token_urlsafe(32)}"
     row = ApiKey(
@@ -188,7 +191,9 @@ def _check(key: ApiKey, scopes: tuple[str, ...]) -> None:
         raise ApiError("forbidden", "This API key may not be used from this address.", 403)
     if not set(scopes) & set(key.scopes):
         needed = " or ".join(scopes)
-        raise ApiError("forbidden", f"This API key lacks the scope this needs ({needed}).", 403)
+        raise ApiError(
+            "forbidden", _l("This API key lacks the scope this needs (%(scopes)s).", scopes=needed), 403
+        )
     rate = current_app.config["API_KEY_RATE_LIMIT"]
     ratelimit.require(rate, "api-key", str(key.id), message="Too many requests with this API key.")
 

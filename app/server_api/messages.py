@@ -10,6 +10,7 @@ from app import notices
 from app.chat.conversations import LIST_PAGE_MAX, LIST_PAGE_SIZE
 from app.chat.history import HISTORY_PAGE_MAX
 from app.chat.schemas import CLIENT_MSG_ID, MessageIn
+from app.locales import N_
 from app.server_api import bp, message_services
 from app.server_api.keys import current_key, requires
 from app.validation import MAX_BIGINT, Id, Payload, int_arg, parse_json
@@ -26,9 +27,9 @@ class ServerMessageIn(MessageIn):
     @model_validator(mode="after")
     def _one_target(self):
         if (self.to_user_id is None) == (self.group_id is None):
-            raise ValueError("give exactly one of to_user_id and group_id")
+            raise ValueError(N_("give exactly one of to_user_id and group_id"))
         if self.to_user_id == self.from_user_id:
-            raise ValueError("to_user_id must be another user")
+            raise ValueError(N_("to_user_id must be another user"))
         return self
 
 
@@ -44,7 +45,7 @@ class NoticeIn(Payload):
     @model_validator(mode="after")
     def _one_target(self):
         if (self.user_ids is None) == (self.group_id is None):
-            raise ValueError("give exactly one of user_ids and group_id")
+            raise ValueError(N_("give exactly one of user_ids and group_id"))
         return self
 
 

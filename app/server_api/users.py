@@ -16,14 +16,15 @@ from pydantic import Field
 from app.auth import accounts, deletion
 from app.auth import services as auth
 from app.errors import ApiError
+from app.media.avatars import AvatarUrl
 from app.models import utcnow
 from app.moderation import services as moderation
 from app.server_api import bp
 from app.server_api.keys import current_key, requires
 from app.validation import Payload, parse_json, validate
 
-# The same rules as a user's own profile (ProfileIn in app/auth/routes.py).
-AVATAR_URL_PATTERN = r"^(https?://|/)\S*$"
+# The same rules as a user's own profile (ProfileIn in app/auth/routes.py); avatars follow
+# app/media/avatars.py, checked by the services (any avatar upload may be named here).
 LOCALE_PATTERN = r"^(en|zh-CN)$"
 # Ten years: a longer ban or mute is one without an end (leave `minutes` out).
 MAX_MINUTES = 10 * 365 * 24 * 60
@@ -36,7 +37,7 @@ class UserIn(Payload):
     external_id: str = Field(min_length=1, max_length=64, pattern=accounts.EXTERNAL_ID_PATTERN)
     username: str | None = Field(default=None, max_length=32)
     nickname: str | None = Field(default=None, min_length=1, max_length=64)
-    avatar_url: str | None = Field(default=None, max_length=500, pattern=AVATAR_URL_PATTERN)
+    avatar_url: AvatarUrl | None = None
     signature: str | None = Field(default=None, max_length=200)
     password: str | None = Field(default=None, max_length=128)
     locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
@@ -57,7 +58,7 @@ class ImportIn(Payload):
 
 class UserPatch(Payload):
     nickname: str | None = Field(default=None, min_length=1, max_length=64)
-    avatar_url: str | None = Field(default=None, max_length=500, pattern=AVATAR_URL_PATTERN)
+    avatar_url: AvatarUrl | None = None
     signature: str = Field(default="", max_length=200)
     locale: str | None = Field(default=None, pattern=LOCALE_PATTERN)
 
@@ -141,7 +142,7 @@ def update_user(user_id: int):
     changes = data.model_dump(exclude_unset=True)
     if "nickname" in changes and changes["nickname"] is None:
         changes.pop("nickname")
-    auth.update_profile(user, changes)
+    auth.update_profile(user, changes, by_server=True)
     return _user_answer(user)
 
 

@@ -148,7 +148,10 @@ def group(group_id: int):
 @login_required
 def update_group(group_id: int):
     data = parse_json(schemas.GroupUpdateIn)
-    return jsonify(group=groups.update_group(current_user.id, group_id, data.model_dump(exclude_none=True)))
+    changes = data.model_dump(exclude_none=True)
+    if "avatar_url" in data.model_fields_set:  # null clears it
+        changes["avatar_url"] = data.avatar_url
+    return jsonify(group=groups.update_group(current_user.id, group_id, changes))
 
 
 @bp.get("/groups/<int:group_id>/members")

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from app.media.avatars import AvatarUrl
 from app.validation import Id, Payload
 
 
@@ -29,7 +30,8 @@ class GroupCreateIn(Payload):
 
 class GroupUpdateIn(Payload):
     name: str | None = Field(default=None, min_length=1, max_length=64)
-    avatar_url: str | None = Field(default=None, max_length=500, pattern=r"^(https?://|/)\S*$")
+    # The rule (app/media/avatars.py) is checked by the group service: `invalid_avatar`.
+    avatar_url: AvatarUrl | None = None
     intro: str | None = Field(default=None, max_length=500)
     announcement: str | None = Field(default=None, max_length=5000)
     join_policy: Literal["open", "approval", "invite"] | None = None

@@ -12,6 +12,7 @@ from app.auth.services import ban_clause
 from app.chat.conversations import add_members, stamp_members
 from app.errors import ApiError, not_found
 from app.extensions import db
+from app.locales import _l, word
 from app.models import (
     Block,
     Conversation,
@@ -163,7 +164,11 @@ def respond_to_request(user_id: int, request_id: int, *, accept: bool) -> dict:
     if request.to_user_id != user_id:
         raise ApiError("forbidden", "Only the recipient can answer a friend request.", 403)
     if request.status != "pending":
-        raise ApiError("request_not_pending", f"This request was already {request.status}.", 409)
+        raise ApiError(
+            "request_not_pending",
+            _l("This request was already %(status)s.", status=word(request.status)),
+            409,
+        )
     request.status = "accepted" if accept else "rejected"
     request.responded_at = utcnow()
     sender = db.session.get(User, request.from_user_id)
@@ -209,7 +214,11 @@ def withdraw_request(user_id: int, request_id: int) -> dict:
     if request is None or request.from_user_id != user_id:
         raise not_found("friend request")
     if request.status != "pending":
-        raise ApiError("request_not_pending", f"This request was already {request.status}.", 409)
+        raise ApiError(
+            "request_not_pending",
+            _l("This request was already %(status)s.", status=word(request.status)),
+            409,
+        )
     request.status = "withdrawn"
     request.responded_at = utcnow()
     payload = _request_payload(

@@ -16,6 +16,7 @@ from sqlalchemy import or_, update
 
 from app.errors import ApiError, not_found
 from app.extensions import db
+from app.locales import _l
 from app.models import AuditLog, utcnow
 from app.models.integrations import Webhook, WebhookDelivery
 from app.realtime import on_commit
@@ -51,9 +52,9 @@ def _check(name: str, url: str, events: list[str], timeout_ms: int) -> list[str]
         fields["url"] = "an http or https URL without user:password@, of at most 500 characters"
     unknown = [event for event in events if event not in registry.EVENTS]
     if unknown or not events:
-        fields["events"] = "at least one of " + ", ".join(registry.EVENTS)
+        fields["events"] = _l("at least one of %(events)s", events=", ".join(registry.EVENTS))
     if not TIMEOUT_MS[0] <= timeout_ms <= TIMEOUT_MS[1]:
-        fields["timeout_ms"] = f"{TIMEOUT_MS[0]} to {TIMEOUT_MS[1]}"
+        fields["timeout_ms"] = _l("%(min)s to %(max)s", min=TIMEOUT_MS[0], max=TIMEOUT_MS[1])
     if fields:
         raise ApiError("invalid_webhook", "The webhook was not saved.", 400, fields)
     return [event for event in registry.EVENTS if event in events]

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from app.chat.schemas import MAX_LOCATION_TITLE, MAX_TEXT
 from app.errors import ApiError
+from app.locales import N_
 from app.wordfilter import cache
 
-BLOCKED = "contains a blocked word"
+BLOCKED = N_("contains a blocked word")
 
 # The text field of each message kind that carries one, and its largest size: masking makes a
 # text longer (many one-character Chinese words, each made ***), and what is stored must still

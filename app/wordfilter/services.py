@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from app.errors import ApiError, not_found
 from app.extensions import db
+from app.locales import _l
 from app.models import AuditLog, User, WordList, utcnow
 from app.models.integrations import WORD_LIST_ACTIONS
 from app.validation import UNSTORABLE
@@ -29,7 +30,11 @@ def parse_words(text: str) -> list[str]:
         if not word:
             continue
         if len(word) > MAX_WORD_CHARS or UNSTORABLE.search(word):
-            problem = f"line {number} is not a word (at most {MAX_WORD_CHARS} characters, no NUL)"
+            problem = _l(
+                "line %(line)s is not a word (at most %(max)s characters, no NUL)",
+                line=number,
+                max=MAX_WORD_CHARS,
+            )
             raise ApiError("invalid_input", "A line of the list is not a word.", 400, {"words": problem})
         parsed = split_word(word)
         if parsed is None:
@@ -44,8 +49,10 @@ def parse_words(text: str) -> list[str]:
 def decode_file(data: bytes) -> str:
     """An uploaded word file's text: UTF-8 (a BOM allowed), at most MAX_LIST_BYTES."""
     if len(data) > MAX_LIST_BYTES:
-        limit = f"at most {MAX_LIST_BYTES // (1024 * 1024)} MB"
-        raise ApiError("payload_too_large", f"The file is too large ({limit}).", 413, {"file": limit})
+        limit = _l("at most %(mb)s MB", mb=MAX_LIST_BYTES // (1024 * 1024))
+        raise ApiError(
+            "payload_too_large", _l("The file is too large (%(limit)s).", limit=limit), 413, {"file": limit}
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -73,14 +80,21 @@ def _get(list_id: int) -> WordList:
 def _check(name: str, action: str, words: list[str]) -> str:
     name = (name or "").strip()
     if not name or len(name) > MAX_NAME or UNSTORABLE.search(name):
-        raise ApiError("invalid_input", "Name the list.", 400, {"name": f"1 to {MAX_NAME} characters"})
+        raise ApiError(
+            "invalid_input", "Name the list.", 400, {"name": _l("1 to %(max)s characters", max=MAX_NAME)}
+        )
     if action not in WORD_LIST_ACTIONS:
         raise ApiError(
-            "invalid_input", "Unknown action.", 400, {"action": f"one of {', '.join(WORD_LIST_ACTIONS)}"}
+            "invalid_input",
+            "Unknown action.",
+            400,
+            {"action": _l("one of %(values)s", values=", ".join(WORD_LIST_ACTIONS))},
         )
     if len("\n".join(words).encode()) > MAX_LIST_BYTES:
-        limit = f"at most {MAX_LIST_BYTES // (1024 * 1024)} MB"
-        raise ApiError("payload_too_large", f"The list is too large ({limit}).", 413, {"words": limit})
+        limit = _l("at most %(mb)s MB", mb=MAX_LIST_BYTES // (1024 * 1024))
+        raise ApiError(
+            "payload_too_large", _l("The list is too large (%(limit)s).", limit=limit), 413, {"words": limit}
+        )
     return name
 
 

@@ -9,6 +9,7 @@ through the real HTML forms.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -63,12 +64,75 @@ def browser():
         chromium.close()
 
 
+class BrowserProblems:
+    """What went wrong in a test's pages: uncaught exceptions, console errors, failed requests
+    and HTTP answers of 400 or more. Any of them fails the test unless the test said it expects
+    it (`browser_problems.allow(pattern)`, a regular expression searched in the problem's text,
+    which starts with its kind and holds the request's method, URL and status where there is one).
+    A request the browser itself cancelled (a navigation, a closed page) is not a problem."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.allowed: list[re.Pattern] = []
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def allow_response(self, path: str, status: int) -> None:
+        """An answer the test provokes on purpose: `status` from the path (a regular expression
+        matched at the end of the URL, before any query), and the console line Chromium logs
+        for it."""
+        self.allow(rf"^http \w+ https?://[^/]+{path}(\?\S*)? {status}$")
+        self.allow(
+            rf"^console Failed to load resource: .* status of {status} .* at https?://[^/]+{path}(\?\S*)?$"
+        )
+
+    def allow_offline(self) -> None:
+        """The test takes the browser offline: what it tries meanwhile fails as disconnected."""
+        self.allow(r"^(requestfailed \w+|console Failed to load resource:) .*net::ERR_INTERNET_DISCONNECTED")
+
+    def add(self, problem: str) -> None:
+        self.seen.append(problem)
+
+    def watch(self, page: Page) -> None:
+        page.on("pageerror", lambda error: self.add(f"pageerror {error}"))
+        page.on("console", self._console)
+        page.on("requestfailed", self._failed)
+        page.on("response", self._response)
+
+    def _console(self, message) -> None:
+        if message.type != "error":
+            return
+        location = message.location.get("url", "") if message.location else ""
+        self.add(f"console {message.text} at {location}")
+
+    def _failed(self, request) -> None:
+        failure = request.failure or ""
+        if "ERR_ABORTED" in failure or "NS_BINDING_ABORTED" in failure:
+            return
+        self.add(f"requestfailed {request.method} {request.url} {failure}")
+
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            self.add(f"http {response.request.method} {response.url} {response.status}")
+
+    def unexpected(self) -> list[str]:
+        # A failed load's console line names only the resource's URL: it is expected when an
+        # allowed pattern matches it.
+        return [p for p in self.seen if not any(pattern.search(p) for pattern in self.allowed)]
+
+
 @pytest.fixture
-def new_page(browser, e2e_server):
+def browser_problems():
+    return BrowserProblems()
+
+
+@pytest.fixture
+def new_page(browser, e2e_server, browser_problems):
     """A page in a new browser context (a device of its own); all are closed after the test.
-    Page errors (uncaught exceptions) fail the test."""
+    Uncaught exceptions, console errors and failed requests fail the test unless the test
+    allowed them (`browser_problems.allow`)."""
     contexts = []
-    errors: list[str] = []
 
     def make(viewport: dict | None = None, *, locale: str = "en-US", **options) -> Page:
         context = browser.new_context(
@@ -77,13 +141,18 @@ def new_page(browser, e2e_server):
         context.set_default_timeout(15_000)
         contexts.append(context)
         page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        browser_problems.watch(page)
         return page
 
     yield make
     for context in contexts:
+        # Leave each page first, so its socket closes now and the live server forgets it before
+        # the next test (which may reuse the same user ids) starts.
+        for page in context.pages:
+            page.goto("about:blank")
         context.close()
-    assert not errors, errors
+    unexpected = browser_problems.unexpected()
+    assert not unexpected, "unexpected browser problems:\n" + "\n".join(unexpected)
 
 
 @pytest.fixture

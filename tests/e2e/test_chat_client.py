@@ -268,7 +268,11 @@ def test_group_created_in_the_ui_shows_members_roles_and_system_messages(
     expect(alice.locator(".announcement p")).to_have_text("Meet at 8")
 
 
-def test_an_upload_refused_as_busy_is_tried_again_after_retry_after(new_page, sign_in, make_user, befriend):
+def test_an_upload_refused_as_busy_is_tried_again_after_retry_after(
+    new_page, sign_in, make_user, befriend, browser_problems
+):
+    # The first upload is answered 429 on purpose (below).
+    browser_problems.allow_response("/api/v1/uploads", 429)
     alice_id, bob_id = make_user("alice", nickname="Alice"), make_user("bob", nickname="Bob")
     befriend(alice_id, bob_id)
     alice = sign_in(new_page(DESKTOP), "alice")

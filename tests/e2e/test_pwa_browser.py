@@ -110,7 +110,10 @@ def test_the_worker_controls_the_app_and_chromium_can_install_it(profile, sign_u
     assert errors == [], errors
 
 
-def test_offline_the_app_opens_from_the_cache_with_the_banner(new_page, sign_in, make_user, befriend):
+def test_offline_the_app_opens_from_the_cache_with_the_banner(
+    new_page, sign_in, make_user, befriend, browser_problems
+):
+    browser_problems.allow_offline()
     alice_id, bob_id, carol_id = (
         make_user("alice", nickname="Alice"),
         make_user("bob", nickname="Bob"),

@@ -30,6 +30,7 @@ from app.chat.schemas import MAX_TEXT
 from app.chat.send import check_send_rate
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _l
 from app.models import MessageEdit, utcnow
 from app.webhooks import before_send
 
@@ -64,7 +65,9 @@ def edit(user_id: int, conversation_id: int, seq: int, msg: str, version: int) -
     if utcnow() - message.created_at > window:
         raise ApiError("edit_window_passed", "Messages can only be edited for a while after sending.", 403)
     if count >= MAX_EDITS:
-        raise ApiError("too_many_edits", f"A message can be edited at most {MAX_EDITS} times.", 403)
+        raise ApiError(
+            "too_many_edits", _l("A message can be edited at most %(count)s times.", count=MAX_EDITS), 403
+        )
     if version != count:
         raise ApiError(
             "edit_conflict", "The message was edited meanwhile; reload it.", 409, {"version": str(count)}

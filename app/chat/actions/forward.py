@@ -24,6 +24,7 @@ from app.chat.schemas import MAX_FORWARD_TITLE
 from app.chat.send import append_message, check_send_rate, replay_of
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _l
 from app.media import services as media
 from app.models import Conversation, Message, MessageHide, User
 
@@ -99,7 +100,7 @@ def _copies(user_id: int, conversation_id: int, seqs: list[int], mode: str, titl
                 "not_forwardable",
                 "System messages cannot be forwarded.",
                 400,
-                {"seqs": f"{message.seq} is a system message"},
+                {"seqs": _l("%(seq)s is a system message", seq=message.seq)},
             )
     if mode == "separate":
         return [
@@ -124,7 +125,13 @@ def _copies(user_id: int, conversation_id: int, seqs: list[int], mode: str, titl
             "forward_too_large",
             "This chat history would be too large or nested too deeply; forward fewer messages.",
             400,
-            {"seqs": f"at most {MAX_MERGED_DEPTH} nested chat histories and {MAX_MERGED_CHARS} characters"},
+            {
+                "seqs": _l(
+                    "at most %(depth)s nested chat histories and %(chars)s characters",
+                    depth=MAX_MERGED_DEPTH,
+                    chars=MAX_MERGED_CHARS,
+                )
+            },
         )
     return [Copy(body, frozenset(media.uploads_in(body)))]
 

@@ -12,6 +12,7 @@ from app.chat.conversations import conversation_summaries
 from app.chat.stream import next_stream_pos
 from app.errors import ApiError, not_found
 from app.extensions import db
+from app.locales import _l
 from app.models import Conversation, ConversationMember, Message, MessageHide
 
 MAX_HIDE = 100
@@ -46,7 +47,10 @@ def hide(user_id: int, conversation_id: int, seqs: list[int]) -> dict:
     if missing:
         shown = ", ".join(str(seq) for seq in missing[:10])
         raise ApiError(
-            "not_visible", "You cannot see these messages.", 404, {"seqs": f"not visible: {shown}"}
+            "not_visible",
+            "You cannot see these messages.",
+            404,
+            {"seqs": _l("not visible: %(seqs)s", seqs=shown)},
         )
     done = set(
         db.session.scalars(

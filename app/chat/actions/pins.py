@@ -13,6 +13,7 @@ from app.chat.actions.common import require_not_recalled, visible_message
 from app.chat.stream import next_stream_pos
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _l
 from app.models import (
     Conversation,
     ConversationMember,
@@ -50,7 +51,11 @@ def pin(user_id: int, conversation_id: int, seq: int, pinned: bool) -> dict:
     if pinned:
         require_not_recalled(message)
         if len(pins) >= MAX_PINS:
-            raise ApiError("too_many_pins", f"A conversation keeps at most {MAX_PINS} pinned messages.", 409)
+            raise ApiError(
+                "too_many_pins",
+                _l("A conversation keeps at most %(count)s pinned messages.", count=MAX_PINS),
+                409,
+            )
         conversation.pins = [{"seq": seq, "by": user_id, "at": presenters.iso(utcnow())}, *pins]
     else:
         drop_pin_of(conversation, message)

@@ -12,6 +12,7 @@ from app.chat.access import check_can_speak, send_context
 from app.chat.actions.common import emit_to_members, require_not_recalled, restamp, visible_message
 from app.errors import ApiError
 from app.extensions import db
+from app.locales import _l
 from app.models import MessageReaction, User
 
 MAX_EMOJI_CHARS = 32
@@ -47,7 +48,7 @@ def react(user_id: int, conversation_id: int, seq: int, emoji: str, add: bool) -
             if len(summary) >= MAX_DISTINCT_REACTIONS:
                 raise ApiError(
                     "too_many_reactions",
-                    f"A message takes at most {MAX_DISTINCT_REACTIONS} different emoji.",
+                    _l("A message takes at most %(count)s different emoji.", count=MAX_DISTINCT_REACTIONS),
                     409,
                 )
             item = {"emoji": emoji, "user_ids": []}

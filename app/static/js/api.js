@@ -55,8 +55,9 @@ const BUSY_CODES = new Set(["too_many_uploads", "server_busy"]);
 const BUSY_TRIES = 6;
 
 /** Upload a file with progress; returns {promise, abort}. The promise resolves with the upload.
- * A "not now" refusal is tried again after the server's Retry-After, a few times. */
-export function upload(file, onProgress) {
+ * A "not now" refusal is tried again after the server's Retry-After, a few times.
+ * `purpose`: "message" (the server's default) or "avatar". */
+export function upload(file, onProgress, { purpose = null } = {}) {
   let xhr = null;
   let aborted = false;
   let timer = null;
@@ -87,6 +88,7 @@ export function upload(file, onProgress) {
     xhr.addEventListener("abort", () => reject(new ApiError(0, "cancelled", "")));
     const form = new FormData();
     form.append("file", file, file.name);
+    if (purpose) form.append("purpose", purpose);
     xhr.send(form);
   });
   const promise = (async () => {

@@ -1,5 +1,6 @@
 // The chat app: boots the state, routes by location.hash, and lays out tabs and panes.
 import { batched, h, icon, sheet } from "./dom.js";
+import { clearDrafts } from "./drafts.js";
 import { onLocale, t, translatePage } from "./i18n.js";
 import { emit, on, state, totalUnread } from "./store.js";
 import { startNotify } from "./notify.js";
@@ -45,7 +46,11 @@ function showTab(name) {
   unmountPanel = mount(panel, () => openChatId);
   sideTitle.dataset.i18n = `tab.${name}`;
   sideTitle.textContent = t(`tab.${name}`);
-  for (const link of document.querySelectorAll("#tabs a")) link.classList.toggle("on", link.dataset.tab === name);
+  for (const link of document.querySelectorAll("#tabs a")) {
+    link.classList.toggle("on", link.dataset.tab === name);
+    if (link.dataset.tab === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
 }
 
 function placeholder() {
@@ -99,6 +104,8 @@ async function boot() {
   applyTheme(localStorage.getItem("parley.theme"));
   translatePage();
   const me = JSON.parse(document.getElementById("boot").textContent);
+  // Drafts another account left in this browser (signed out elsewhere than the Me tab) go.
+  clearDrafts(me.id);
   const redrawBadges = batched(badges);
   on("conversations", redrawBadges);
   on("requests", redrawBadges);

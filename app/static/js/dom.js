@@ -1,6 +1,7 @@
 // DOM helpers. Everything a user typed reaches the page through textContent or attributes set
 // here, never through innerHTML.
 import { t, locale } from "./i18n.js";
+import { openLayer } from "./layers.js";
 
 export function h(tag, props, ...children) {
   const el = document.createElement(tag);
@@ -82,19 +83,26 @@ export function safeUrl(value) {
   }
 }
 
-const PALETTE = ["#07c160", "#1989fa", "#ff976a", "#7232dd", "#ee0a24", "#00a5a8", "#d4a017", "#576b95"];
+// White initials stay readable (WCAG AA) on each.
+const PALETTE = ["#06773a", "#1170d0", "#c2410c", "#7232dd", "#c81e3a", "#00777a", "#8a6d00", "#576b95"];
 
 export function avatar(name, url, { online = null, size = "" } = {}) {
   const wrap = h("span", { class: `avatar ${size}` });
-  const src = safeUrl(url);
-  if (src) {
-    wrap.append(h("img", { src, alt: "", loading: "lazy", referrerpolicy: "no-referrer" }));
-  } else {
+  const initials = () => {
     const text = (name || "?").trim();
     let hash = 0;
     for (const ch of text) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
     wrap.style.background = PALETTE[hash % PALETTE.length];
-    wrap.append(h("span", { class: "initial", text: Array.from(text)[0]?.toUpperCase() || "?" }));
+    return h("span", { class: "initial", text: Array.from(text)[0]?.toUpperCase() || "?" });
+  };
+  const src = safeUrl(url);
+  if (src) {
+    // A picture that does not load (gone, refused, not an image) shows the initials instead.
+    const img = h("img", { src, alt: "", loading: "lazy", referrerpolicy: "no-referrer" });
+    img.addEventListener("error", () => img.replaceWith(initials()), { once: true });
+    wrap.append(img);
+  } else {
+    wrap.append(initials());
   }
   if (online !== null) wrap.append(h("span", { class: `dot ${online ? "on" : "off"}`, title: online ? t("online") : t("offline") }));
   return wrap;
@@ -124,6 +132,22 @@ export function shortTime(iso) {
   if (sameDay(d, yesterday)) return t("yesterday");
   if (now - d < 6 * 86400000) return d.toLocaleDateString(locale(), { weekday: "short" });
   return d.toLocaleDateString(locale(), { year: "2-digit", month: "numeric", day: "numeric" });
+}
+
+/** "5 minutes ago" / "5分钟前" (for a time in the past); longDate() is the full date for a title. */
+export function relativeTime(iso, now = Date.now()) {
+  const seconds = Math.round((now - Date.parse(iso)) / 1000);
+  if (!Number.isFinite(seconds)) return "";
+  if (seconds < 45) return t("time.just_now");
+  const format = new Intl.RelativeTimeFormat(locale(), { numeric: "auto" });
+  for (const [unit, size] of [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400], ["hour", 3600], ["minute", 60]]) {
+    if (seconds >= size) return format.format(-Math.floor(seconds / size), unit);
+  }
+  return format.format(-1, "minute");
+}
+
+export function longDate(iso) {
+  return new Date(iso).toLocaleString(locale(), { dateStyle: "long", timeStyle: "short" });
 }
 
 export function dayLabel(iso) {
@@ -166,8 +190,11 @@ export function toast(message) {
 export function sheet(title, build) {
   return new Promise((resolve) => {
     const backdrop = h("div", { class: "sheet-backdrop" });
+    // Esc closes the sheet (or what opened on top of it) and gives the focus back to its opener.
+    const done = openLayer(backdrop, { close: () => close() });
     const close = (value = null) => {
       backdrop.remove();
+      done();
       resolve(value);
     };
     const body = h("div", { class: "sheet-body" });

@@ -56,6 +56,10 @@ function recount(summary) {
  * (it was computed before that message committed): positions never move backwards here.
  */
 export function putSummary(summary) {
+  if (summary.hidden) {
+    dropConversation(summary.id);
+    return;
+  }
   const known = state.conversations.get(summary.id);
   const next = { ...summary };
   if (known && summary.active && known.last_seq > next.last_seq) {
@@ -75,6 +79,19 @@ export function putSummary(summary) {
   emit(`conversation:${summary.id}`);
 }
 
+/**
+ * A conversation taken off my list on some device of mine (I left the group, or deleted the chat):
+ * gone from the list, the badge and memory (a later return starts from a new window); an open
+ * chat of it closes (`dropped`).
+ */
+export function dropConversation(conversationId) {
+  state.conversations.delete(conversationId);
+  state.unreadElsewhere.delete(conversationId);
+  state.buckets.delete(conversationId);
+  emit("conversations");
+  emit("dropped", conversationId);
+}
+
 /** Store a message once, whether it came from a live event, a sync page, history or an ack. */
 export function putMessage(message, { live = false } = {}) {
   const box = bucket(message.conversation_id);
@@ -86,7 +103,9 @@ export function putMessage(message, { live = false } = {}) {
     summary.last_seq = message.seq;
     summary.last_message = message;
     summary.last_activity_at = message.created_at;
-    if (live && message.sender?.id === state.me.id) summary.read_seq = message.seq;
+    // My own messages, and system messages about what I did ("You left"), are never unread.
+    const mine = message.sender ? message.sender.id === state.me.id : message.body?.actor_id === state.me.id;
+    if (live && mine) summary.read_seq = message.seq;
     recount(summary);
     emit("conversations");
   }
@@ -191,12 +210,14 @@ export function setPins(conversationId, pins) {
   emit(`conversation:${conversationId}`);
 }
 
-/** The windows the server enforces (config RECALL_WINDOW_SECONDS, EDIT_WINDOW_SECONDS). */
+/** The windows the server enforces (config RECALL_WINDOW_SECONDS, EDIT_WINDOW_SECONDS), and the
+ * largest upload of each kind (MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, MAX_FILE_BYTES; null: unknown). */
 export const limits = (() => {
   try {
     const data = JSON.parse(document.getElementById("limits")?.textContent || "{}") || {};
-    return { recallSeconds: data.recall_seconds ?? 120, editSeconds: data.edit_seconds ?? 172800 };
+    const maxBytes = { image: data.max_image_bytes ?? null, video: data.max_video_bytes ?? null, file: data.max_file_bytes ?? null };
+    return { recallSeconds: data.recall_seconds ?? 120, editSeconds: data.edit_seconds ?? 172800, maxBytes };
   } catch {
-    return { recallSeconds: 120, editSeconds: 172800 };
+    return { recallSeconds: 120, editSeconds: 172800, maxBytes: {} };
   }
 })();

@@ -8,6 +8,7 @@ import { toast } from "./dom.js";
 import { t } from "./i18n.js";
 import { noteMention, setUnreadMentions } from "./mentioned.js";
 import { bucket, dropMessages, emit, patchMessage, putMessage, putSummary, replaceMessage, setPins, setPresence, setRead, state } from "./store.js";
+import { setAccountMute } from "./views/speakstate.js";
 
 const SYNC_PAGE = 200;
 const RESYNC_SPREAD_MS = 3000;
@@ -16,10 +17,10 @@ let loadingList = null;
 const MAX_SYNC_PAGES = 1000;
 let syncing = null;
 let syncAgain = false;
-let sanctionTimer = null;
 
 export async function start(me) {
   state.me = me;
+  setAccountMute(me.sanction);
   const data = await api("/conversations", { params: { limit: LIST_PAGE } });
   state.cursor = data.cursor;
   state.listNext = data.next;
@@ -115,6 +116,14 @@ function wireSocket() {
   socket.on("connect", async () => {
     state.connected = true;
     emit("connection");
+    // A `me:update` or `account:sanction` sent before this socket joined (after a cut, or between
+    // the page's render and its first connect) was missed: ask once per connect.
+    api("/auth/me").then((data) => {
+      state.me = data.user;
+      emit("me");
+      // A site mute that started or ended meanwhile (views/speakstate.js).
+      if (data.sanction) setAccountMute(data.sanction);
+    }, () => {});
     if (contacts === "idle") loadContacts();
     try {
       await catchUp();
@@ -195,24 +204,26 @@ function wireSocket() {
   socket.on("group:update", (group) => {
     const index = state.groups.findIndex((item) => item.id === group.id);
     if (index >= 0) state.groups[index] = group;
+    // The group's brief in its chat's summary follows (name, avatar, mute all: the composer).
+    const summary = state.conversations.get(group.conversation_id);
+    if (summary?.group) {
+      const { id, name, avatar_url: avatarUrl, member_count: memberCount, dissolved, muted_all: mutedAll, members_mention_all: mentionAll } = group;
+      const brief = { ...summary.group, id, name, avatar_url: avatarUrl, member_count: memberCount, dissolved, muted_all: mutedAll, members_mention_all: mentionAll };
+      putSummary({ ...summary, name, avatar_url: avatarUrl, group: brief });
+    }
     emit("groups");
     emit(`group:${group.id}`, group);
   });
   socket.on("group:join_request", (joinRequest) => emit(`group:${joinRequest.group.id}`));
+  // My profile changed (here, on another device, or by the server API): the Me tab, the profile
+  // header and my own bubbles show the new one.
+  socket.on("me:update", (user) => {
+    state.me = { ...state.me, ...user };
+    emit("me");
+  });
+  // A mute with an end lifts itself here too (the server stops refusing at that time).
   socket.on("account:sanction", (sanction) => {
-    if (sanction.kind !== "mute") return;
-    state.sanction = sanction.active ? sanction : null;
-    emit("sanction");
-    toast(sanction.active ? t("sanction.muted") : t("sanction.unmuted"));
-    // A mute with an end lifts itself here too (the server stops refusing at that time).
-    clearTimeout(sanctionTimer);
-    const left = sanction.active && sanction.expires_at ? Date.parse(sanction.expires_at) - Date.now() : NaN;
-    if (left > 0 && left < 2 ** 31 - 1) {
-      sanctionTimer = setTimeout(() => {
-        state.sanction = null;
-        emit("sanction");
-      }, left);
-    }
+    if (sanction.kind === "mute") setAccountMute(sanction, { announce: true });
   });
 }
 
@@ -299,9 +310,12 @@ export async function deliver(conversationId, clientMsgId) {
     if (replyTo) payload.reply_to = replyTo;
     if (mentions?.length) payload.mentions = mentions;
     if (mentionAll) payload.mention_all = true;
+    lastTyping.delete(conversationId);
     const ack = await request("message:send", payload, 15000);
     putMessage(ack.message, { live: true });
+    if (typingAfterSend.delete(conversationId)) typing(conversationId);
   } catch (error) {
+    typingAfterSend.delete(conversationId);
     if (!bucket(conversationId).pending.has(clientMsgId)) return;
     pending.state = "failed";
     pending.error = error;
@@ -335,10 +349,20 @@ export async function markRead(conversationId) {
   }
 }
 
-let lastTyping = 0;
+// When "typing" was last told, by conversation: at most one every 2 s, as the server allows, but
+// a send starts over (the server's count too), so typing right after a send shows at once.
+const lastTyping = new Map();
+// Conversations where typing waits for a send in flight: told after its ack, so the peer gets it
+// after the message (whose arrival clears the indicator), not before.
+const typingAfterSend = new Set();
 
 export function typing(conversationId) {
-  if (!state.connected || Date.now() - lastTyping < 2000) return;
-  lastTyping = Date.now();
+  if (!state.connected) return;
+  if ([...bucket(conversationId).pending.values()].some((pending) => pending.state === "sending")) {
+    typingAfterSend.add(conversationId);
+    return;
+  }
+  if (Date.now() - (lastTyping.get(conversationId) || 0) < 2000) return;
+  lastTyping.set(conversationId, Date.now());
   request("typing", { conversation_id: conversationId }).catch(() => {});
 }

@@ -1,20 +1,26 @@
 // The chat pane: header, pin bar, history with infinite scroll both ways (a jump to a message far
 // back shows a window around it), the unread divider, composer with replies, edits, mentions,
 // emoji, uploads, location; select-many mode.
-import { api, upload } from "../api.js";
+import { api } from "../api.js";
 import { avatar, dayKey, dayLabel, h, icon, toast } from "../dom.js";
 import { emojiPicker } from "../emoji.js";
 import { t } from "../i18n.js";
+import { roving } from "../keys.js";
+import { openLayer } from "../layers.js";
 import { bucket, conversationName, displayName, on, putSummary, state } from "../store.js";
-import { deliver, loadHistory, markRead, send, typing } from "../sync.js";
+import { deliver, loadHistory, markRead, typing } from "../sync.js";
 import { selectionBar } from "./actions.js";
-import { chatMenu, locationSheet } from "./chatsheets.js";
+import { attachPanel, uploader } from "./attach.js";
+import { chatMenu } from "./chatsheets.js";
 import { createComposer } from "./composer.js";
 import { attached, inWindow, jumpButtons, loadAround, loadLatest, loadNewer, unreadDivider } from "./jumps.js";
 import { forgetMembers, groupMembers } from "./mentions.js";
 import { openMessageMenu } from "./menu.js";
+import { releaseLocalMedia } from "./localmedia.js";
 import { messageRow } from "./message.js";
 import { pinBar } from "./pinbar.js";
+import { scrollKeeper } from "./scrollkeep.js";
+import { speakGate } from "./speakstate.js";
 
 const NEAR_BOTTOM = 120;
 const PAGE = 40;
@@ -45,6 +51,10 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
   const list = h("div", { class: "msg-list" });
   const newer = h("div", { class: "newer muted" });
   const scroller = h("div", { class: "msgs", role: "log", "aria-live": "polite" }, older, list, newer);
+  // At the end the view follows what arrives; scrolled up, nothing moves what is read (./scrollkeep.js).
+  const keeper = scrollKeeper(scroller, list, { attached: () => attached(conversationId) });
+  // The messages are one Tab stop (the newest first); Up/Down move between them, Enter opens one's menu.
+  cleanups.push(roving(list, ".msg-list > .msg, .msg-list > .sys, .msg-list > .notice-card", { initial: (items) => items[items.length - 1] }));
   const uploads = h("div", { class: "uploads" });
   const input = h("textarea", { class: "input composer-input", rows: 1, maxlength: 5000, placeholder: t("chat.placeholder"), "aria-label": t("chat.placeholder") });
   const sendButton = h("button", { type: "button", class: "btn primary send", text: t("chat.send"), hidden: true });
@@ -106,7 +116,9 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
     },
   };
 
-  const compose = createComposer({ conversationId, input, autosize, group, onSent: toNewest });
+  // Only while this chat is open does it hold the sender's own media: its cleanup releases it.
+  const startUpload = uploader({ conversationId, uploads, takeReply: () => compose.takeReply(), isOpen: () => el.isConnected, toNewest });
+  const compose = createComposer({ conversationId, input, autosize, group, onSent: toNewest, upload: startUpload });
   const pins = pinBar({ conversationId, canUnpin: () => !!summary()?.active && (summary()?.kind !== "group" || ["owner", "admin"].includes(groupInfo?.role)), jumpTo });
   const jumps = jumpButtons({ onBottom: toNewest, onMention: () => {
     mentionDone = true;
@@ -115,6 +127,15 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
     drawJumps();
   } });
   const el = h("section", { class: "chat" }, header, pins.el, h("div", { class: "msgs-wrap" }, scroller, jumps.el), uploads, closedNote, compose.el, composer, selectSlot, drawer);
+  compose.acceptDrops(el);
+  // Closed while a mute holds (./speakstate.js): the reason above the composer, its controls off.
+  const speak = speakGate({ conversationId, input, controls: [emojiButton, plusButton, sendButton], drawer });
+  composer.before(speak.el);
+  cleanups.push(speak.destroy);
+  // Taken off my list on another device (I left the group there): the chat closes here too.
+  cleanups.push(on("dropped", (id) => {
+    if (id === conversationId) window.location.hash = "#/chats";
+  }));
 
   function drawHeader() {
     const s = summary();
@@ -146,12 +167,12 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
     if (s.kind === "notice") note = t("chat.notice_readonly");
     else if (s.group?.dissolved) note = t("chat.dissolved");
     else if (!s.active) note = t("chat.inactive");
-    else if (state.sanction?.active) note = t("chat.muted_note");
     closedNote.textContent = note;
     closedNote.hidden = !note;
     composer.hidden = !!note || selecting;
     compose.el.hidden = !!note || selecting;
     if (note || selecting) drawer.hidden = true;
+    speak.draw(!!note || selecting);
   }
 
   function memberName(userId) {
@@ -231,7 +252,7 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
     for (const pending of pendings) {
       addDay(pending.createdAt);
       const { reply = null, mentions = [], mention_all: mentionAll = false } = pending.extras || {};
-      const message = { body: pending.body, type: pending.body.type, sender: state.me, client_msg_id: pending.clientMsgId, created_at: pending.createdAt, reply, mentions, mention_all: mentionAll, reactions: [], edit_count: 0 };
+      const message = { body: { ...pending.extras?.preview, ...pending.body }, type: pending.body.type, sender: state.me, client_msg_id: pending.clientMsgId, created_at: pending.createdAt, reply, mentions, mention_all: mentionAll, reactions: [], edit_count: 0 };
       const grouped = groupedWith(message);
       out.push({
         key: `c:${pending.clientMsgId}`,
@@ -242,9 +263,7 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
     return out;
   }
 
-  function fromBottom() {
-    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight;
-  }
+  const fromBottom = keeper.fromBottom;
 
   /** Showing the newest message: the window reaches it and the list is scrolled to its end. */
   function atNewest() {
@@ -253,12 +272,7 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
 
   function render() {
     renderQueued = false;
-    const nearBottom = atNewest();
-    // The first message on screen stays where it is when pages are added above or below it (a
-    // day line is no reference: it moves up to the first message of its day).
-    const view = scroller.getBoundingClientRect();
-    const reference = [...list.children].find((child) => child.dataset.seq && child.getBoundingClientRect().bottom > view.top) || null;
-    const referenceTop = reference?.getBoundingClientRect().top;
+    keeper.before();
     const wanted = rows();
     const keep = new Set(wanted.map((row) => row.key));
     for (const [key, entry] of elements) {
@@ -296,13 +310,11 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
       }
       target = null;
       forceBottom = false;
-    } else if ((forceBottom || nearBottom) && attached(conversationId)) {
-      scroller.scrollTop = scroller.scrollHeight;
-      forceBottom = false;
-    } else if (reference) {
-      // Found again by its seq: a row is rebuilt when its grouping changes (a page above it).
-      const again = reference.isConnected ? reference : list.querySelector(`:scope > [data-seq="${reference.dataset.seq}"]`);
-      if (again) scroller.scrollTop += again.getBoundingClientRect().top - referenceTop;
+      keeper.placed();
+    } else {
+      const bottom = (forceBottom || keeper.stuck) && attached(conversationId);
+      if (bottom) forceBottom = false;
+      keeper.after(bottom);
     }
     drawHeader();
     pins.draw();
@@ -445,8 +457,10 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
       return;
     }
     drawer.dataset.kind = kind;
-    drawer.replaceChildren(kind === "emoji" ? emojiPicker(insertEmoji) : attachPanel());
+    drawer.replaceChildren(kind === "emoji" ? emojiPicker(insertEmoji) : attachPanel({ conversationId, drawer, startUpload, toNewest }));
     drawer.hidden = false;
+    // Esc closes it (it is also closed by a tap in the input) and gives the focus back.
+    openLayer(drawer, { close: () => { drawer.hidden = true; }, opener: kind === "emoji" ? emojiButton : plusButton, modal: false, scope: el });
     forceBottom = true;
     queueRender();
   }
@@ -456,49 +470,13 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
     input.value = input.value.slice(0, start) + emoji + input.value.slice(end);
     input.selectionStart = input.selectionEnd = start + emoji.length;
     autosize();
+    compose.keepDraft();
   }
   emojiButton.addEventListener("click", () => toggleDrawer("emoji"));
   plusButton.addEventListener("click", () => toggleDrawer("attach"));
 
-  function attachPanel() {
-    const picker = (accept, type) => {
-      const file = h("input", { type: "file", accept, hidden: true, onchange: () => {
-        if (file.files[0]) startUpload(file.files[0], type);
-        drawer.hidden = true;
-      } });
-      return file;
-    };
-    const tiles = [
-      ["image", "chat.image", "image/*", "img"],
-      ["video", "chat.video", "video/*", "video"],
-      ["file", "chat.file", "", "file"],
-    ].map(([name, label, accept, type]) => {
-      const fileInput = picker(accept, type);
-      return h("button", { type: "button", class: "tile", dataset: { kind: type }, onclick: () => fileInput.click() }, h("span", { class: "tile-icon" }, icon(name)), h("span", { text: t(label) }), fileInput);
-    });
-    tiles.push(h("button", { type: "button", class: "tile", dataset: { kind: "loc" }, onclick: () => { drawer.hidden = true; locationSheet(conversationId, toNewest); } }, h("span", { class: "tile-icon" }, icon("location")), h("span", { text: t("chat.location") })));
-    return h("div", { class: "attach" }, tiles);
-  }
-
-  function startUpload(file, type) {
-    const bar = h("progress", { max: 1, value: 0 });
-    const job = upload(file, (fraction) => {
-      bar.value = fraction;
-    });
-    const item = h("div", { class: "upload-item" }, h("span", { class: "upload-name", text: file.name }), bar, h("button", { type: "button", class: "btn small", text: t("cancel"), onclick: () => job.abort() }));
-    uploads.append(item);
-    job.promise
-      .then((stored) => {
-        send(conversationId, { type, upload_id: stored.id }, compose.takeReply());
-        toNewest();
-      })
-      .catch((error) => {
-        if (error.code !== "cancelled") toast(error.message || t("error.upload"));
-      })
-      .finally(() => item.remove());
-  }
-
   scroller.addEventListener("scroll", () => {
+    keeper.scrolled();
     if (scroller.scrollTop < 200) loadOlder();
     if (!attached(conversationId) && fromBottom() < 300) {
       loadNewer(conversationId)?.then(render).catch(() => {
@@ -507,6 +485,11 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
     }
     readIfSeen();
   }, { passive: true });
+
+  // Sizes change after rows are placed (photos decode, the composer grows, the window turns).
+  keeper.observe(list, scroller, older, newer);
+  cleanups.push(() => keeper.destroy());
+  cleanups.push(() => releaseLocalMedia(conversationId, (id) => bucket(conversationId).pending.has(id)));
 
   const onVisible = () => readIfSeen();
   document.addEventListener("visibilitychange", onVisible);

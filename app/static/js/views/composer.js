@@ -1,14 +1,38 @@
 // The composer's modes: a plain message, a reply (bar with the quoted message above the input) or an
 // edit of my own text (bar "Editing"; Enter saves, Esc cancels); @mentions through ./mentions.js.
+// Its text is kept as the conversation's draft (../drafts.js); files pasted into it or dropped on
+// the chat are sent as the attach menu sends them.
 import { api } from "../api.js";
-import { h, icon, toast } from "../dom.js";
+import { fileSize, h, icon, toast } from "../dom.js";
+import { draftOf, saveDraft } from "../drafts.js";
 import { t } from "../i18n.js";
-import { displayName, replaceMessage, state } from "../store.js";
+import { displayName, limits, replaceMessage, state } from "../store.js";
 import { send } from "../sync.js";
 import { mentionPicker } from "./mentions.js";
 import { preview } from "./message.js";
 
 const QUOTE_CHARS = 100;
+// Upload kinds as the server names them -> the message type that carries them.
+const BODY_TYPES = { image: "img", video: "video", file: "file" };
+
+/** The kind the server will most likely find in a file (it sniffs the bytes; this is a guess). */
+function guessKind(file) {
+  if (file.type.startsWith("image/")) return "image";
+  if (file.type.startsWith("video/")) return "video";
+  return "file";
+}
+
+/** The files a paste or a drop carries (never the text of a paste). */
+function filesOf(transfer) {
+  if (!transfer) return [];
+  const files = [...(transfer.files || [])];
+  if (files.length) return files;
+  return [...(transfer.items || [])].filter((item) => item.kind === "file").map((item) => item.getAsFile()).filter(Boolean);
+}
+
+function carriesFiles(event) {
+  return [...(event.dataTransfer?.types || [])].includes("Files");
+}
 
 /** The snapshot a reply shows while it is being sent (the server stores its own). */
 export function quoteOf(message) {
@@ -24,13 +48,21 @@ export function quoteOf(message) {
 /**
  * Wire the composer of one chat. `input` is its textarea; `onSent()` runs after a send (the chat
  * scrolls to the newest); `autosize()` redraws the input's height and buttons; `group()` answers
- * {id, role, mentionAll} for a group chat (null for a direct one).
+ * {id, role, mentionAll} for a group chat (null for a direct one). `upload(file, type)` sends a
+ * file as the attach menu does (type null: from what the server found) and resolves when done;
+ * `acceptDrops(zone)` sends the files dropped anywhere on the zone (the chat) too.
  */
-export function createComposer({ conversationId, input, autosize, onSent, group }) {
+export function createComposer({ conversationId, input, autosize, onSent, group, upload = null }) {
   const bar = h("div", { class: "compose-bar", hidden: true });
   const mentions = mentionPicker({ input, group, onPick: autosize });
   const el = h("div", { class: "compose-extras" }, mentions.el, bar);
   let mode = null; // null | {kind: "reply", message} | {kind: "edit", message, draft}
+  const userId = state.me?.id;
+
+  /** The draft is what the input holds, or while editing a message, what it held before. */
+  function keepDraft() {
+    saveDraft(userId, conversationId, mode?.kind === "edit" ? mode.draft || "" : input.value);
+  }
 
   function drawBar() {
     if (!mode) {
@@ -71,6 +103,29 @@ export function createComposer({ conversationId, input, autosize, onSent, group 
     autosize();
   }
 
+  /** Whether this chat takes messages now (not read-only, left, muted or selecting). */
+  function canSend() {
+    return !input.disabled && !input.closest("[hidden]") && input.isConnected;
+  }
+
+  /** Send files one after another (their messages arrive in order); each is checked first. */
+  let queue = Promise.resolve();
+  function sendFiles(files) {
+    if (!upload || !files.length) return;
+    if (!canSend()) {
+      toast(t("composer.cannot_send"));
+      return;
+    }
+    for (const file of files) {
+      const max = limits.maxBytes?.[guessKind(file)];
+      if (max && file.size > max) {
+        toast(t("composer.too_large", { name: file.name || t("chat.file"), max: fileSize(max) }));
+        continue;
+      }
+      queue = queue.then(() => upload(file, null)).catch(() => {});
+    }
+  }
+
   function cancel() {
     if (!mode) return;
     if (mode.kind === "edit") restoreDraft();
@@ -87,6 +142,7 @@ export function createComposer({ conversationId, input, autosize, onSent, group 
     }
     input.value = text;
     autosize();
+    keepDraft();
     input.focus();
     input.selectionStart = input.selectionEnd = input.value.length;
   }
@@ -129,6 +185,7 @@ export function createComposer({ conversationId, input, autosize, onSent, group 
     input.value = "";
     mentions.reset();
     autosize();
+    saveDraft(userId, conversationId, "");
     send(conversationId, { type: "txt", msg: text }, extras);
     onSent();
   }
@@ -144,8 +201,62 @@ export function createComposer({ conversationId, input, autosize, onSent, group 
     return false;
   }
 
-  input.addEventListener("input", () => mentions.onInput());
+  input.addEventListener("input", () => {
+    mentions.onInput();
+    keepDraft();
+  });
   input.addEventListener("blur", () => setTimeout(() => mentions.close(), 150));
+
+  // A pasted image (a screenshot) or file is sent; pasted text stays text in the input.
+  input.addEventListener("paste", (event) => {
+    const files = filesOf(event.clipboardData);
+    if (!files.length || !upload) return;
+    event.preventDefault();
+    sendFiles(files);
+  });
+
+  /** Files dragged over the zone: a drop target covers it; a drop sends each file. */
+  function acceptDrops(dropZone) {
+    const target = h("div", { class: "drop-target", hidden: true }, h("div", { class: "drop-target-inner" }, icon("file"), h("span", { text: t("composer.drop") })));
+    dropZone.append(target);
+    let depth = 0;
+    const hide = () => {
+      depth = 0;
+      target.hidden = true;
+    };
+    dropZone.addEventListener("dragenter", (event) => {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      depth += 1;
+      target.hidden = !canSend();
+    });
+    dropZone.addEventListener("dragover", (event) => {
+      if (!carriesFiles(event)) return;
+      // Never the browser's own drop (it would leave Parley to show the file).
+      event.preventDefault();
+      event.dataTransfer.dropEffect = canSend() ? "copy" : "none";
+    });
+    dropZone.addEventListener("dragleave", (event) => {
+      if (!carriesFiles(event)) return;
+      depth = Math.max(0, depth - 1);
+      if (!depth) hide();
+    });
+    dropZone.addEventListener("drop", (event) => {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      hide();
+      sendFiles(filesOf(event.dataTransfer));
+    });
+  }
+
+  // The draft kept for this chat comes back (a switch to another chat, a reload).
+  if (!input.value) {
+    const draft = draftOf(userId, conversationId);
+    if (draft) {
+      input.value = draft;
+      requestAnimationFrame(() => autosize());
+    }
+  }
 
   return {
     el,
@@ -155,6 +266,9 @@ export function createComposer({ conversationId, input, autosize, onSent, group 
     setText,
     submit,
     onKeydown,
+    sendFiles,
+    acceptDrops,
+    keepDraft,
     /** The group's details changed (my role): an open mention list is drawn again. */
     refresh() {
       if (document.activeElement === input) mentions.onInput();

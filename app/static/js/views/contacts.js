@@ -2,6 +2,7 @@
 import { api, ApiError } from "../api.js";
 import { avatar, batched, confirmSheet, h, icon, prompt, toast } from "../dom.js";
 import { t } from "../i18n.js";
+import { roving } from "../keys.js";
 import { displayName, on, putSummary, state } from "../store.js";
 import { loadFriends, loadGroups, loadRequests } from "../sync.js";
 import { backBar } from "./common.js";
@@ -55,6 +56,8 @@ export function mountContacts(container) {
   }
   const redraw = batched(render);
   const off = ["friends", "requests", "groups", "presence"].map((topic) => on(topic, redraw));
+  // The entries, groups and friends are one Tab stop; Up/Down move between them, Enter opens.
+  off.push(roving(container, ".entries .entry, a.person"));
   render();
   loadGroups().catch(() => {});
   return () => off.forEach((fn) => fn());

@@ -4,6 +4,7 @@ import { avatar, confirmSheet, h, prompt, sheet, toast } from "../dom.js";
 import { t } from "../i18n.js";
 import { on, putSummary, state } from "../store.js";
 import { loadGroups } from "../sync.js";
+import { chooseAvatar } from "../crop.js";
 import { backBar, friendPicker } from "./common.js";
 
 export function newGroupView() {
@@ -51,7 +52,7 @@ export function groupView(groupId) {
     try {
       await fn();
     } catch (error) {
-      toast(error.message);
+      toast(error.fields?.avatar_url || error.message);
     }
     await load();
   };
@@ -82,7 +83,7 @@ export function groupView(groupId) {
     const open = !group.dissolved;
     const summary = state.conversations.get(group.conversation_id);
     const parts = [
-      h("div", { class: "profile-head" }, avatar(group.name, group.avatar_url, { size: "lg" }), h("div", {}, h("h2", { text: group.name }), h("p", { class: "muted", text: `${t("chat.members", { n: group.member_count })} · ${t(`group.policy_${group.join_policy}`)}` }), group.dissolved ? h("p", { class: "danger-text", text: t("chat.dissolved") }) : null)),
+      h("div", { class: "profile-head" }, moderator && open ? h("div", { class: "photo-edit" }, avatar(group.name, group.avatar_url, { size: "lg" }), h("button", { type: "button", class: "btn small change-photo", text: t("profile.change_photo"), onclick: newPhoto })) : avatar(group.name, group.avatar_url, { size: "lg" }), h("div", {}, h("h2", { text: group.name }), h("p", { class: "muted", text: `${t("chat.members", { n: group.member_count })} · ${t(`group.policy_${group.join_policy}`)}` }), group.dissolved ? h("p", { class: "danger-text", text: t("chat.dissolved") }) : null)),
     ];
     if (group.intro) parts.push(h("div", { class: "info-block" }, h("h3", { text: t("group.intro") }), h("p", { text: group.intro })));
     parts.push(h("div", { class: "info-block announcement" }, h("h3", { text: t("group.announcement") }), h("p", { class: group.announcement ? "" : "muted", text: group.announcement || t("group.no_announcement") })));
@@ -123,9 +124,15 @@ export function groupView(groupId) {
     if (group.my_role && group.my_role !== "owner" && open) {
       menu.append(h("button", { type: "button", class: "menu-item danger", text: t("group.leave"), onclick: async () => {
         if (!(await confirmSheet(t("group.leave"), t("group.leave_confirm", { name: group.name }), t("group.leave"), true))) return;
-        await act(() => api(`/groups/${groupId}/members/${state.me.id}`, { method: "DELETE" }));
-        await loadGroups();
+        try {
+          await api(`/groups/${groupId}/members/${state.me.id}`, { method: "DELETE" });
+        } catch (error) {
+          toast(error.message);
+          return;
+        }
+        // Out of the group: its chat leaves my list (conversation:update hidden on every device).
         window.location.hash = "#/chats";
+        await loadGroups();
       } }));
     }
     if (group.my_role === "owner" && open) {
@@ -146,6 +153,20 @@ export function groupView(groupId) {
       render();
     } catch (error) {
       toast(error.message);
+    }
+  }
+
+  // Owner and admins: pick, crop and upload a photo (app/static/js/crop.js), then set it.
+  async function newPhoto(event) {
+    const button = event.currentTarget;
+    button.disabled = true;
+    try {
+      const uploaded = await chooseAvatar();
+      if (uploaded) await act(() => api(`/groups/${groupId}`, { method: "PATCH", body: { avatar_url: uploaded.url } }));
+    } catch (error) {
+      toast(Object.values(error.fields || {})[0] || error.message || t("error.upload"));
+    } finally {
+      button.disabled = false;
     }
   }
 

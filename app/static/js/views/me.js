@@ -1,6 +1,8 @@
 // Me: profile, devices, settings (language, theme), sign out.
 import { api } from "../api.js";
-import { avatar, confirmSheet, h, icon, toast } from "../dom.js";
+import { chooseAvatar } from "../crop.js";
+import { avatar, confirmSheet, h, icon, longDate, relativeTime, toast } from "../dom.js";
+import { clearDrafts } from "../drafts.js";
 import { LOCALES, locale, setLocale, t } from "../i18n.js";
 import { emit, on, state } from "../store.js";
 import { backBar } from "./common.js";
@@ -33,27 +35,90 @@ function entry(href, iconName, label) {
 async function signOut() {
   if (!(await confirmSheet(t("me.sign_out"), t("me.sign_out_confirm"), t("me.sign_out"), true))) return;
   await api("/auth/logout", { method: "POST" }).catch(() => {});
+  clearDrafts();
   window.location.assign("/login");
 }
 
 export function profileView() {
   const me = state.me;
-  const field = (label, input) => h("label", { class: "field" }, h("span", { text: label }), input);
-  const nickname = h("input", { class: "input", name: "nickname", value: me.nickname, maxlength: 64, required: true });
-  const avatarUrl = h("input", { class: "input", name: "avatar_url", value: me.avatar_url || "", placeholder: "https://…" });
-  const signature = h("input", { class: "input", name: "signature", value: me.signature || "", maxlength: 200 });
-  const form = h("form", { class: "stack pad", onsubmit: async (event) => {
-    event.preventDefault();
+  const errors = {};
+  const errorFor = (name) => (errors[name] = h("span", { class: "field-error", id: `error-${name}`, role: "alert" }));
+  const field = (label, input, name) => h("label", { class: "field" }, h("span", { text: label }), input, errorFor(name));
+  const nickname = h("input", { class: "input", name: "nickname", value: me.nickname, maxlength: 64, required: true, "aria-describedby": "error-nickname" });
+  const avatarUrl = h("input", { class: "input", name: "avatar_url", type: "url", inputmode: "url", value: isLink(me.avatar_url) ? me.avatar_url : "", placeholder: "https://…", "aria-describedby": "error-avatar_url" });
+  const signature = h("input", { class: "input", name: "signature", value: me.signature || "", maxlength: 200, "aria-describedby": "error-signature" });
+  const photoError = h("p", { class: "field-error photo-error", role: "alert" });
+  const progress = h("span", { class: "photo-progress", "aria-live": "polite" });
+  const changePhoto = h("button", { type: "button", class: "btn small change-photo", text: t("profile.change_photo"), onclick: () => newPhoto() });
+  // The header shows what is saved, and follows every change (this device's and the others').
+  const head = h("div", { class: "profile-head" });
+  function renderHead() {
+    const current = state.me;
+    head.replaceChildren(
+      h("div", { class: "photo-edit" }, avatar(current.nickname, current.avatar_url, { size: "lg" }), changePhoto),
+      h("div", { class: "person-main" }, h("h2", { class: "profile-name", text: current.nickname }), h("p", { class: "muted", text: `@${current.username}` }), progress, photoError),
+    );
+  }
+  renderHead();
+
+  function showErrors(error) {
+    for (const el of Object.values(errors)) el.textContent = "";
+    const fields = error?.fields || {};
+    let shown = false;
+    for (const [name, message] of Object.entries(fields)) {
+      if (errors[name]) {
+        errors[name].textContent = message;
+        shown = true;
+      }
+    }
+    if (error && !shown) toast(error.message || t("error.network"));
+  }
+
+  async function save(changes) {
+    const data = await api("/auth/me", { method: "PATCH", body: changes });
+    state.me = data.user;
+    emit("me");
+    return data.user;
+  }
+
+  async function newPhoto() {
+    photoError.textContent = "";
+    changePhoto.disabled = true;
     try {
-      const data = await api("/auth/me", { method: "PATCH", body: { nickname: nickname.value, avatar_url: avatarUrl.value.trim() || null, signature: signature.value } });
-      state.me = data.user;
-      emit("me");
+      const uploaded = await chooseAvatar({ onProgress: (part) => { progress.textContent = `${t("profile.uploading")} ${Math.round(part * 100)}%`; } });
+      if (!uploaded) return;
+      await save({ avatar_url: uploaded.url });
+      avatarUrl.value = "";
+      toast(t("profile.photo_saved"));
+    } catch (error) {
+      photoError.textContent = Object.values(error.fields || {})[0] || error.message || t("error.upload");
+    } finally {
+      progress.textContent = "";
+      changePhoto.disabled = false;
+    }
+  }
+
+  const form = h("form", { class: "stack pad", novalidate: true, onsubmit: async (event) => {
+    event.preventDefault();
+    showErrors(null);
+    const link = avatarUrl.value.trim();
+    const changes = { nickname: nickname.value, signature: signature.value };
+    // The link field shows a link only: a photo uploaded here stays unless a link replaces it.
+    if (link || isLink(state.me.avatar_url)) changes.avatar_url = link || null;
+    try {
+      await save(changes);
       toast(t("saved"));
     } catch (error) {
-      toast(Object.values(error.fields || {})[0] || error.message);
+      showErrors(error);
     }
-  } }, h("div", { class: "profile-head" }, avatar(me.nickname, me.avatar_url, { size: "lg" }), h("div", {}, h("h2", { text: me.nickname }), h("p", { class: "muted", text: `@${me.username}` }))), field(t("profile.nickname"), nickname), field(t("profile.avatar"), avatarUrl), field(t("profile.signature"), signature), h("button", { type: "submit", class: "btn primary", text: t("save") }));
-  return { el: h("section", { class: "pane" }, backBar(t("me.profile"), "#/me"), form) };
+  } }, field(t("profile.nickname"), nickname, "nickname"), field(t("profile.avatar_link"), avatarUrl, "avatar_url"), field(t("profile.signature"), signature, "signature"), h("button", { type: "submit", class: "btn primary", text: t("save") }));
+  const off = on("me", renderHead);
+  return { el: h("section", { class: "pane" }, backBar(t("me.profile"), "#/me"), head, form), destroy: off };
+}
+
+/** An avatar that is a link elsewhere (shown in the link field), not a photo uploaded here. */
+function isLink(url) {
+  return typeof url === "string" && url.startsWith("https://");
 }
 
 export function devicesView() {
@@ -71,7 +136,7 @@ export function devicesView() {
           "li",
           { class: "device" },
           h("span", { class: "entry-icon" }, icon("devices")),
-          h("span", { class: "person-main" }, h("span", { class: "person-name", text: device.name }), h("small", { class: "muted", text: `${device.ip || ""} · ${t("devices.last_seen")} ${new Date(device.last_seen_at).toLocaleString()}` })),
+          h("span", { class: "person-main" }, h("span", { class: "person-name", text: device.name }), device.ip ? h("small", { class: "muted device-ip", text: device.ip }) : null, h("small", { class: "muted device-seen", title: longDate(device.last_seen_at) }, `${t("devices.last_seen")} `, h("time", { datetime: device.last_seen_at, text: relativeTime(device.last_seen_at) }))),
           device.current
             ? h("span", { class: "tag", text: t("devices.this") })
             : h("button", { type: "button", class: "btn small", text: t("devices.sign_out"), onclick: async () => {

@@ -5,6 +5,8 @@
 import { emojiPicker } from "../emoji.js";
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
+import { menuKeys } from "../keys.js";
+import { openLayer } from "../layers.js";
 import { state } from "../store.js";
 import { canEdit, canRecall, copyText, hideMessages, react, recall, setPinned } from "./actions.js";
 import { openForward } from "./forward.js";
@@ -56,19 +58,18 @@ export function openMessageMenu(message, anchor, ctx = {}) {
 
   const backdrop = h("div", { class: "msg-menu-backdrop" });
   const panel = h("div", { class: "msg-menu", role: "menu", "aria-label": t("act.menu"), dataset: { seq: message.seq } });
+  // Esc closes the menu only (not also the composer's reply or edit), through ../layers.js, and
+  // the focus goes back to what opened it (the "⋯" button, else the message).
+  const opener = document.activeElement && document.activeElement !== document.body ? document.activeElement : anchor;
+  const done = openLayer(backdrop, { close: () => close(), opener });
+  const menuButton = anchor instanceof HTMLButtonElement ? anchor : null;
+  menuButton?.setAttribute("aria-expanded", "true");
   const close = () => {
     backdrop.remove();
-    document.removeEventListener("keydown", onKey, true);
+    done();
+    menuButton?.setAttribute("aria-expanded", "false");
     window.removeEventListener("hashchange", close);
     if (open?.backdrop === backdrop) open = null;
-  };
-  // Esc closes the menu only (not also the composer's reply or edit).
-  const onKey = (event) => {
-    if (event.key === "Escape") {
-      event.preventDefault();
-      event.stopPropagation();
-      close();
-    }
   };
   const run = (action) => () => {
     close();
@@ -96,16 +97,19 @@ export function openMessageMenu(message, anchor, ctx = {}) {
       "div",
       { class: "menu-reactions", role: "group", "aria-label": t("act.react") },
       QUICK_REACTIONS.map((emoji) =>
-        h("button", { type: "button", class: `react-quick${reacted(message, emoji, meId) ? " mine" : ""}`, dataset: { emoji }, "aria-label": emoji, text: emoji, onclick: run(() => toggle(emoji)) }),
+        h("button", { type: "button", role: "menuitemcheckbox", "aria-checked": String(reacted(message, emoji, meId)), class: `react-quick${reacted(message, emoji, meId) ? " mine" : ""}`, dataset: { emoji }, "aria-label": emoji, text: emoji, onclick: run(() => toggle(emoji)) }),
       ),
       h("button", {
         type: "button",
+        role: "menuitem",
         class: "react-more",
         "aria-label": t("act.more_emoji"),
         title: t("act.more_emoji"),
         text: "+",
         onclick: () => {
           panel.classList.add("picking");
+          // The full picker is no menu: its tabs and emoji buttons take Tab and their own keys.
+          panel.setAttribute("role", "dialog");
           panel.replaceChildren(emojiPicker((emoji) => run(() => toggle(emoji))()));
           point = at;
           place(panel, anchor);
@@ -115,6 +119,7 @@ export function openMessageMenu(message, anchor, ctx = {}) {
     );
   }
   panel.append(...(reactions ? [reactions] : []), h("div", { class: "msg-menu-items" }, items));
+  menuKeys(panel);
   // The tap that ends a long press lands on the backdrop: it does not close the menu it opened.
   const openedAt = Date.now();
   backdrop.addEventListener("click", (event) => {
@@ -124,7 +129,6 @@ export function openMessageMenu(message, anchor, ctx = {}) {
     event.preventDefault();
     if (event.target === backdrop) close();
   });
-  document.addEventListener("keydown", onKey, true);
   window.addEventListener("hashchange", close);
   backdrop.append(panel);
   document.body.append(backdrop);

@@ -4,17 +4,22 @@ import { avatar, clock, fileSize, h, icon, safeUrl, sheet } from "../dom.js";
 import { t } from "../i18n.js";
 import { displayName, state } from "../store.js";
 import { react, reeditable, showEditHistory, showReactors } from "./actions.js";
+import { followLocalPhoto, localUrl } from "./localmedia.js";
+import { isMenuKey } from "../keys.js";
+import { openLayer } from "../layers.js";
 import { notePoint } from "./menu.js";
 
 const LONG_PRESS_MS = 500;
 const SHOWN_REACTIONS = 6;
 const MERGED_LINES = 3;
 
-/** Where an upload's file and thumbnail are, whichever shape the body carries them in. */
+/**
+ * Where an upload's file and thumbnail are, whichever shape the body carries them in. A body
+ * without a URL (a send not stored yet) has none: nothing guesses one.
+ */
 function media(body) {
   const upload = body.upload && typeof body.upload === "object" ? body.upload : body;
-  const fallback = body.upload_id != null ? `/api/v1/uploads/${encodeURIComponent(body.upload_id)}` : null;
-  const full = safeUrl(upload.url || upload.download_url || body.url || fallback);
+  const full = safeUrl(upload.url || upload.download_url || body.url);
   const thumb = safeUrl(upload.thumb || upload.thumb_url || body.thumb || body.thumb_url) || full;
   return {
     full,
@@ -26,8 +31,45 @@ function media(body) {
   };
 }
 
+/**
+ * Reserve a photo's or video's box from its known size before anything loads (CSS aspect-ratio and
+ * the bubble's limits, in app.css `.sized`), so the history does not move when it arrives.
+ */
+function reserve(el, width, height) {
+  const w = Number(width);
+  const hgt = Number(height);
+  if (!(w > 0 && hgt > 0)) return el;
+  el.classList.add("sized");
+  el.style.setProperty("--ratio", String(w / hgt));
+  el.style.setProperty("--natural", `${w}px`);
+  return el;
+}
+
+// A video of unknown size gets a 16:9 box, so it does not resize when its metadata arrives.
+const VIDEO_RATIO = [16, 9];
+
+/** A file name that keeps its ending in view: "quarterly-rep…-2026.pdf" only when it does not fit. */
+function fileName(name) {
+  const text = String(name);
+  const dot = text.lastIndexOf(".");
+  const keep = Math.min(16, Math.max(8, dot > 0 ? text.length - dot + 5 : 8));
+  const cut = text.length > keep + 4 ? text.length - keep : text.length;
+  return h(
+    "strong",
+    { class: "file-name", title: text },
+    h("span", { class: "file-name-head", text: text.slice(0, cut) }),
+    cut < text.length ? h("span", { class: "file-name-tail", text: text.slice(cut) }) : null,
+  );
+}
+
 export function openLightbox(src) {
-  const box = h("div", { class: "lightbox", role: "dialog", "aria-label": t("msg.image"), onclick: () => box.remove() }, h("img", { src, alt: "" }));
+  const box = h("div", { class: "lightbox", role: "dialog", "aria-label": t("msg.image"), onclick: () => close() }, h("img", { src, alt: "" }));
+  // Esc closes it too (../layers.js), and the focus goes back to the photo that opened it.
+  const done = openLayer(box, { close: () => box.remove() });
+  const close = () => {
+    box.remove();
+    done();
+  };
   document.body.append(box);
 }
 
@@ -136,15 +178,24 @@ function content(message) {
       return h("div", { class: "bubble text" }, richText(body.msg, { mentions: !!(message.mentions?.length || message.mention_all) }));
     case "img": {
       const file = media(body);
-      if (!file.thumb) return h("div", { class: "bubble text muted", text: `[${t("msg.image")}]` });
-      const img = h("img", { class: "thumb", src: file.thumb, alt: t("msg.image"), loading: "lazy" });
-      if (file.width && file.height) img.style.aspectRatio = `${file.width} / ${file.height}`;
-      return h("button", { type: "button", class: "bubble media", "aria-label": t("msg.open_image"), onclick: () => openLightbox(file.full || file.thumb) }, img);
+      // My own photo shows the picked file until the server's copy is loaded (./localmedia.js).
+      const local = localUrl(message);
+      const src = local || file.thumb;
+      if (!src) return h("div", { class: "bubble text muted", text: `[${t("msg.image")}]` });
+      const img = reserve(h("img", { class: "thumb", src, alt: t("msg.image"), loading: local ? null : "lazy" }), file.width, file.height);
+      if (local) followLocalPhoto(message, img, file.thumb);
+      const open = () => openLightbox(localUrl(message) || file.full || file.thumb);
+      return h("button", { type: "button", class: "bubble media", "aria-label": t("msg.open_image"), onclick: open }, img);
     }
     case "video": {
       const file = media(body);
-      if (!file.full) return h("div", { class: "bubble text muted", text: `[${t("msg.video")}]` });
-      return h("div", { class: "bubble media" }, h("video", { class: "video", src: file.full, controls: true, preload: "metadata", playsinline: true, poster: file.thumb !== file.full ? file.thumb : null }));
+      const local = localUrl(message);
+      const src = local || file.full;
+      if (!src) return h("div", { class: "bubble text muted", text: `[${t("msg.video")}]` });
+      const known = file.width > 0 && file.height > 0;
+      const video = h("video", { class: "video", src, controls: true, preload: "metadata", playsinline: true, poster: !local && file.thumb !== file.full ? file.thumb : null });
+      reserve(video, known ? file.width : VIDEO_RATIO[0], known ? file.height : VIDEO_RATIO[1]);
+      return h("div", { class: "bubble media" }, video);
     }
     case "file": {
       const file = media(body);
@@ -152,8 +203,12 @@ function content(message) {
         "div",
         { class: "bubble card file" },
         h("span", { class: "card-icon" }, icon("file")),
-        h("span", { class: "card-text" }, h("strong", { text: file.name }), h("small", { class: "muted", text: fileSize(file.size) })),
-        file.full ? h("a", { class: "btn small", href: file.full, download: file.name, text: t("msg.download") }) : null,
+        h(
+          "span",
+          { class: "card-text" },
+          fileName(file.name),
+          h("span", { class: "card-sub" }, h("small", { class: "muted file-size", text: fileSize(file.size) }), file.full ? h("a", { class: "file-download", href: file.full, download: file.name, text: t("msg.download") }) : null),
+        ),
       );
     }
     case "loc": {
@@ -283,6 +338,13 @@ function wireMenu(row, anchor, message, onMenu) {
     clearTimeout(timer);
     timer = null;
   };
+  // From the keyboard: Enter, the Menu key or Shift+F10 on the focused message (../keys.js).
+  row.addEventListener("keydown", (event) => {
+    if (event.target !== row || !(event.key === "Enter" || isMenuKey(event))) return;
+    event.preventDefault();
+    notePoint(null, null);
+    onMenu(message, anchor, event);
+  });
   row.addEventListener("contextmenu", (event) => {
     if (event.target.closest("a, video, .reaction")) return;
     event.preventDefault();

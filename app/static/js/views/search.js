@@ -6,6 +6,7 @@
 import { api, ApiError } from "../api.js";
 import { avatar, h, icon, shortTime } from "../dom.js";
 import { t } from "../i18n.js";
+import { openLayer } from "../layers.js";
 import { conversationName, displayName, state } from "../store.js";
 import { backBar } from "./common.js";
 import { startChat } from "./contacts.js";
@@ -254,6 +255,8 @@ export function mountSearch(container) {
     contactsHead.hidden = groupsHead.hidden = true;
     if (active) {
       container.scrollTop = 0;
+      // Esc (in the list's pane) clears the query: the list comes back, the focus stays in the box.
+      openLayer(panel, { close: () => clearQuery(), opener: box.input, modal: false, scope: container });
       findContacts(q);
     } else {
       contactsController?.abort();
@@ -262,6 +265,10 @@ export function mountSearch(container) {
     results.run(q);
   });
   const panel = h("div", { class: "search-results", hidden: true }, contactsHead, contacts, groupsHead, groups, messagesHead, results.el);
+  const clearQuery = () => {
+    box.input.value = "";
+    box.input.dispatchEvent(new Event("input"));
+  };
   const el = h("div", { class: "search-top" }, box.form);
   return {
     el,

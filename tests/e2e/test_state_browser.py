@@ -1,0 +1,202 @@
+"""State that stays true, in a real browser on phone and desktop: a group left on one device leaves
+the list of the other (live and after a reload) with no badge for one's own system events; a mute
+closes the composer with its reason and end, live, and opens it again when lifted."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from app.chat.conversations import open_direct
+from app.groups import roles as group_roles
+from app.groups import services as groups
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import DESKTOP, PHONE
+
+VIEWPORTS = [pytest.param(PHONE, id="phone"), pytest.param(DESKTOP, id="desktop")]
+# The end of a mute: its time, after its date when that is another day (a run near midnight).
+UNTIL = r"([A-Z][a-z]{2} \d{1,2} )?\d{1,2}:\d{2}( [AP]M)?"
+
+
+@pytest.fixture
+def people(app, make_user, befriend):
+    """Alice owns "Team" with Bob in it; they also have a direct chat."""
+    alice_id, bob_id = make_user("alice", nickname="Alice"), make_user("bob", nickname="Bob")
+    befriend(alice_id, bob_id)
+    with app.app_context():
+        group = groups.create_group(alice_id, "Team", [bob_id])
+        direct, _ = open_direct(alice_id, bob_id)
+        ids = {"alice": alice_id, "bob": bob_id, "group": group.id, "team": group.conversation_id}
+        ids["direct"] = direct["id"]
+    return ids
+
+
+def conv(page: Page, conversation_id: int):
+    return page.locator(f'.conv[data-id="{conversation_id}"]')
+
+
+def open_chat(page: Page, conversation_id: int) -> None:
+    conv(page, conversation_id).locator(".conv-link").click()
+    expect(page.locator(".chat .composer-input")).to_be_visible()
+
+
+def go(page: Page, hash_: str) -> None:
+    page.evaluate("(hash) => { window.location.hash = hash; }", hash_)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_group_left_on_one_device_leaves_the_other_with_no_badge(viewport, app, new_page, sign_in, people):
+    with app.app_context():
+        group_roles.set_role(people["alice"], people["group"], people["bob"], "admin")
+    here = sign_in(new_page(viewport), "bob")
+    there = sign_in(new_page(viewport), "bob")
+    # The other device reads the group, then shows the list.
+    open_chat(there, people["team"])
+    expect(there.locator("#badge-chats")).to_be_hidden()
+    go(there, "#/chats")
+
+    # An act of mine on this device writes a system message: never unread on the other one.
+    go(here, f"#/group/{people['group']}")
+    here.get_by_role("button", name="Mute everyone").click()
+    expect(conv(there, people["team"]).locator(".conv-preview")).to_have_text("Bob muted the group")
+    expect(conv(there, people["team"]).locator(".badge")).to_have_count(0)
+    expect(there.locator("#badge-chats")).to_be_hidden()
+
+    # Leaving here: the chat leaves the list on both devices at once, and stays gone after a reload.
+    here.get_by_role("button", name="Let everyone speak").click()
+    here.get_by_role("button", name="Leave group").click()
+    here.get_by_role("dialog").get_by_role("button", name="Leave group").click()
+    expect(here).to_have_url(re.compile(r"#/chats$"))
+    for page in (here, there):
+        expect(conv(page, people["team"])).to_have_count(0)
+        expect(conv(page, people["direct"])).to_have_count(1)
+        expect(page.locator("#badge-chats")).to_be_hidden()
+    there.reload()
+    expect(conv(there, people["direct"])).to_have_count(1)
+    expect(conv(there, people["team"])).to_have_count(0)
+    expect(there.locator("#badge-chats")).to_be_hidden()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_chat_open_on_the_other_device_closes_when_the_group_is_left(viewport, new_page, sign_in, people):
+    there = sign_in(new_page(viewport), "bob")
+    open_chat(there, people["team"])
+    here = sign_in(new_page(DESKTOP), "bob")
+    go(here, f"#/group/{people['group']}")
+    here.get_by_role("button", name="Leave group").click()
+    here.get_by_role("dialog").get_by_role("button", name="Leave group").click()
+    expect(there).to_have_url(re.compile(r"#/chats$"))
+    expect(conv(there, people["team"])).to_have_count(0)
+    expect(there.locator("#badge-chats")).to_be_hidden()
+
+
+def mute_bob_from_group_info(alice: Page, people: dict, action: str) -> None:
+    go(alice, f"#/group/{people['group']}")
+    alice.locator(f'.member[data-user-id="{people["bob"]}"]').click()
+    alice.get_by_role("dialog").get_by_role("button", name=action, exact=True).click()
+    expect(alice.get_by_role("dialog")).to_have_count(0)
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_group_mute_closes_the_composer_with_its_reason_live(viewport, new_page, sign_in, people):
+    alice = sign_in(new_page(DESKTOP), "alice")
+    bob = sign_in(new_page(viewport), "bob")
+    open_chat(bob, people["team"])
+    bob.locator(".composer-input").fill("a draft")
+    note, composer_input = bob.locator(".speak-note"), bob.locator(".composer-input")
+    expect(note).to_be_hidden()
+
+    mute_bob_from_group_info(alice, people, "Mute for an hour")
+    expect(note).to_have_text(re.compile(rf"^You are muted in this group until {UNTIL}\.$"))
+    expect(composer_input).to_be_disabled()
+    expect(composer_input).to_have_value("a draft")  # kept for when the mute ends
+    expect(bob.locator(".composer .attach-btn")).to_be_disabled()
+    # After a reload the summary says the same.
+    bob.reload()
+    expect(bob.locator(".speak-note")).to_have_text(
+        re.compile(rf"^You are muted in this group until {UNTIL}\.$")
+    )
+    expect(bob.locator(".composer-input")).to_be_disabled()
+    # Other chats are open to him.
+    go(bob, f"#/chat/{people['direct']}")
+    expect(bob.locator(".speak-note")).to_be_hidden()
+    expect(bob.locator(".composer-input")).to_be_enabled()
+    go(bob, f"#/chat/{people['team']}")
+    expect(bob.locator(".composer-input")).to_be_disabled()
+
+    mute_bob_from_group_info(alice, people, "Unmute")
+    expect(bob.locator(".speak-note")).to_be_hidden()
+    expect(bob.locator(".composer-input")).to_be_enabled()
+
+    # "Mute everyone": the reason has no end; letting everyone speak opens it again.
+    go(alice, f"#/group/{people['group']}")
+    alice.get_by_role("button", name="Mute everyone").click()
+    expect(bob.locator(".speak-note")).to_have_text("Everyone is muted by the admins.")
+    expect(bob.locator(".composer-input")).to_be_disabled()
+    alice.get_by_role("button", name="Let everyone speak").click()
+    expect(bob.locator(".speak-note")).to_be_hidden()
+    bob.locator(".composer-input").fill("back")
+    bob.locator(".composer-input").press("Enter")
+    expect(bob.locator(".msg.mine .bubble.text").last).to_have_text("back")
+
+
+def console_mute(console: Page, user_id: int, minutes: str) -> None:
+    console.goto(f"/login?next=/admin/user/details/?id={user_id}")
+    console.fill("input[name=username]", "root")
+    console.fill("input[name=password]", PASSWORD)
+    console.click("button[type=submit]")
+    console.fill("form[action$='/mute'] input[name=reason]", "cool down")
+    console.fill("form[action$='/mute'] input[name=minutes]", minutes)
+    console.get_by_role("button", name="Mute", exact=True).click()
+    expect(console.get_by_role("button", name="Unmute", exact=True)).to_be_visible()
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_a_site_mute_closes_every_composer_with_the_reason(viewport, new_page, sign_in, make_user, people):
+    make_user("root", is_admin=True)
+    bob = sign_in(new_page(viewport), "bob")
+    open_chat(bob, people["direct"])
+    console = new_page(DESKTOP)
+    console_mute(console, people["bob"], "45")
+
+    reason = re.compile(rf"^Your account is muted until {UNTIL}\.$")
+    expect(bob.locator(".speak-note")).to_have_text(reason)
+    expect(bob.locator(".composer-input")).to_be_disabled()
+    go(bob, f"#/chat/{people['team']}")
+    expect(bob.locator(".speak-note")).to_have_text(reason)
+    expect(bob.locator(".composer-input")).to_be_disabled()
+    bob.reload()
+    expect(bob.locator(".speak-note")).to_have_text(reason)
+    expect(bob.locator(".composer-input")).to_be_disabled()
+
+    console.get_by_role("button", name="Unmute", exact=True).click()
+    expect(bob.locator(".speak-note")).to_be_hidden()
+    expect(bob.locator(".composer-input")).to_be_enabled()
+
+
+def test_a_mute_lifted_before_the_page_connects_opens_the_composer(new_page, sign_in, make_user, people):
+    """The page renders muted from its boot payload; the mute is lifted before its socket has
+    joined (the live event goes to no one): the first connect asks again and opens the composer."""
+    make_user("root", is_admin=True)
+    # No service worker: requests it forwards would pass by the page's routes.
+    bob = sign_in(new_page(DESKTOP, service_workers="block"), "bob")
+    console = new_page(DESKTOP)
+    console_mute(console, people["bob"], "45")
+    # The next page's socket waits (its requests are held) until the mute is lifted.
+    held: list = []
+    gate = {"open": False}
+    bob.route("**/socket.io/**", lambda route: route.continue_() if gate["open"] else held.append(route))
+    bob.reload()
+    open_chat(bob, people["direct"])
+    expect(bob.locator(".speak-note")).to_have_text(re.compile(rf"^Your account is muted until {UNTIL}\.$"))
+    expect(bob.locator(".composer-input")).to_be_disabled()
+
+    console.get_by_role("button", name="Unmute", exact=True).click()
+    expect(console.get_by_role("button", name="Mute", exact=True)).to_be_visible()
+    gate["open"] = True
+    for route in held:
+        route.continue_()
+    expect(bob.locator(".speak-note")).to_be_hidden()
+    expect(bob.locator(".composer-input")).to_be_enabled()
