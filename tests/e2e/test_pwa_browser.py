@@ -157,7 +157,11 @@ def test_the_banner_shows_in_chinese(new_page, sign_in, make_user):
     expect(page.locator("#conn")).to_have_text("离线 — 正在重新连接…")
 
 
-def test_signing_out_drops_the_kept_shell(new_page, sign_in, make_user):
+def test_signing_out_drops_the_kept_shell(new_page, sign_in, make_user, browser_problems):
+    # The app learns of the sign-out when its socket is dropped: its catch-up and profile reads
+    # may then be answered 401 before it moves to /login.
+    browser_problems.allow_response("/api/v1/sync", 401)
+    browser_problems.allow_response("/api/v1/auth/me", 401)
     make_user("alice", nickname="Alice")
     page = sign_in(new_page(DESKTOP), "alice")
     wait_until_controlled(page)
