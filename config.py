@@ -352,7 +352,11 @@ class Config:
         self.MAX_IMAGE_BYTES = reader.int("MAX_IMAGE_BYTES", 10 * 1024 * 1024, 1)
         self.MAX_VIDEO_BYTES = reader.int("MAX_VIDEO_BYTES", 100 * 1024 * 1024, 1)
         self.MAX_FILE_BYTES = reader.int("MAX_FILE_BYTES", 50 * 1024 * 1024, 1)
-        largest = max(self.MAX_IMAGE_BYTES, self.MAX_VIDEO_BYTES, self.MAX_FILE_BYTES)
+        # Voice messages: the largest file, and the longest recording (the browser sends it when
+        # this length is reached; the server refuses a longer audio track).
+        self.MAX_AUDIO_BYTES = reader.int("MAX_AUDIO_BYTES", 10 * 1024 * 1024, 1)
+        self.VOICE_MAX_SECONDS = reader.int("VOICE_MAX_SECONDS", 60, 1, 3600)
+        largest = max(self.MAX_IMAGE_BYTES, self.MAX_VIDEO_BYTES, self.MAX_AUDIO_BYTES, self.MAX_FILE_BYTES)
         self.MAX_CONTENT_LENGTH = largest + 64 * 1024
         # Every other body (JSON, forms) is refused above this size before it is read.
         self.MAX_JSON_BYTES = reader.int("MAX_JSON_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024)

@@ -517,6 +517,7 @@ def test_every_kind_of_message_reaches_the_other_member(pair):
             "size": clip["size"],
             "duration": 2.0,
             "mime": "video/mp4",
+            "thumb": clip["thumb"],
         },
         bodies[3],
         {

@@ -137,6 +137,9 @@ def home():
         "max_image_bytes": current_app.config["MAX_IMAGE_BYTES"],
         "max_video_bytes": current_app.config["MAX_VIDEO_BYTES"],
         "max_file_bytes": current_app.config["MAX_FILE_BYTES"],
+        "max_audio_bytes": current_app.config["MAX_AUDIO_BYTES"],
+        # A voice recording is sent when it reaches this length.
+        "voice_max_seconds": current_app.config["VOICE_MAX_SECONDS"],
     }
     # The site mute in force comes with the user: the composers start closed (views/speakstate.js).
     me = {**presenters.user_self(current_user), "sanction": accounts.mute_of(current_user.id)}

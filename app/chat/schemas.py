@@ -34,6 +34,11 @@ class VideoBody(Payload):
     upload_id: str = Field(pattern=UPLOAD_ID)
 
 
+class AudioBody(Payload):
+    type: Literal["audio"]
+    upload_id: str = Field(pattern=UPLOAD_ID)
+
+
 class FileBody(Payload):
     type: Literal["file"]
     upload_id: str = Field(pattern=UPLOAD_ID)
@@ -46,7 +51,9 @@ class LocationBody(Payload):
     lng: float = Field(ge=-180, le=180, allow_inf_nan=False)
 
 
-Body = Annotated[TextBody | ImageBody | VideoBody | FileBody | LocationBody, Field(discriminator="type")]
+Body = Annotated[
+    TextBody | ImageBody | VideoBody | AudioBody | FileBody | LocationBody, Field(discriminator="type")
+]
 
 
 MAX_MENTIONS = 50

@@ -131,6 +131,8 @@ class Limits:
     file_bytes: int
     image_pixels: int
     animation_pixels: int
+    audio_bytes: int
+    audio_seconds: int
 
     @classmethod
     def from_config(cls, config) -> Limits:
@@ -140,10 +142,14 @@ class Limits:
             config["MAX_FILE_BYTES"],
             config["MAX_IMAGE_PIXELS"],
             config["MAX_ANIMATION_PIXELS"],
+            config["MAX_AUDIO_BYTES"],
+            config["VOICE_MAX_SECONDS"],
         )
 
     def bytes_for(self, kind: str) -> int:
-        return {"image": self.image_bytes, "video": self.video_bytes}.get(kind, self.file_bytes)
+        return {"image": self.image_bytes, "video": self.video_bytes, "audio": self.audio_bytes}.get(
+            kind, self.file_bytes
+        )
 
 
 @dataclass

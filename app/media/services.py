@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
 PURPOSES = ("message", "avatar")
 # Message body type -> the kind of upload it carries.
-BODY_KINDS = {"img": "image", "video": "video", "file": "file"}
+BODY_KINDS = {"img": "image", "video": "video", "audio": "audio", "file": "file"}
 MAX_NAME = 200
 # Endings refused whatever the content: they would make a browser or a desktop run the file.
 DANGEROUS_ENDINGS = {
@@ -345,8 +345,8 @@ def resolve_body(user_id: int, conversation_id: int, body: dict) -> tuple[dict, 
         raise ApiError(
             "not_your_upload", "You can only send your own uploads.", 403, {"upload_id": "not yours"}
         )
-    # A picture or video may also go as a file (the attach menu's "File"), as in WeChat.
-    as_file = kind == "file" and upload.kind in ("image", "video")
+    # A picture, video or recording may also go as a file (the attach menu's "File"), as in WeChat.
+    as_file = kind == "file" and upload.kind in ("image", "video", "audio")
     if upload.kind != kind and not as_file:
         raise ApiError(
             "upload_wrong_kind",
@@ -377,7 +377,9 @@ def message_body(upload: Upload, body_type: str) -> dict:
         picture = {**common, "w": upload.width, "h": upload.height}
         if body_type == "img":
             return {**picture, "thumb": upload.thumb_url}
-        return {**picture, "duration": upload.duration, "mime": upload.mime}
+        return {**picture, "duration": upload.duration, "mime": upload.mime, "thumb": upload.thumb_url}
+    if body_type == "audio":
+        return {**common, "duration": upload.duration, "mime": upload.mime}
     return {**common, "name": upload.original_name, "mime": upload.mime}
 
 

@@ -1,6 +1,13 @@
 """All models, imported here so Alembic and the app see one complete metadata."""
 
-from app.models.actions import MessageEdit, MessageHide, MessageMention, MessageReaction, UploadShare
+from app.models.actions import (
+    MessageEdit,
+    MessageHide,
+    MessageMention,
+    MessagePlay,
+    MessageReaction,
+    UploadShare,
+)
 from app.models.chat import Conversation, ConversationMember, Message, StreamCounter
 from app.models.integrations import ApiKey, SignInToken, UsedJwt, Webhook, WebhookDelivery, WordList
 from app.models.jobs import Job, JobSchedule
@@ -39,6 +46,7 @@ __all__ = [
     "MessageEdit",
     "MessageHide",
     "MessageMention",
+    "MessagePlay",
     "MessageReaction",
     "OAuthIdentity",
     "PushSubscription",

@@ -70,6 +70,25 @@ class MessageHide(db.Model):
     __table_args__ = (Index("ix_message_hides_user_id_stream_pos", "user_id", "stream_pos"),)
 
 
+class MessagePlay(db.Model):
+    """A voice message one user has played (on any of their devices): no row = unplayed.
+
+    Like a hide, it takes a stream position, so /sync carries it to the user's other devices.
+    """
+
+    __tablename__ = "message_plays"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    stream_pos: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_message_plays_user_id_stream_pos", "user_id", "stream_pos"),)
+
+
 class UploadShare(db.Model):
     """A forwarded message that carries an upload sent before: members who can see the message
     can see the upload, as with the message it was first sent in."""

@@ -26,7 +26,7 @@ from app.models.users import User
 # "notice": one per user (direct_key "notice:<user id>"), where the server API's system notices
 # to that user are stored; read-only, its only member is the user.
 CONVERSATION_KINDS = ("direct", "group", "notice")
-MESSAGE_TYPES = ("txt", "img", "video", "loc", "file", "system", "merged")
+MESSAGE_TYPES = ("txt", "img", "video", "audio", "loc", "file", "system", "merged")
 
 # SQLite only auto-increments INTEGER primary keys; PostgreSQL gets a bigint.
 BigId = BigInteger().with_variant(Integer(), "sqlite")

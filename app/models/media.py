@@ -11,7 +11,7 @@ from app.extensions import db
 from app.models.chat import BigId
 from app.models.types import UTCDateTime, utcnow
 
-UPLOAD_KINDS = ("image", "video", "file", "avatar")
+UPLOAD_KINDS = ("image", "video", "audio", "file", "avatar")
 
 
 class Upload(db.Model):

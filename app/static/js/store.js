@@ -210,14 +210,25 @@ export function setPins(conversationId, pins) {
   emit(`conversation:${conversationId}`);
 }
 
-/** The windows the server enforces (config RECALL_WINDOW_SECONDS, EDIT_WINDOW_SECONDS), and the
- * largest upload of each kind (MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, MAX_FILE_BYTES; null: unknown). */
+/** The windows the server enforces (config RECALL_WINDOW_SECONDS, EDIT_WINDOW_SECONDS), the
+ * largest upload of each kind (MAX_IMAGE_BYTES, MAX_VIDEO_BYTES, MAX_AUDIO_BYTES, MAX_FILE_BYTES;
+ * null: unknown) and the longest voice recording (VOICE_MAX_SECONDS). */
 export const limits = (() => {
   try {
     const data = JSON.parse(document.getElementById("limits")?.textContent || "{}") || {};
-    const maxBytes = { image: data.max_image_bytes ?? null, video: data.max_video_bytes ?? null, file: data.max_file_bytes ?? null };
-    return { recallSeconds: data.recall_seconds ?? 120, editSeconds: data.edit_seconds ?? 172800, maxBytes };
+    const maxBytes = {
+      image: data.max_image_bytes ?? null,
+      video: data.max_video_bytes ?? null,
+      audio: data.max_audio_bytes ?? null,
+      file: data.max_file_bytes ?? null,
+    };
+    return {
+      recallSeconds: data.recall_seconds ?? 120,
+      editSeconds: data.edit_seconds ?? 172800,
+      maxBytes,
+      voiceMaxSeconds: data.voice_max_seconds ?? 60,
+    };
   } catch {
-    return { recallSeconds: 120, editSeconds: 172800, maxBytes: {} };
+    return { recallSeconds: 120, editSeconds: 172800, maxBytes: {}, voiceMaxSeconds: 60 };
   }
 })();
