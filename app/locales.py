@@ -80,6 +80,7 @@ WORDS = frozenset(
         # kinds of media
         N_("image"),
         N_("video"),
+        N_("audio"),
     )
 )
 
@@ -165,6 +166,7 @@ ERROR_CALLS: dict[str, tuple[tuple[int, ...], int | None]] = {
     "_invalid": ((1,), None),
     "_invalid_mentions": ((0,), None),
     "invalid_avatar": ((0,), None),
+    "not_audio": ((0,), None),
 }
 
 

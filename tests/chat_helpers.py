@@ -1,4 +1,7 @@
-"""Helpers for chat tests on Flask-SocketIO's in-process test client."""
+"""Helpers for chat tests on Flask-SocketIO's in-process test client.
+
+A socket a test leaves connected is disconnected, and forgotten, when the test ends
+(tests/conftest.py `_drop_socket_clients`); a test disconnects one itself only to test that."""
 
 from __future__ import annotations
 

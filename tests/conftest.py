@@ -4,6 +4,10 @@ a query counter and a live gunicorn + geventwebsocket server.
 `PARLEY_TEST_DB=sqlite` (default) or `postgresql` picks the database; with
 PostgreSQL a throwaway database is created on 127.0.0.1:5432 and dropped at the
 end (`TEST_DATABASE_URL` overrides). An unreachable server fails the run.
+
+Each test starts from emptied tables and ends with no in-process socket left connected
+(`_clean_state`). `PARLEY_TEST_RSS=1` prints the process's memory and time per test file at the
+end (tests/memory_report.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import psycopg
 import pytest
 import requests
 from flask_migrate import upgrade
+from flask_socketio.test_client import SocketIOTestClient
 from sqlalchemy import event, text
 
 from app import create_app, speak_cache
@@ -29,6 +34,11 @@ from app.extensions import db, limiter, login_manager, socketio
 from app.webhooks import registry as webhook_registry
 from app.wordfilter import cache as wordfilter_cache
 from config import BASE_DIR, Config
+from tests.memory_report import (  # noqa: F401 (hooks: PARLEY_TEST_RSS=1 reports memory per file)
+    pytest_runtest_logfinish,
+    pytest_runtest_logstart,
+    pytest_terminal_summary,
+)
 
 TEST_DB = os.environ.get("PARLEY_TEST_DB", "sqlite")
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -187,9 +197,38 @@ def _clean(application) -> None:
         db.session.remove()
 
 
+def _drop_socket_clients(made_before: set[str]) -> None:
+    """Disconnect and forget the Flask-SocketIO test clients made since `made_before`.
+
+    Flask-SocketIO keeps every test client it ever made (`SocketIOTestClient.clients`, keyed by
+    engine.io sid) and python-socketio its environ (`server.environ`), even after a disconnect. A
+    client left connected stays in its `user:<id>` room, and the tables are emptied between tests,
+    so on SQLite the next test's user with the same id is "also on" that stale socket: it would
+    receive, and queue for the rest of the run, everything sent to that user (gigabytes by the end
+    of the suite). A client a test or the server disconnected already is only forgotten. Clients
+    made before the test (by a fixture of a wider scope) are left to that fixture."""
+    made = [eio_sid for eio_sid in SocketIOTestClient.clients if eio_sid not in made_before]
+    failures = []
+    for eio_sid in made:
+        client = SocketIOTestClient.clients[eio_sid]
+        for namespace, connected in list(client.connected.items()):
+            if connected:
+                try:
+                    client.disconnect(namespace)
+                except Exception as error:  # the rest are still dropped; the error is reported
+                    failures.append(error)
+    for eio_sid in made:
+        client = SocketIOTestClient.clients.pop(eio_sid)
+        client.queue.clear()
+        socketio.server.environ.pop(eio_sid, None)
+    if failures:
+        raise failures[0]
+
+
 @pytest.fixture(autouse=True)
 def _clean_state(app):
-    """Every test starts from an empty database and fresh rate-limit counters."""
+    """Every test starts from an empty database and fresh rate-limit counters, and leaves no
+    socket connected (torn down last of the test's fixtures, so with their patches undone)."""
     _clean(app)
     with app.app_context():
         limiter.reset()
@@ -200,7 +239,9 @@ def _clean_state(app):
     pushes = app.extensions.get("parley.push")
     if pushes is not None:
         pushes.jobs.clear()  # earlier tests' messages, whose conversation ids come round again
+    made_before = set(SocketIOTestClient.clients)
     yield
+    _drop_socket_clients(made_before)
 
 
 @pytest.fixture

@@ -43,17 +43,22 @@ def _encode_audio(container, stream, seconds: float) -> None:
         container.mux(packet)
 
 
-def audio(seconds: float = 2.0, container: str = "webm", codec: str | None = None) -> bytes:
+def audio(
+    seconds: float = 2.0, container: str = "webm", codec: str | None = None, live: bool = False
+) -> bytes:
     """An audio-only file: "webm" (Opus, as Chromium's MediaRecorder writes), "ogg" (Opus),
-    "mp4" / "m4a" (AAC, as Safari writes)."""
+    "mp4" / "m4a" (AAC, as Safari writes), "mka" (Opus in Matroska). `live` (WebM) writes it as
+    a recorder streams it: no duration, no cues, element sizes unknown — its length is known only
+    from its packets."""
     fmt, default_codec, rate = {
         "webm": ("webm", "libopus", 48_000),
         "ogg": ("ogg", "libopus", 48_000),
         "mp4": ("mp4", "aac", 44_100),
         "m4a": ("ipod", "aac", 44_100),
+        "mka": ("matroska", "libopus", 48_000),  # Matroska's own DocType, not "webm"
     }[container]
     out = io.BytesIO()
-    with av.open(out, "w", format=fmt) as box:
+    with av.open(out, "w", format=fmt, options={"live": "1"} if live else {}) as box:
         stream = box.add_stream(codec or default_codec, rate=rate)
         stream.layout = "mono"
         _encode_audio(box, stream, seconds)
@@ -68,20 +73,29 @@ def video(
     rotate: int = 0,
     with_audio: bool = False,
 ) -> bytes:
-    """A video: "mp4" (H.264), "webm" (VP8), "mov" (H.264). `rotate` (90, 180, 270) writes the
-    display rotation the way phones do (a `rotate` tag / display matrix); `with_audio` adds a
-    tone track."""
-    fmt, codec = {"mp4": ("mp4", "libx264"), "webm": ("webm", "libvpx"), "mov": ("mov", "libx264")}[container]
+    """A video: "mp4" (H.264), "webm" (VP8), "mov" (H.264), "mkv" (H.264 in Matroska). `rotate`
+    (90, 180, 270: clockwise, as a phone's `rotate` tag says) writes the track's display matrix
+    the way phones do (MP4 and MOV only; Matroska has no such matrix); `with_audio` adds a tone
+    track. Each frame has an orange bar on its left growing to the right with time: a poster's
+    orientation and moment can be told."""
+    fmt, codec = {
+        "mp4": ("mp4", "libx264"),
+        "webm": ("webm", "libvpx"),
+        "mov": ("mov", "libx264"),
+        "mkv": ("matroska", "libx264"),
+    }[container]
     width, height = size
     out = io.BytesIO()
     with av.open(out, "w", format=fmt) as box:
         stream = box.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if rotate:
-            stream.metadata["rotate"] = str(rotate)
+            if container in ("webm", "mkv"):
+                raise ValueError("Matroska carries no display matrix")
+            stream.set_display_rotation(-rotate)  # PyAV counts counter-clockwise
         sound = None
         if with_audio:
-            sound = box.add_stream("libopus" if container == "webm" else "aac", rate=48_000)
+            sound = box.add_stream("libopus" if container in ("webm", "mkv") else "aac", rate=48_000)
             sound.layout = "mono"
         for index in range(int(seconds * fps)):
             picture = Image.new("RGB", (width, height), (20, 40, 60))

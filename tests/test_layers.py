@@ -10,7 +10,7 @@ APP = Path(__file__).resolve().parent.parent / "app"
 
 # The chat modules from the bottom up: each may import only those before it.
 CHAT_LAYERS = [
-    *("stream", "access", "extras", "screen", "read", "history", "send", "pipeline"),
+    *("stream", "access", "extras", "screen", "read", "plays", "history", "send", "pipeline"),
     *("conversations", "sync", "routes", "events"),
 ]
 

@@ -1,5 +1,6 @@
 """Uploads and media: real images made by Pillow and real videos made by PyAV (FFmpeg), refused
-input that leaves nothing behind, media messages delivered live, and who may see what."""
+input that leaves nothing behind, media messages delivered live, and who may see what. Voice
+recordings, posters and what PyAV reads: tests/test_media_av.py."""
 
 from __future__ import annotations
 
@@ -140,7 +141,15 @@ def csrf_token(client) -> str:
     return fetch(client, "/api/v1/auth/csrf").get_json()["csrf_token"]
 
 
-def upload(client, data: bytes, name: str = "file.bin", *, purpose: str | None = None, content_type=None):
+def upload(
+    client,
+    data: bytes,
+    name: str = "file.bin",
+    *,
+    purpose: str | None = None,
+    content_type=None,
+    duration: str | None = None,
+):
     """POST a multipart upload as a browser does (file names as raw UTF-8, quoted)."""
     boundary = "parley-test-boundary"
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
@@ -150,10 +159,11 @@ def upload(client, data: bytes, name: str = "file.bin", *, purpose: str | None =
         + data
         + b"\r\n"
     )
-    if purpose is not None:
-        body += (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n{purpose}\r\n'.encode()
-        )
+    for field, value in (("purpose", purpose), ("duration", duration)):
+        if value is not None:
+            body += (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"\r\n\r\n{value}\r\n'.encode()
+            )
     return client.post(
         "/api/v1/uploads",
         data=body + f"--{boundary}--\r\n".encode(),
@@ -185,6 +195,10 @@ def message_count(app) -> int:
 
 @pytest.fixture
 def pair(app, make_user, login, befriend):
+    return friends_with_sockets(app, make_user, login, befriend)
+
+
+def friends_with_sockets(app, make_user, login, befriend):
     """Alice and Bob, friends with a direct conversation, both with a socket; Carol, a stranger."""
     befriend(make_user("alice"), make_user("bob"))
     make_user("carol")
@@ -273,7 +287,7 @@ def test_videos_are_measured_and_served_as_sent(pair, container, mime, ext):
     facts = uploaded(alice.http, data, f"clip.{container}")
     assert (facts["kind"], facts["mime"], facts["ext"]) == ("video", mime, ext)
     assert (facts["w"], facts["h"], facts["duration"], facts["size"]) == (160, 120, 2.0, len(data))
-    assert facts["thumb"] is None
+    assert facts["thumb"] == f"{facts['url']}/thumb"  # a poster (tests/test_media_av.py)
     served = fetch(alice.http, facts["url"])
     assert served.headers["Content-Type"] == mime
     assert served.data == data and decoded_frames(served.data) == 24

@@ -446,7 +446,8 @@ def test_the_error_schema_is_what_errors_look_like(client, spec):
 def test_the_upload_route_documents_its_multipart_body(spec):
     op = operations(spec)[("/api/v1/uploads", "post")]
     schema = op["requestBody"]["content"]["multipart/form-data"]["schema"]
-    assert set(schema["properties"]) == {"file", "purpose"}
+    assert set(schema["properties"]) == {"file", "purpose", "duration"}
+    assert schema["properties"]["purpose"]["enum"] == ["message", "avatar", "voice"]
     assert schema["required"] == ["file"]
 
 

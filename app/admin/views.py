@@ -25,7 +25,7 @@ from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from app.admin import stats
 from app.errors import ApiError
 from app.extensions import db
-from app.locales import _, _l
+from app.locales import _, _l, html_lang
 from app.models import (
     AuditLog,
     DeviceSession,
@@ -38,6 +38,7 @@ from app.models import (
     utcnow,
 )
 from app.moderation import services as moderation
+from app.voice_text import voice_length, whole_seconds
 
 
 # Sanction forms: a short label, a short placeholder and the help under the field (rendered by
@@ -443,6 +444,30 @@ class SenderFilter(BaseSQLAFilter):
         return _l("is")
 
 
+def message_summary(message: Message) -> str:
+    """A message's body as one line of the console: its text, or what it carries ("[Voice] 0:07",
+    "[语音] 7″": the push previews' length, app/voice_text.py).
+    Plain text: Flask-Admin escapes it (user content is never markup here); no media link (the
+    console's admins see media as members do, `viewable_upload`)."""
+    body, kind = message.body or {}, message.type
+    if kind == "audio":
+        text = _("[Voice] %(length)s", length=voice_length(body.get("duration"), html_lang()))
+    elif kind == "video":
+        duration = body.get("duration")
+        text = _("[Video] %(seconds)s s", seconds=whole_seconds(duration)) if duration else _("[Video]")
+    elif kind == "img":
+        text = _("[Image]")
+    elif kind == "file":
+        text = _("[File] %(name)s", name=body.get("name") or "")
+    elif kind == "loc":
+        text = _("[Location] %(title)s", title=body.get("title") or "")
+    elif kind == "merged":
+        text = _("[Chat history] %(title)s", title=body.get("title") or "")
+    else:
+        text = str(body.get("msg") or body.get("text") or kind)
+    return text[:120]
+
+
 class MessageView(ReadOnlyView):
     column_list = ["id", "conversation_id", "seq", "sender", "type", "body", "created_at", "recalled_at"]
     column_filters = [
@@ -457,9 +482,7 @@ class MessageView(ReadOnlyView):
     column_sortable_list = ["id", "conversation_id", "seq", "type", "created_at", "recalled_at"]
     column_formatters = {
         "sender": lambda v, c, m, n: m.sender.username if m.sender else _("(system)"),
-        "body": lambda v, c, m, n: (m.body.get("msg") or m.body.get("text") or m.body.get("title") or m.type)[
-            :120
-        ],
+        "body": lambda v, c, m, n: message_summary(m),
     }
     column_labels = {
         "id": _l("Id"),

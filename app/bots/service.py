@@ -7,7 +7,8 @@ committed the job runs in its own greenlet, never in the socket handler, shows `
 provider within `BOT_REPLY_TIMEOUT` and sends the answer, or a polite fallback, through
 `send_message` as the robot. If the process dies before it answers, another process takes the
 job over when its lease runs out. The answer's client_msg_id is `bot-reply-<message id>`, so a
-job run twice still answers once.
+job run twice still answers once. A voice message gets a fixed polite answer ("please type")
+through the same job, without asking the provider; other media are not answered.
 """
 
 from __future__ import annotations
@@ -42,6 +43,12 @@ log = logging.getLogger(__name__)
 # take the robot's name before it is created.
 BOT_USERNAME = "_parley_bot"
 FAILURE_KEY = "last_failure"
+# The answer to a voice message: the robot reads text only (no provider is asked). In the user's
+# language when they chose one, else in both.
+VOICE_REPLY = {
+    "en": "I can't listen to voice messages yet — please type your question.",
+    "zh": "我还听不懂语音，请打字提问。",
+}
 
 
 # --- the account ----------------------------------------------------------------------------
@@ -114,6 +121,7 @@ class ReplyJob:
     sender_id: int
     bot_id: int
     query: str
+    voice: bool = False  # a voice message: the polite "type it" answer, no provider
 
 
 def mention_pattern(bot: User) -> re.Pattern:
@@ -148,7 +156,11 @@ def _on_message_stored(context: SendContext, message: Message) -> None:
 
 
 def _job_for(context: SendContext, message: Message) -> ReplyJob | None:
-    if context.sender.is_bot or message.type != "txt":
+    if context.sender.is_bot:
+        return None
+    if message.type == "audio":
+        return _voice_job_for(context, message)
+    if message.type != "txt":
         return None
     text = message.body["msg"]
     if context.peer is not None:
@@ -169,6 +181,32 @@ def _job_for(context: SendContext, message: Message) -> ReplyJob | None:
     if not state.is_enabled():
         return None
     return ReplyJob(message.id, context.conversation.id, context.sender.id, bot.id, query)
+
+
+def _voice_job_for(context: SendContext, message: Message) -> ReplyJob | None:
+    """A voice message to the robot in a direct chat (or calling it by id in a group) gets the
+    polite answer through the same job as text; other media stay unanswered."""
+    if context.peer is not None:
+        bot = context.peer if context.peer.is_bot else None
+    elif context.group is not None and message.mentions:
+        bot = _bot_member(context.conversation.id)
+        if bot is not None and bot.id not in message.mentions:
+            bot = None
+    else:
+        bot = None
+    if bot is None or not state.is_enabled():
+        return None
+    return ReplyJob(message.id, context.conversation.id, context.sender.id, bot.id, "", voice=True)
+
+
+def voice_reply(user: User | None) -> str:
+    """The answer to a voice message, in the user's language (both when they chose none)."""
+    locale = (user.locale if user is not None else None) or ""
+    if locale.startswith("zh"):
+        return VOICE_REPLY["zh"]
+    if locale.startswith("en"):
+        return VOICE_REPLY["en"]
+    return f"{VOICE_REPLY['en']}\n{VOICE_REPLY['zh']}"
 
 
 # --- answering, in the background ---------------------------------------------------------
@@ -198,11 +236,14 @@ def answer(job: ReplyJob) -> dict | None:
     """Think about one message and send the reply as the robot; returns the reply (None if the
     robot may no longer speak there, e.g. the group was muted meanwhile)."""
     user = db.session.get(User, job.sender_id)
-    conversation = db.session.get(Conversation, job.conversation_id)
-    audience = [uid for uid in active_member_ids(job.conversation_id) if uid != job.bot_id]
-    source = provider()
-    db.session.close()  # hold no database connection while the provider thinks
-    text = _think(source, user, conversation, job, audience)
+    if job.voice:
+        text = voice_reply(user)  # nothing to think about: no provider, no typing
+    else:
+        conversation = db.session.get(Conversation, job.conversation_id)
+        audience = [uid for uid in active_member_ids(job.conversation_id) if uid != job.bot_id]
+        source = provider()
+        db.session.close()  # hold no database connection while the provider thinks
+        text = _think(source, user, conversation, job, audience)
     try:
         body = {"type": "txt", "msg": text}
         reply, _ = send_message(job.bot_id, job.conversation_id, _reply_client_msg_id(job.message_id), body)

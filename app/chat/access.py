@@ -20,6 +20,8 @@ from app.models import (
     Friendship,
     Group,
     GroupMember,
+    Message,
+    MessageHide,
     Sanction,
     User,
     utcnow,
@@ -94,6 +96,35 @@ def require_member(user_id: int, conversation_id: int, *, active: bool = True) -
     if active and not member.active:
         raise ApiError("not_member", "You are no longer a member of this conversation.", 403)
     return member
+
+
+def locked_member(user_id: int, conversation_id: int) -> ConversationMember:
+    """The user's membership row (former members too), locked until the transaction ends — the
+    lock order: conversation, members, stream counter — so two devices acting at once queue up.
+    Unknown conversations and strangers get 404."""
+    member = db.session.scalar(
+        select(ConversationMember)
+        .where(ConversationMember.conversation_id == conversation_id, ConversationMember.user_id == user_id)
+        .with_for_update()
+    )
+    if member is None:
+        raise not_found("conversation")
+    return member
+
+
+def visible_message(member: ConversationMember, seq: int) -> Message | None:
+    """Message `seq` of the member's conversation if they can see it: inside their window (a
+    former member learns nothing of what came after they left, a new member nothing of what came
+    before they joined) and not deleted for them. None otherwise."""
+    lowest, highest = visible_window(member, db.session.get(Conversation, member.conversation_id))
+    if not lowest < seq <= highest:
+        return None
+    message = db.session.scalar(
+        select(Message).where(Message.conversation_id == member.conversation_id, Message.seq == seq)
+    )
+    if message is None or db.session.get(MessageHide, (member.user_id, message.id)) is not None:
+        return None
+    return message
 
 
 @functools.cache

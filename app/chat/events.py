@@ -24,6 +24,7 @@ from app.chat.actions.hides import hide as hide_messages
 from app.chat.actions.pins import pin as pin_message
 from app.chat.actions.reactions import react as react_to_message
 from app.chat.actions.recall import recall as recall_message
+from app.chat.plays import play as play_message
 from app.chat.read import mark_read
 from app.chat.send import TYPING_INTERVAL, check_send_rate, notify_typing
 from app.errors import ApiError
@@ -269,3 +270,8 @@ def pin(user_id: int, data: schemas.PinIn) -> dict:
 @event("message:hide", schemas.HideMessagesIn)
 def hide(user_id: int, data: schemas.HideMessagesIn) -> dict:
     return hide_messages(user_id, data.conversation_id, data.seqs)
+
+
+@event("message:play", schemas.PlayIn)
+def play(user_id: int, data: schemas.PlayIn) -> dict:
+    return play_message(user_id, data.conversation_id, data.seq)

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, select
 
 from app import presenters
 from app.chat.access import require_member, visible_window_bounds
+from app.chat.plays import mark_played
 from app.errors import ApiError
 from app.extensions import db
 from app.models import Message, MessageHide, User
@@ -103,7 +104,8 @@ def history(
     rows = rows[:limit]
     if newest_first:
         rows.reverse()
-    return {"messages": [present_row(row) for row in rows], "has_more": has_more}
+    messages = mark_played(user_id, [present_row(row) for row in rows])
+    return {"messages": messages, "has_more": has_more}
 
 
 @functools.cache
@@ -137,7 +139,7 @@ def around(user_id: int, conversation_id: int, seq: int, limit: int = 50) -> dic
     has_more_before = len(rows_before) > take_before
     rows = [*reversed(rows_before[:take_before]), *rows_after[:take_after]]
     return {
-        "messages": [present_row(row) for row in rows],
+        "messages": mark_played(user_id, [present_row(row) for row in rows]),
         "has_more_before": has_more_before,
         "has_more_after": len(rows_after) > take_after,
         "has_more": has_more_before,

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from app import presenters, realtime
-from app.chat.access import blocked_pair_clause, require_member, visible_window
+from app.chat.access import blocked_pair_clause, require_member, visible_message
 from app.chat.stream import next_stream_pos
 from app.errors import not_found
 from app.extensions import db
-from app.models import Conversation, ConversationMember, Message, MessageHide, MessageMention, User
+from app.models import Conversation, ConversationMember, MessageMention, User
 
 
 def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
@@ -96,14 +96,8 @@ def readers(user_id: int, conversation_id: int, seq: int) -> dict:
     Only for a message inside the caller's window: a former member learns nothing of what came
     after they left, a new member nothing of what came before they joined."""
     member = require_member(user_id, conversation_id, active=False)
-    lowest, highest = visible_window(member, db.session.get(Conversation, conversation_id))
-    message = None
-    if lowest < seq <= highest:
-        message = db.session.scalar(
-            select(Message).where(Message.conversation_id == conversation_id, Message.seq == seq)
-        )
-    # Nor for one the caller deleted for themselves.
-    if message is None or db.session.get(MessageHide, (user_id, message.id)) is not None:
+    message = visible_message(member, seq)
+    if message is None:
         raise not_found("message")
     rows = db.session.execute(
         select(User, ConversationMember.read_seq)

@@ -23,6 +23,7 @@ from app.chat.conversations import (
 )
 from app.chat.conversations import open_direct as open_direct_conversation
 from app.chat.history import HISTORY_PAGE_MAX, history
+from app.chat.plays import play
 from app.chat.read import mark_read
 from app.chat.read import readers as message_readers
 from app.chat.send import check_send_rate
@@ -103,6 +104,13 @@ def read(conversation_id: int):
 @login_required
 def readers(conversation_id: int, seq: int):
     return jsonify(message_readers(current_user.id, conversation_id, seq))
+
+
+@bp.put("/conversations/<int:conversation_id>/messages/<seq:seq>/played")
+@login_required
+def played(conversation_id: int, seq: int):
+    """Mark a voice message played on all your devices (idempotent)."""
+    return jsonify(play(current_user.id, conversation_id, seq))
 
 
 @bp.post("/conversations/<int:conversation_id>/messages/<seq:seq>/recall")

@@ -107,6 +107,13 @@ class RecallIn(Payload):
     seq: Seq
 
 
+class PlayIn(Payload):
+    """`message:play`: a voice message the user played (app/chat/plays.py)."""
+
+    conversation_id: Id
+    seq: Seq
+
+
 class EditIn(Payload):
     """A new text for a text message; `version` is the edit_count the client edits."""
 

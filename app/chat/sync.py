@@ -6,6 +6,7 @@ from sqlalchemy import and_, or_, select
 
 from app import presenters
 from app.chat.conversations import conversation_summaries, listed
+from app.chat.plays import mark_played, plays_between
 from app.chat.stream import current_stream_pos
 from app.errors import ApiError
 from app.extensions import db
@@ -77,10 +78,13 @@ def sync(user_id: int, cursor: int, limit: int = SYNC_PAGE_MAX) -> dict:
         .where(hides.user_id == user_id, hides.stream_pos > cursor, hides.stream_pos <= upto)
         .order_by(hides.stream_pos, hides.conversation_id, hides.seq)
     ).all()
+    messages = mark_played(user_id, [presenters.message(message, sender) for message, sender in rows])
     return {
-        "messages": [presenters.message(message, sender) for message, sender in rows],
+        "messages": messages,
         "conversations": summaries,
         "hidden": [{"conversation_id": conversation_id, "seq": seq} for conversation_id, seq in hidden],
+        # Voice messages the user played in this page's range (on some device).
+        "played": plays_between(user_id, cursor, upto),
         "cursor": str(upto),
         "has_more": has_more,
     }

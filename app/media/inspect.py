@@ -10,11 +10,17 @@ leading magic bytes, then each kind is checked by what can really read it.
   truncated or corrupt file is refused) and written anew: EXIF (GPS included), XMP and comments
   are dropped, the EXIF orientation is applied, animation is kept. A WebP thumbnail with a
   long edge of 400 px is made; avatars become squares.
-- Videos (MP4, MOV, WebM) are stored as sent. Width, height and duration are read from the
-  container headers by the small parsers below: the `moov` box for MP4/MOV (`mvhd` duration,
-  the `tkhd` size of the track whose handler is `vide`, turned by its rotation matrix), the
-  EBML `Info` and `Tracks` elements for WebM (a WebM written by a browser's MediaRecorder
-  often has no duration: it is then null). Nothing decodes frames, so there is no thumbnail.
+- Videos (MP4, MOV, WebM) are stored as sent. PyAV (FFmpeg's libraries, app/media/avprobe.py)
+  opens them with the demuxer of the sniffed family, reads every packet (a container cut short
+  or broken is refused), decodes frames up to a poster half a second in, turned upright by the
+  display rotation and saved as a WebP with a long edge of 400 px; width and height are the
+  shown (turned) size; the duration is the container's, else the end of its last packet.
+  WebM's magic is any Matroska file's: one is taken as WebM only when its tracks are in WebM's
+  codecs (VP8, VP9, AV1; Opus, Vorbis), else it is refused (an MKV with H.264).
+- Audio: a voice recording (`purpose=voice`) must be an audio-only WebM, Ogg or MP4/M4A. It is
+  decoded whole (at most VOICE_MAX_SECONDS, cheap): its length is measured, never taken from the
+  client, and a file that does not decode or ends early is refused. Any other audio-only file
+  in one of those containers is accepted as a file (a download), its packets read.
 - Files: PDF, ZIP (and the office formats built on it: docx, xlsx, pptx, odt, ods, odp, epub)
   and plain text (UTF-8 or GB18030, without control characters). Everything else is refused.
 
@@ -30,9 +36,7 @@ from __future__ import annotations
 
 import codecs
 import logging
-import math
 import re
-import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +56,8 @@ MAX_ANIMATION_FRAMES = 1000
 HEAD_BYTES = 4096
 SNIFF_BYTES = 1024
 CHUNK = 1 << 20
-MAX_BOXES = 10_000
+# Seconds a voice recording may run over VOICE_MAX_SECONDS (encoders pad the last frame).
+VOICE_TOLERANCE = 0.5
 
 # Markup a browser would treat as a document. Binary files are searched for markers long
 # enough never to appear by chance (images whole); text must not start an XML document either
@@ -65,7 +70,7 @@ CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 
 @dataclass(frozen=True)
 class FileType:
-    kind: str  # image, video or file
+    kind: str  # image, video, audio or file
     mime: str
     ext: str
     # Other name endings that mean this type: a download keeps such a name as it is.
@@ -82,6 +87,9 @@ WEBP = FileType("image", "image/webp", "webp")
 MP4 = FileType("video", "video/mp4", "mp4", ("m4v",))
 MOV = FileType("video", "video/quicktime", "mov", ("qt",))
 WEBM = FileType("video", "video/webm", "webm")
+AUDIO_WEBM = FileType("audio", "audio/webm", "webm")
+AUDIO_OGG = FileType("audio", "audio/ogg", "ogg", ("oga", "opus"))
+AUDIO_MP4 = FileType("audio", "audio/mp4", "m4a", ("mp4",))
 PDF = FileType("file", "application/pdf", "pdf")
 ZIP = FileType("file", "application/zip", "zip")
 OOXML = {
@@ -110,7 +118,7 @@ TEXT_TYPES = tuple(
 KNOWN_TYPES = {
     t.mime: t
     for t in (
-        (JPEG, PNG, GIF, WEBP, MP4, MOV, WEBM, PDF, ZIP)
+        (JPEG, PNG, GIF, WEBP, MP4, MOV, WEBM, AUDIO_WEBM, AUDIO_OGG, AUDIO_MP4, PDF, ZIP)
         + tuple(OOXML.values())
         + tuple(ZIP_MIMETYPES.values())
         + TEXT_TYPES
@@ -119,9 +127,16 @@ KNOWN_TYPES = {
 PILLOW_FORMATS = {JPEG: "JPEG", PNG: "PNG", GIF: "GIF", WEBP: "WEBP"}
 MP4_BRANDS = {
     b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"dash", b"M4V ", b"mmp4",
-    b"MSNV",
+    b"MSNV", b"M4A ", b"M4B ",
 }  # fmt: skip
 QUICKTIME_FIRST_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip"}
+# The containers PyAV reads (app/media/avprobe.py), by the type their leading bytes announce:
+# the family names the demuxer, and the type an audio-only file of the family is served as.
+AV_FAMILIES = {MP4: "mp4", MOV: "mov", WEBM: "webm", AUDIO_OGG: "ogg"}
+AUDIO_TYPES = {"mp4": AUDIO_MP4, "mov": AUDIO_MP4, "webm": AUDIO_WEBM, "ogg": AUDIO_OGG}
+# The kinds an upload of each kind of type may be: an audio type is a voice recording (`audio`)
+# or any other sound sent as a download (`file`); a WebP is also what avatars are stored as.
+KINDS_OF_TYPE = {"image": {"image"}, "video": {"video"}, "audio": {"audio", "file"}, "file": {"file"}}
 
 
 @dataclass(frozen=True)
@@ -182,7 +197,8 @@ class Media:
         inside `workdir` (a worker handles hostile input; it never chooses a served type)."""
         file_type = KNOWN_TYPES.get(answer.get("mime"))
         kind = answer.get("kind")
-        if file_type is None or kind not in ({"image", "avatar"} if file_type is WEBP else {file_type.kind}):
+        allowed = set() if file_type is None else KINDS_OF_TYPE[file_type.kind]
+        if kind not in (allowed | {"avatar"} if file_type is WEBP else allowed):
             raise ValueError(f"a worker answered an unknown type: {answer.get('mime')!r}")
 
         def inside(name) -> Path | None:
@@ -227,10 +243,32 @@ def invalid_video() -> ApiError:
     return ApiError("invalid_video", "The video could not be read, or has no picture.", 400)
 
 
+def invalid_audio() -> ApiError:
+    return ApiError("invalid_audio", "The recording is damaged, incomplete or empty.", 400)
+
+
+def not_audio(field: str = N_("audio only: WebM, Ogg or MP4")) -> ApiError:
+    return ApiError(
+        "not_audio",
+        "A voice message must be an audio recording in WebM, Ogg or MP4, without video.",
+        415,
+        {"file": field},
+    )
+
+
+def too_large(kind: str, limit: int) -> ApiError:
+    return ApiError(
+        "file_too_large",
+        _l("This %(kind)s is over the limit of %(limit)s bytes.", kind=word(kind), limit=limit),
+        413,
+        {"file": _l("≤ %(limit)s", limit=limit)},
+    )
+
+
 def inspect(source: Path, purpose: str, limits: Limits, workdir: Path) -> Media:
     """Decide what `source` is and prepare it for storage; raise `ApiError` to refuse it.
 
-    `purpose` is "message" or "avatar". New files are written into `workdir`.
+    `purpose` is "message", "avatar" or "voice". New files are written into `workdir`.
     """
     size = source.stat().st_size
     if size == 0:
@@ -238,25 +276,29 @@ def inspect(source: Path, purpose: str, limits: Limits, workdir: Path) -> Media:
     with open(source, "rb") as handle:
         head = handle.read(HEAD_BYTES)
     sniffed = sniff(head)
+    if purpose == "voice":
+        if size > limits.audio_bytes:
+            raise too_large("audio", limits.audio_bytes)
+        if sniffed not in (MP4, WEBM, AUDIO_OGG):
+            raise not_audio()
+        if EMBEDDED_MARKUP.search(head[:SNIFF_BYTES]):
+            raise unsafe()
+        return _voice(sniffed, source, limits)
     kind = sniffed.kind if sniffed else "file"
     if purpose == "avatar" and kind != "image":
         raise unsupported("An avatar must be a JPEG, PNG, GIF or WebP image.")
-    limit = limits.bytes_for(kind)
-    if size > limit:
-        raise ApiError(
-            "file_too_large",
-            _l("This %(kind)s is over the limit of %(limit)s bytes.", kind=word(kind), limit=limit),
-            413,
-            {"file": _l("≤ %(limit)s", limit=limit)},
-        )
+    if sniffed is AUDIO_OGG:  # an Ogg file is sound (an Ogg video is not accepted): a download
+        kind = "file"
+    if size > limits.bytes_for(kind):
+        raise too_large(kind, limits.bytes_for(kind))
     if sniffed is None:
         return Media("file", _text_type(source, head), source)
     if EMBEDDED_MARKUP.search(head[:SNIFF_BYTES]):
         raise unsafe()
     if kind == "image":
         return _image(sniffed, source, limits, workdir, avatar=purpose == "avatar")
-    if kind == "video":
-        return _video(sniffed, source, size)
+    if sniffed in AV_FAMILIES:
+        return _audio_or_video(sniffed, source, size, limits, workdir)
     if sniffed is ZIP:
         return Media("file", _zip_type(source), source)
     return Media("file", sniffed, source)
@@ -277,10 +319,12 @@ def sniff(head: bytes) -> FileType | None:
         if brand == b"qt  ":
             return MOV
         return MP4 if brand in MP4_BRANDS else None
-    if head[4:8] in QUICKTIME_FIRST_ATOMS and len(head) >= 8 and struct.unpack(">I", head[:4])[0] >= 8:
+    if head[4:8] in QUICKTIME_FIRST_ATOMS and int.from_bytes(head[:4], "big") >= 8:
         return MOV
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return WEBM
+    if head.startswith(b"OggS"):
+        return AUDIO_OGG
     if head.startswith(b"%PDF-"):
         return PDF
     if head.startswith(b"PK\x03\x04"):
@@ -448,195 +492,58 @@ def _thumbnail(image: Image.Image, target: Path, *, square: bool) -> None:
     frame.save(target, "WEBP", quality=80)
 
 
-# --- videos --------------------------------------------------------------------------------
+# --- audio and video -----------------------------------------------------------------------
 
 
-class _Broken(Exception):
-    """The container's structure does not hold together."""
+def _voice(sniffed: FileType, source: Path, limits: Limits) -> Media:
+    """A voice recording: audio only, decoded whole, measured, within VOICE_MAX_SECONDS."""
+    from app.media import avprobe
 
-
-def _video(kind: FileType, source: Path, size: int) -> Media:
+    family = AV_FAMILIES[sniffed]
     try:
-        with open(source, "rb") as handle:
-            if kind is WEBM:
-                width, height, duration = _probe_webm(handle, size)
-            else:
-                width, height, duration = _probe_mp4(handle, size)
-    except (_Broken, struct.error, IndexError):
-        raise invalid_video() from None
-    return Media("video", kind, source, width, height, duration)
+        tracks = avprobe.streams(source, family)
+        if tracks.video:
+            raise not_audio(N_("carries a video track"))
+        if not tracks.audio_codecs <= avprobe.VOICE_CODECS[family]:  # every track, not the first
+            raise not_audio(N_("Opus, Vorbis, AAC, MP3 or FLAC audio"))
+        duration = avprobe.measure_audio(source, family, limits.audio_seconds + VOICE_TOLERANCE)
+    except avprobe.Damaged as error:
+        log.info("voice recording refused as damaged: %s", error)
+        raise invalid_audio() from None
+    except avprobe.TooLong:
+        raise ApiError(
+            "audio_too_long",
+            _l("A voice message is at most %(seconds)s seconds long.", seconds=limits.audio_seconds),
+            400,
+            {"file": _l("≤ %(seconds)s s", seconds=limits.audio_seconds)},
+        ) from None
+    return Media("audio", AUDIO_TYPES[family], source, duration=duration)
 
 
-def _read(handle, start: int, end: int, limit: int) -> bytes:
-    handle.seek(start)
-    return handle.read(min(end - start, limit))
+def _audio_or_video(sniffed: FileType, source: Path, size: int, limits: Limits, workdir: Path) -> Media:
+    """A video with its poster, or (no video track) a sound file sent as a download."""
+    from app.media import avprobe
 
-
-def _boxes(handle, start: int, end: int):
-    """(type, payload start, end) of each ISO-BMFF box between start and end."""
-    position = start
-    for _ in range(MAX_BOXES):
-        if position + 8 > end:
-            return
-        handle.seek(position)
-        header = handle.read(8)
-        if len(header) < 8:
-            raise _Broken
-        size, name = struct.unpack(">I4s", header)
-        offset = 8
-        if size == 1:
-            size = struct.unpack(">Q", handle.read(8))[0]
-            offset = 16
-        elif size == 0:
-            size = end - position
-        if size < offset or position + size > end:
-            raise _Broken
-        yield name, position + offset, position + size
-        position += size
-    raise _Broken
-
-
-def _probe_mp4(handle, size: int) -> tuple[int, int, float | None]:
-    """Width and height of the first video track, and the movie's duration, from `moov`."""
-    moov = next(((start, end) for name, start, end in _boxes(handle, 0, size) if name == b"moov"), None)
-    if moov is None:
-        raise _Broken
-    duration = None
-    dimensions = None
-    for name, start, end in _boxes(handle, *moov):
-        if name == b"mvhd":
-            duration = _mvhd_duration(_read(handle, start, end, 32))
-        elif name == b"trak" and dimensions is None:
-            dimensions = _video_track_size(handle, start, end)
-    if dimensions is None:
-        raise _Broken
-    return *dimensions, duration
-
-
-def _mvhd_duration(data: bytes) -> float | None:
-    if data[0] == 1:
-        timescale, duration = struct.unpack(">IQ", data[20:32])
-        unknown = 0xFFFFFFFFFFFFFFFF
-    else:
-        timescale, duration = struct.unpack(">II", data[12:20])
-        unknown = 0xFFFFFFFF
-    if timescale == 0 or duration in (0, unknown):
-        return None
-    return round(duration / timescale, 3)
-
-
-def _video_track_size(handle, start: int, end: int) -> tuple[int, int] | None:
-    header = handler = None
-    for name, box_start, box_end in _boxes(handle, start, end):
-        if name == b"tkhd":
-            header = _read(handle, box_start, box_end, 96)
-        elif name == b"mdia":
-            for inner, inner_start, inner_end in _boxes(handle, box_start, box_end):
-                if inner == b"hdlr":
-                    handler = _read(handle, inner_start, inner_end, 12)[8:12]
-    if handler != b"vide" or header is None:
-        return None
-    matrix = 52 if header[0] == 1 else 40
-    a, b, _, c, d = struct.unpack(">5i", header[matrix : matrix + 20])
-    width, height = (value >> 16 for value in struct.unpack(">II", header[matrix + 36 : matrix + 44]))
-    if width == 0 or height == 0:
-        return None
-    if a == 0 and d == 0 and b != 0 and c != 0:  # turned by a quarter: shown the other way round
-        width, height = height, width
-    return width, height
-
-
-EBML_HEADER, EBML_DOCTYPE = 0x1A45DFA3, 0x4282
-SEGMENT, INFO, TRACKS, CLUSTER = 0x18538067, 0x1549A966, 0x1654AE6B, 0x1F43B675
-TIMECODE_SCALE, DURATION = 0x2AD7B1, 0x4489
-TRACK_ENTRY, TRACK_TYPE, VIDEO, PIXEL_WIDTH, PIXEL_HEIGHT = 0xAE, 0x83, 0xE0, 0xB0, 0xBA
-
-
-def _vint(handle, *, marker: bool) -> tuple[int, int, bool]:
-    """An EBML variable-length integer: (value, length, all value bits set)."""
-    first = handle.read(1)
-    if not first or first[0] == 0:
-        raise _Broken
-    length = 9 - first[0].bit_length()
-    rest = handle.read(length - 1)
-    if len(rest) < length - 1:
-        raise _Broken
-    value = first[0] if marker else first[0] & ((1 << (8 - length)) - 1)
-    for byte in rest:
-        value = (value << 8) | byte
-    return value, length, not marker and value == (1 << (7 * length)) - 1
-
-
-def _elements(handle, start: int, end: int):
-    """(id, data start, data end) of each EBML element between start and end. An element of
-    unknown size (a live stream's) runs to `end` and is the last one."""
-    position = start
-    for _ in range(MAX_BOXES):
-        if position >= end:
-            return
-        handle.seek(position)
-        element, id_length, _ = _vint(handle, marker=True)
-        size, size_length, unknown = _vint(handle, marker=False)
-        data = position + id_length + size_length
-        stop = end if unknown else data + size
-        if data > end or stop > end:
-            raise _Broken
-        yield element, data, stop
-        if unknown:
-            return
-        position = stop
-    raise _Broken
-
-
-def _uint(data: bytes) -> int:
-    return int.from_bytes(data, "big")
-
-
-def _probe_webm(handle, size: int) -> tuple[int, int, float | None]:
-    """Width and height of the first video track and the duration, from `Info` and `Tracks`."""
-    top = _elements(handle, 0, size)
-    element, start, end = next(top, (None, 0, 0))
-    if element != EBML_HEADER:
-        raise _Broken
-    doctype = next(
-        (_read(handle, s, e, 16) for i, s, e in _elements(handle, start, end) if i == EBML_DOCTYPE), None
-    )
-    if doctype != b"webm":
-        raise _Broken
-    segment = next(((s, e) for i, s, e in top if i == SEGMENT), None)
-    if segment is None:
-        raise _Broken
-    scale, ticks, dimensions = 1_000_000, None, None
-    for element, start, end in _elements(handle, *segment):
-        if element == INFO:
-            for child, child_start, child_end in _elements(handle, start, end):
-                if child == TIMECODE_SCALE:
-                    scale = _uint(_read(handle, child_start, child_end, 8))
-                elif child == DURATION:
-                    raw = _read(handle, child_start, child_end, 8)
-                    ticks = struct.unpack(">f" if len(raw) == 4 else ">d", raw)[0]
-        elif element == TRACKS:
-            for child, child_start, child_end in _elements(handle, start, end):
-                if child == TRACK_ENTRY and dimensions is None:
-                    dimensions = _webm_video_size(handle, child_start, child_end)
-        elif element == CLUSTER:
-            break
-    if dimensions is None:
-        raise _Broken
-    seconds = ticks * scale / 1e9 if ticks is not None else 0.0
-    duration = round(seconds, 3) if math.isfinite(seconds) and seconds > 0 else None
-    return *dimensions, duration
-
-
-def _webm_video_size(handle, start: int, end: int) -> tuple[int, int] | None:
-    is_video, width, height = False, 0, 0
-    for element, element_start, element_end in _elements(handle, start, end):
-        if element == TRACK_TYPE:
-            is_video = _uint(_read(handle, element_start, element_end, 8)) == 1
-        elif element == VIDEO:
-            for child, child_start, child_end in _elements(handle, element_start, element_end):
-                if child == PIXEL_WIDTH:
-                    width = _uint(_read(handle, child_start, child_end, 8))
-                elif child == PIXEL_HEIGHT:
-                    height = _uint(_read(handle, child_start, child_end, 8))
-    return (width, height) if is_video and width and height else None
+    family = AV_FAMILIES[sniffed]
+    damaged = invalid_audio if sniffed is AUDIO_OGG else invalid_video
+    try:
+        tracks = avprobe.streams(source, family)
+        if family == "webm" and not tracks.webm_codecs():
+            raise unsupported()  # a Matroska file (MKV, MKA) in codecs WebM does not allow
+        if not tracks.video:
+            if not tracks.audio:
+                raise damaged()
+            if size > limits.file_bytes:
+                raise too_large("file", limits.file_bytes)
+            damaged = invalid_audio
+            avprobe.check_packets(source, family)
+            return Media("file", AUDIO_TYPES[family], source)
+        if sniffed is AUDIO_OGG:
+            raise unsupported()
+        facts = avprobe.read_video(source, family)
+    except avprobe.Damaged as error:
+        log.info("audio or video refused as damaged: %s", error)
+        raise damaged() from None
+    thumb = workdir / "thumb.webp"
+    _thumbnail(facts.poster, thumb, square=False)
+    return Media("video", sniffed, source, facts.width, facts.height, facts.duration, thumb)

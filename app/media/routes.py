@@ -22,14 +22,16 @@ MEDIA_CSP = "default-src 'none'; img-src 'self'; media-src 'self'; style-src 'un
 @bp.post("/api/v1/uploads")
 @login_required
 def upload():
-    """Multipart: `file` (required) and `purpose` (`message`, the default, or `avatar`).
+    """Multipart: `file` (required), `purpose` (`message`, the default, `avatar` or `voice`) and,
+    for a voice recording, the client's own `duration` in seconds (checked against the file's).
     Carries `X-CSRFToken` like every non-JSON API write."""
     services.check_upload_rate(current_user.id)
     file = request.files.get("file")
     if file is None:
         raise ApiError("invalid_input", "Some fields are invalid.", 400, {"file": "send the file in `file`"})
     purpose = request.form.get("purpose", "message")
-    row = services.create_upload(current_user.id, file.stream, file.filename, purpose)
+    duration = request.form.get("duration")
+    row = services.create_upload(current_user.id, file.stream, file.filename, purpose, duration)
     return jsonify(upload=presenters.upload(row)), 201
 
 

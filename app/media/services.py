@@ -45,7 +45,9 @@ from config import BASE_DIR
 log = logging.getLogger(__name__)
 
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
-PURPOSES = ("message", "avatar")
+PURPOSES = ("message", "avatar", "voice")
+# A voice recording's length as the client measured it: seconds, a decimal number.
+CLAIMED_DURATION = re.compile(r"^\d{1,5}(?:\.\d{1,6})?$")
 # Message body type -> the kind of upload it carries.
 BODY_KINDS = {"img": "image", "video": "video", "audio": "audio", "file": "file"}
 MAX_NAME = 200
@@ -122,16 +124,51 @@ def server_busy() -> RetryLater:
     return RetryLater("server_busy", "The server is busy processing other files; try again shortly.", 503)
 
 
-def create_upload(user_id: int, stream: IO[bytes], filename: str | None, purpose: str) -> Upload:
-    """Receive, inspect and store one upload for `user_id`; nothing is left behind on refusal."""
+def create_upload(
+    user_id: int, stream: IO[bytes], filename: str | None, purpose: str, duration: str | None = None
+) -> Upload:
+    """Receive, inspect and store one upload for `user_id`; nothing is left behind on refusal.
+
+    `duration` is a voice recording's length as the client measured it (seconds, as sent in
+    the form): the server measures the file itself and refuses one that disagrees."""
     if purpose not in PURPOSES:
-        raise ApiError("invalid_input", "Some fields are invalid.", 400, {"purpose": "message or avatar"})
+        raise ApiError(
+            "invalid_input", "Some fields are invalid.", 400, {"purpose": "message, avatar or voice"}
+        )
+    claimed = _claimed_duration(duration, purpose)
     name = clean_name(filename)
     with processing_slot(user_id):
-        return _create_upload(user_id, stream, name, purpose)
+        return _create_upload(user_id, stream, name, purpose, claimed)
 
 
-def _create_upload(user_id: int, stream: IO[bytes], name: str | None, purpose: str) -> Upload:
+def _claimed_duration(raw: str | None, purpose: str) -> float | None:
+    if raw is None:
+        return None
+    if purpose != "voice":
+        raise ApiError(
+            "invalid_input", "Some fields are invalid.", 400, {"duration": "only with purpose voice"}
+        )
+    if not CLAIMED_DURATION.match(raw.strip()):
+        raise ApiError("invalid_input", "Some fields are invalid.", 400, {"duration": "a number of seconds"})
+    return float(raw)
+
+
+def _check_claim(claimed: float | None, measured: float | None) -> None:
+    """The client's measure of a recording may differ from the server's by max(1 s, 10 %)."""
+    if claimed is None or measured is None:
+        return
+    if abs(claimed - measured) > max(1.0, 0.1 * measured):
+        raise ApiError(
+            "duration_mismatch",
+            "The recording's length is not the duration sent with it.",
+            400,
+            {"duration": _l("the recording lasts %(seconds)s s", seconds=round(measured, 1))},
+        )
+
+
+def _create_upload(
+    user_id: int, stream: IO[bytes], name: str | None, purpose: str, claimed: float | None = None
+) -> Upload:
     limits = Limits.from_config(current_app.config)
     storage = get_storage()
     upload_id = secrets.token_hex(16)
@@ -143,6 +180,7 @@ def _create_upload(user_id: int, stream: IO[bytes], name: str | None, purpose: s
         with open(received, "wb") as target:
             shutil.copyfileobj(stream, target)
         media = inspect_in_worker(received, purpose, limits, workdir)
+        _check_claim(claimed, media.duration)
         upload = Upload(
             id=upload_id,
             owner_id=user_id,

@@ -5,12 +5,14 @@ runs `inspect` on it and answers one JSON line on stdout: `{"ok": true, "media":
 `{"ok": false, "error": {"code", "message", "status", "fields"}}`. It leaves when stdin closes,
 so it never outlives the server process that started it.
 
-The operating system bounds what a hostile file can cost: the whole process may use at most
-`--memory-mb` of address space (RLIMIT_AS: a decoder that asks for more gets MemoryError), each
+The operating system bounds what a hostile file can cost: the process may grow by at most
+`--memory-mb` of address space beyond what its loaded code maps (RLIMIT_AS, set once the
+libraries are loaded: a decoder that asks for more gets MemoryError), each
 task at most `--cpu-seconds` of CPU (RLIMIT_CPU, re-armed per task: SIGXCPU ends the task),
 and the worker runs at a lower priority than the server, so sign-ins and messages come first.
 Either overrun answers `media_too_complex` and the worker asks to be replaced ("retire"), as
-memory it grew into is not given back.
+memory it grew into is not given back. PyAV (FFmpeg) is imported before the memory limit is set,
+and decodes on the worker's own thread only (app/media/avprobe.py), so both limits hold for it.
 """
 
 from __future__ import annotations
@@ -34,8 +36,19 @@ def _on_sigxcpu(signum, frame):
     raise CpuBudgetSpent()
 
 
+def _mapped_bytes() -> int:
+    """The address space this process holds now (its code and libraries), or 0 if unknown."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _limit_memory(megabytes: int) -> None:
-    limit = megabytes << 20
+    """Allow `megabytes` of address space for the work, on top of what the loaded code maps
+    (PyAV's FFmpeg libraries alone map about 100 MB before a single file is read)."""
+    limit = _mapped_bytes() + (megabytes << 20)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
@@ -93,7 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     tasks = sys.stdin.buffer
-    import app.media.inspect  # noqa: F401  (loaded before the memory limit is set)
+    # Loaded before the memory limit is set: Pillow, and PyAV with FFmpeg's libraries.
+    import app.media.avprobe  # noqa: F401
+    import app.media.inspect  # noqa: F401
 
     os.nice(NICENESS)
     signal.signal(signal.SIGXCPU, _on_sigxcpu)

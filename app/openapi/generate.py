@@ -46,7 +46,13 @@ MULTIPART_BODIES = {
                 "contentMediaType": "application/octet-stream",
                 "description": "The file.",
             },
-            "purpose": {"type": "string", "enum": ["message", "avatar"], "default": "message"},
+            "purpose": {"type": "string", "enum": ["message", "avatar", "voice"], "default": "message"},
+            "duration": {
+                "type": "string",
+                "pattern": r"^\s*\d{1,5}(\.\d{1,6})?\s*$",
+                "description": "With purpose=voice only: the recorder's own measure in seconds; a file"
+                " that disagrees by more than max(1 s, 10 %) is refused (duration_mismatch).",
+            },
         },
     },
 }

@@ -53,6 +53,7 @@ from app.models import (
     utcnow,
 )
 from app.push import services
+from app.voice_text import voice_length
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ WORDS = {
         "new": "New message",
         "img": "[Image]",
         "video": "[Video]",
+        "audio": "[Voice]",
         "file": "[File]",
         "loc": "[Location]",
         "merged": "[Chat history]",
@@ -79,6 +81,7 @@ WORDS = {
         "new": "新消息",
         "img": "[图片]",
         "video": "[视频]",
+        "audio": "[语音]",
         "file": "[文件]",
         "loc": "[位置]",
         "merged": "[聊天记录]",
@@ -392,13 +395,16 @@ def plan(jobs: list[PushJob]) -> list[Delivery]:
     return deliveries
 
 
-def preview(job: PushJob, words: dict[str, str]) -> str:
-    """The message as one short line: its text, or what it carries."""
+def preview(job: PushJob, words: dict[str, str], language: str = "en") -> str:
+    """The message as one short line: its text, or what it carries (a voice message its length,
+    app/voice_text.py)."""
     body = job.body
     if job.type == "txt":
         text = " ".join(str(body.get("msg", "")).split())
         return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
     label = words.get(job.type, words["new"])
+    if job.type == "audio":
+        return f"{label} {voice_length(body.get('duration'), language)}"
     name = body.get("name") if job.type == "file" else body.get("title")
     return f"{label} {name}"[: PREVIEW_CHARS + 20] if name else label
 
@@ -406,15 +412,17 @@ def preview(job: PushJob, words: dict[str, str]) -> str:
 def payload(job: PushJob, group_name: str | None, previews: bool, locale: str | None) -> dict:
     """What the service worker shows: `title` and `body`, the `tag` that folds a conversation's
     notifications into one, and the `url` a click opens. Without previews: "Parley", "New message"."""
-    words = WORDS.get(locale or "en", WORDS["en"])
+    language = locale if locale in WORDS else "en"
+    words = WORDS[language]
+    line = preview(job, words, language) if previews else ""
     if not previews:
         title, text = "Parley", words["new"]
     elif job.notice:
-        title, text = words["notices"] if job.direct else group_name or "Parley", preview(job, words)
+        title, text = words["notices"] if job.direct else group_name or "Parley", line
     elif job.direct:
-        title, text = job.sender_nickname, preview(job, words)
+        title, text = job.sender_nickname, line
     else:
-        title, text = group_name or "Parley", f"{job.sender_nickname}: {preview(job, words)}"
+        title, text = group_name or "Parley", f"{job.sender_nickname}: {line}"
     return {
         "conversation_id": job.conversation_id,
         "title": title,

@@ -8,7 +8,10 @@ windows so a common word stops after its first page (`_indexed`); 1 or 2 charact
 what a trigram index can answer, so they scan the user's newest `SCAN_LIMIT` visible messages and
 say `partial` when that bound cut the scan short (`next` then continues past it). Someone who may
 see few messages (`VISIBLE_SCAN_MAX`, or a search in such a chat) has them read directly at any
-length: the index would hand back every match of the deployment first.
+length: the index would hand back every match of the deployment first. An empty query with a
+`type` lists that type's messages instead (a chat's voice messages, photos and videos), under the
+same rules (`_listed`), among the newest `LIST_SCAN` visible messages a request (`partial` and
+`next` as for a short query's scan): a rare type in a long history costs at most that much.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import bindparam, select, text
 
 from app import presenters, ratelimit
 from app.chat.access import require_member
+from app.chat.plays import mark_played
 from app.errors import ApiError
 from app.extensions import db
 from app.locales import _l
@@ -46,8 +50,20 @@ MAX_WINDOWS = 4
 # otherwise the rest in one trigram-index statement.
 SCAN_FIRST = 2048
 SCAN_BUDGET = 16384
-TYPES = INDEXED_TYPES  # the types a search can be narrowed to (the others hold no text)
-_TYPES_SQL = "(" + ", ".join(f"'{kind}'" for kind in INDEXED_TYPES) + ")"
+# A listing by type looks at the user's newest LIST_SCAN visible messages (past the cursor) a
+# request: no text is read, so it may look at as many as a PostgreSQL text scan's budget.
+LIST_SCAN = SCAN_BUDGET
+# The types a search can be narrowed to: a text search, the types with text (INDEXED_TYPES); a
+# listing by type (an empty query, `type` given) any type a member sends.
+TYPES = ("txt", "img", "video", "audio", "file", "loc", "merged")
+
+
+def _in_sql(kinds) -> str:
+    """`('a', 'b')` of known type names (never the client's text: each is one of TYPES)."""
+    return "(" + ", ".join(f"'{kind}'" for kind in kinds) + ")"
+
+
+_TYPES_SQL = _in_sql(INDEXED_TYPES)
 
 
 def check_search_rate(user_id: int) -> None:
@@ -66,6 +82,26 @@ def clean_query(q: str | None) -> str:
             {"q": _l("1 to %(max)s characters", max=MAX_QUERY)},
         )
     return query
+
+
+def parse_types(raw: str | None, listing: bool) -> tuple[str, ...] | None:
+    """`type`: one type or several, comma-separated (`img,video`), each one of TYPES; with a
+    query only types with text (`invalid_input` otherwise: a picture has no text to match)."""
+    if raw is None or raw == "":
+        return None
+    kinds = [kind.strip() for kind in raw.split(",")]
+    if not all(kind in TYPES for kind in kinds):
+        raise invalid({"type": _l("one or more of %(values)s", values=", ".join(TYPES))})
+    if not listing and not all(kind in INDEXED_TYPES for kind in kinds):
+        raise invalid(
+            {
+                "type": _l(
+                    "only %(values)s have text to search; leave q empty to list by type",
+                    values=", ".join(INDEXED_TYPES),
+                )
+            }
+        )
+    return tuple(kind for kind in TYPES if kind in kinds)  # in a fixed order, each once
 
 
 def parse_cursor(raw: str | None) -> int | None:
@@ -88,17 +124,26 @@ def search_messages(
     limit: int = 20,
 ) -> dict:
     """A page of hits, newest first (by message id, the order messages were stored), paged by
-    the id of the last message looked at: pages stay stable while new messages arrive."""
-    query = clean_query(q)
-    if type is not None and type not in TYPES:
-        raise invalid({"type": _l("one of %(values)s", values=", ".join(TYPES))})
+    the id of the last message looked at: pages stay stable while new messages arrive.
+
+    An empty query with `type` lists the messages of those types instead (`_listed`), under the
+    same rules and paging; their hits have no snippet."""
+    listing = not (q or "").strip() and type not in (None, "")
+    query = "" if listing else clean_query(q)
+    kinds = parse_types(type, listing)
     below = parse_cursor(cursor)
     limit = max(1, min(limit, PAGE_MAX))
     if conversation_id is not None:
         require_member(user_id, conversation_id, active=False)
     dialect = db.engine.dialect.name
-    filters, params = _filters(user_id, conversation_id, sender_id, type, before, after, below)
-    if len(query) >= 3 and _visible_total(params, conversation_id) > VISIBLE_SCAN_MAX:
+    filters, params = _filters(user_id, conversation_id, sender_id, kinds, before, after, below, listing)
+    if listing:
+        ids, scanned, lowest = _listed(filters, params, limit, kinds)
+        has_more = len(ids) > limit
+        ids = ids[:limit]
+        partial = not has_more and scanned >= LIST_SCAN
+        next_cursor = ids[-1] if has_more else lowest if partial else None
+    elif len(query) >= 3 and _visible_total(params, conversation_id) > VISIBLE_SCAN_MAX:
         ids = _indexed(dialect, query, filters, params, limit, conversation_id, below)
         has_more, partial = len(ids) > limit, False
         ids = ids[:limit]
@@ -112,17 +157,21 @@ def search_messages(
         ids = ids[:limit]
         partial = not has_more and scanned >= bound
         next_cursor = ids[-1] if has_more else lowest if partial else None
-    hits = _hits(user_id, ids, query)
+    hits = _hits(user_id, ids, None if listing else query)
     return {"hits": hits, "next": None if next_cursor is None else str(next_cursor), "partial": partial}
 
 
-def _filters(user_id, conversation_id, sender_id, kind, before, after, below) -> tuple[str, dict]:
-    """The visibility rules and the caller's filters, on messages `m` and the membership `cm`."""
+def _filters(
+    user_id, conversation_id, sender_id, kinds, before, after, below, listing=False
+) -> tuple[str, dict]:
+    """The visibility rules and the caller's filters, on messages `m` and the membership `cm`.
+    A text search keeps the index's own type list (PostgreSQL's partial index needs it written
+    out); a listing's types are tested on the messages it looked at (`_listed`), not here."""
     sql = [
         "m.seq > cm.joined_seq",
         "(cm.left_seq IS NULL OR m.seq <= cm.left_seq)",
         "m.recalled_at IS NULL",
-        f"m.type IN {_TYPES_SQL}",
+        *([] if listing else [f"m.type IN {_TYPES_SQL}"]),
         "NOT EXISTS (SELECT 1 FROM message_hides AS h WHERE h.user_id = :user_id AND h.message_id = m.id)",
     ]
     params: dict = {"user_id": user_id}
@@ -132,9 +181,8 @@ def _filters(user_id, conversation_id, sender_id, kind, before, after, below) ->
     if sender_id is not None:
         sql.append("m.sender_id = :sender_id")
         params["sender_id"] = sender_id
-    if kind is not None:
-        sql.append("m.type = :type")
-        params["type"] = kind
+    if kinds is not None and not listing:
+        sql.append(f"m.type IN {_in_sql(kinds)}")
     # Datetimes are stored as naive UTC on both databases (app/models/types.py).
     if before is not None:
         sql.append("m.created_at < :before")
@@ -271,6 +319,27 @@ def _indexed_statement(
     return sql, values
 
 
+def _listed(
+    filters: str, params: dict, limit: int, kinds: tuple[str, ...]
+) -> tuple[list[int], int, int | None]:
+    """A listing by type: the ids of the newest `limit + 1` messages of `kinds` among the user's
+    newest LIST_SCAN visible messages (past the cursor), with how many were looked at and the
+    oldest of them; one statement, a short query's scan (`_scan`) with the type in place of the
+    text. The type is tested after the bound (as the text is), so a type that is rare or absent
+    never walks the whole history."""
+    sql = (
+        f"WITH scanned AS MATERIALIZED (SELECT m.id AS id, m.type AS type FROM messages AS m {_MEMBER_JOIN}"
+        f" WHERE {filters} ORDER BY m.id DESC LIMIT :scan)"
+        " SELECT stats.n, stats.lowest, hit.id FROM"
+        " (SELECT count(*) AS n, min(id) AS lowest FROM scanned) AS stats LEFT JOIN"
+        f" (SELECT id FROM scanned WHERE type IN {_in_sql(kinds)} ORDER BY id DESC LIMIT :limit)"
+        " AS hit ON 1 = 1 ORDER BY hit.id DESC"
+    )
+    values = {**params, "limit": limit + 1, "scan": LIST_SCAN}
+    rows = db.session.connection().execute(text(sql), values).all()
+    return [row[2] for row in rows if row[2] is not None], rows[0][0], rows[0][1]
+
+
 def _visible_total(params: dict, conversation_id: int | None) -> int:
     """How many messages the user may see at most (in `conversation_id`, or in all their
     conversations): the sum of their membership windows, one row a conversation."""
@@ -357,7 +426,8 @@ class _Sender:
         self.id, self.username, self.nickname, self.avatar_url = id, username, nickname, avatar_url
 
 
-def _hits(user_id: int, ids: list[int], query: str) -> list[dict]:
+def _hits(user_id: int, ids: list[int], query: str | None) -> list[dict]:
+    """The hits of `ids`, in that order; without a query (a listing by type) no snippet."""
     if not ids:
         return []
     rows = db.session.connection().execute(_hits_query(), {"ids": ids, "user_id": user_id}).all()
@@ -382,9 +452,12 @@ def _hits(user_id: int, ids: list[int], query: str) -> list[dict]:
                     "name": (row.group_name if group else row.peer_nickname) or "",
                     "avatar_url": row.group_avatar_url if group else row.peer_avatar_url,
                 },
-                "snippet": snippet(searchable_text(row.type, row.body) or "", query),
+                "snippet": None
+                if query is None
+                else snippet(searchable_text(row.type, row.body) or "", query),
             }
         )
+    mark_played(user_id, [hit["message"] for hit in hits])  # the reader's `played` on voice messages
     return hits
 
 

@@ -4,16 +4,16 @@ hands it to devices that were away."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app import realtime
-from app.chat.access import visible_window
+from app.chat.access import locked_member, visible_window
 from app.chat.conversations import conversation_summaries
 from app.chat.stream import next_stream_pos
-from app.errors import ApiError, not_found
+from app.errors import ApiError
 from app.extensions import db
 from app.locales import _l
-from app.models import Conversation, ConversationMember, Message, MessageHide
+from app.models import Conversation, Message, MessageHide
 
 MAX_HIDE = 100
 
@@ -23,15 +23,9 @@ def hide(user_id: int, conversation_id: int, seqs: list[int]) -> dict:
     can see (else 404 `not_visible`, nothing hidden); those hidden already are skipped, and a
     batch with nothing new changes nothing and tells nobody. Former members may hide too."""
     seqs = sorted(set(seqs))
-    # The member row locked (the lock order: conversation, members, stream counter), so two
-    # devices hiding at once queue up rather than insert the same row twice.
-    member = db.session.scalar(
-        select(ConversationMember)
-        .where(ConversationMember.conversation_id == conversation_id, ConversationMember.user_id == user_id)
-        .with_for_update()
-    )
-    if member is None:
-        raise not_found("conversation")
+    # The member row locked, so two devices hiding at once queue up rather than insert the same
+    # row twice.
+    member = locked_member(user_id, conversation_id)
     lowest, highest = visible_window(member, db.session.get(Conversation, conversation_id))
     found = dict(
         db.session.execute(
@@ -61,16 +55,25 @@ def hide(user_id: int, conversation_id: int, seqs: list[int]) -> dict:
     )
     new = [seq for seq in seqs if found[seq] not in done]
     if new:
-        pos = next_stream_pos()
+        # The rows go in before the stream position is taken: their foreign keys lock the rows
+        # they name (conversation, messages), and every lock comes before the stream counter's.
         db.session.add_all(
             MessageHide(
                 user_id=user_id,
                 message_id=found[seq],
                 conversation_id=conversation_id,
                 seq=seq,
-                stream_pos=pos,
+                stream_pos=0,
             )
             for seq in new
+        )
+        db.session.flush()
+        pos = next_stream_pos()
+        db.session.execute(
+            update(MessageHide)
+            .where(MessageHide.user_id == user_id, MessageHide.message_id.in_([found[seq] for seq in new]))
+            .values(stream_pos=pos)
+            .execution_options(synchronize_session=False)
         )
         # The member's own state changed: sync also hands over the conversation's summary,
         # whose preview may now be an older message.

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app import presenters, realtime
 from app.chat.access import check_can_speak, require_member, send_context, visible_window
 from app.chat.actions.common import require_not_recalled, visible_message
+from app.chat.plays import mark_played
 from app.chat.stream import next_stream_pos
 from app.errors import ApiError
 from app.extensions import db
@@ -125,11 +126,13 @@ def _pins_seen_by(member: ConversationMember, conversation: Conversation) -> lis
     pins = [entry for entry in conversation.pins or () if lowest < entry["seq"] <= highest]
     messages = _pinned_messages(conversation.id, [entry["seq"] for entry in pins])
     hidden = _hidden_pairs([member.user_id], messages)
-    return [
+    seen = [
         {**entry, "message": messages[entry["seq"]][1]}
         for entry in pins
         if entry["seq"] in messages and (member.user_id, entry["seq"]) not in hidden
     ]
+    mark_played(member.user_id, [item["message"] for item in seen])  # the reader's own `played`
+    return seen
 
 
 def _pinned_messages(conversation_id: int, seqs: list[int]) -> dict[int, tuple[int, dict]]:

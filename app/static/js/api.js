@@ -56,8 +56,9 @@ const BUSY_TRIES = 6;
 
 /** Upload a file with progress; returns {promise, abort}. The promise resolves with the upload.
  * A "not now" refusal is tried again after the server's Retry-After, a few times.
- * `purpose`: "message" (the server's default) or "avatar". */
-export function upload(file, onProgress, { purpose = null } = {}) {
+ * `purpose`: "message" (the server's default), "avatar" or "voice" (with `duration`, the
+ * recording's length in seconds as the browser measured it, which the server checks). */
+export function upload(file, onProgress, { purpose = null, duration = null } = {}) {
   let xhr = null;
   let aborted = false;
   let timer = null;
@@ -89,6 +90,7 @@ export function upload(file, onProgress, { purpose = null } = {}) {
     const form = new FormData();
     form.append("file", file, file.name);
     if (purpose) form.append("purpose", purpose);
+    if (duration !== null) form.append("duration", String(duration));
     xhr.send(form);
   });
   const promise = (async () => {

@@ -57,6 +57,7 @@ const ICONS = {
   check: "M5 12l5 5 9-10",
   alert: "M12 8v5M12 16h.01M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z",
   pin: "M9 3h6l-1 6 4 3H6l4-3zM12 12v9",
+  mic: "M12 3a3 3 0 0 0-3 3v6a3 3 0 0 0 6 0V6a3 3 0 0 0-3-3zM5 11a7 7 0 0 0 14 0M12 18v3M9 21h6",
 };
 
 export function icon(name, cls = "icon") {

@@ -188,6 +188,23 @@ export function patchMessage(conversationId, seq, changes) {
   replaceMessage({ ...message, ...changes });
 }
 
+// Voice messages I played, here or on another device of mine ("conversation_id:seq"): a copy of
+// the message read before the play (a sync page, a history page) may still say `played: false`.
+const playedVoice = new Set();
+
+/** Whether I played this voice message (someone else's; my own need no playing). A live one
+ * carries no flag: not played. */
+export function isPlayed(message) {
+  return message.played === true || playedVoice.has(`${message.conversation_id}:${message.seq}`);
+}
+
+/** A voice message of someone else's was played on one of my devices: its unplayed dot goes. */
+export function setPlayed(conversationId, seq) {
+  playedVoice.add(`${conversationId}:${seq}`);
+  const message = state.buckets.get(conversationId)?.bySeq.get(seq);
+  if (message && message.played !== true) patchMessage(conversationId, seq, { played: true });
+}
+
 /**
  * Messages deleted for me (on any of my devices): gone from the loaded history. Returns true when
  * one of them was the list's preview, which the caller then asks the server for again.

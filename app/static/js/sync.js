@@ -7,7 +7,7 @@ import { request, socket } from "./socket.js";
 import { toast } from "./dom.js";
 import { t } from "./i18n.js";
 import { noteMention, setUnreadMentions } from "./mentioned.js";
-import { bucket, dropMessages, emit, patchMessage, putMessage, putSummary, replaceMessage, setPins, setPresence, setRead, state } from "./store.js";
+import { bucket, dropMessages, emit, patchMessage, putMessage, putSummary, replaceMessage, setPins, setPlayed, setPresence, setRead, state } from "./store.js";
 import { setAccountMute } from "./views/speakstate.js";
 
 const SYNC_PAGE = 200;
@@ -80,6 +80,8 @@ export function catchUp() {
         for (const message of data.messages) putMessage(message);
         for (const summary of data.conversations) putSummary(summary);
         dropHidden(data.hidden || []);
+        // Voice messages played on another device meanwhile.
+        for (const item of data.played || []) setPlayed(item.conversation_id, item.seq);
         state.cursor = data.cursor;
         if (!data.has_more) break;
       }
@@ -169,6 +171,7 @@ function wireSocket() {
   socket.on("message:edited", (message) => replaceMessage(message));
   socket.on("message:reactions", (data) => patchMessage(data.conversation_id, data.seq, { reactions: data.reactions }));
   socket.on("conversation:pins", (data) => setPins(data.conversation_id, data.pins));
+  socket.on("message:played", (data) => setPlayed(data.conversation_id, data.seq));
   socket.on("message:hidden", (data) => dropHidden(data.seqs.map((seq) => ({ conversation_id: data.conversation_id, seq }))));
   socket.on("conversation:new", putSummary);
   socket.on("conversation:update", putSummary);

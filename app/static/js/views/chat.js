@@ -119,6 +119,8 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
   // Only while this chat is open does it hold the sender's own media: its cleanup releases it.
   const startUpload = uploader({ conversationId, uploads, takeReply: () => compose.takeReply(), isOpen: () => el.isConnected, toNewest });
   const compose = createComposer({ conversationId, input, autosize, group, onSent: toNewest, upload: startUpload });
+  // The microphone first, as in WeChat (./voicerecord.js).
+  composer.prepend(compose.voice);
   const pins = pinBar({ conversationId, canUnpin: () => !!summary()?.active && (summary()?.kind !== "group" || ["owner", "admin"].includes(groupInfo?.role)), jumpTo });
   const jumps = jumpButtons({ onBottom: toNewest, onMention: () => {
     mentionDone = true;
@@ -129,7 +131,7 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
   const el = h("section", { class: "chat" }, header, pins.el, h("div", { class: "msgs-wrap" }, scroller, jumps.el), uploads, closedNote, compose.el, composer, selectSlot, drawer);
   compose.acceptDrops(el);
   // Closed while a mute holds (./speakstate.js): the reason above the composer, its controls off.
-  const speak = speakGate({ conversationId, input, controls: [emojiButton, plusButton, sendButton], drawer });
+  const speak = speakGate({ conversationId, input, controls: [compose.voice, emojiButton, plusButton, sendButton], drawer });
   composer.before(speak.el);
   cleanups.push(speak.destroy);
   // Taken off my list on another device (I left the group there): the chat closes here too.

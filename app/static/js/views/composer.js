@@ -1,7 +1,8 @@
 // The composer's modes: a plain message, a reply (bar with the quoted message above the input) or an
 // edit of my own text (bar "Editing"; Enter saves, Esc cancels); @mentions through ./mentions.js.
 // Its text is kept as the conversation's draft (../drafts.js); files pasted into it or dropped on
-// the chat are sent as the attach menu sends them.
+// the chat are sent as the attach menu sends them, and so is a voice message recorded with its
+// microphone button (./voicerecord.js).
 import { api } from "../api.js";
 import { fileSize, h, icon, toast } from "../dom.js";
 import { draftOf, saveDraft } from "../drafts.js";
@@ -10,6 +11,7 @@ import { displayName, limits, replaceMessage, state } from "../store.js";
 import { send } from "../sync.js";
 import { mentionPicker } from "./mentions.js";
 import { preview } from "./message.js";
+import { voiceButton } from "./voicerecord.js";
 
 const QUOTE_CHARS = 100;
 // Upload kinds as the server names them -> the message type that carries them.
@@ -50,7 +52,8 @@ export function quoteOf(message) {
  * scrolls to the newest); `autosize()` redraws the input's height and buttons; `group()` answers
  * {id, role, mentionAll} for a group chat (null for a direct one). `upload(file, type)` sends a
  * file as the attach menu does (type null: from what the server found) and resolves when done;
- * `acceptDrops(zone)` sends the files dropped anywhere on the zone (the chat) too.
+ * `acceptDrops(zone)` sends the files dropped anywhere on the zone (the chat) too. `voice` is the
+ * microphone button, for the chat to place (null without `upload`).
  */
 export function createComposer({ conversationId, input, autosize, onSent, group, upload = null }) {
   const bar = h("div", { class: "compose-bar", hidden: true });
@@ -125,6 +128,17 @@ export function createComposer({ conversationId, input, autosize, onSent, group,
       queue = queue.then(() => upload(file, null)).catch(() => {});
     }
   }
+
+  // A finished recording is uploaded as a voice message (the server measures it; `duration` is
+  // this browser's own measure, which it checks) and sent as an `audio` message.
+  const voice = upload
+    ? voiceButton({
+      canSend,
+      sendVoice(file, seconds) {
+        queue = queue.then(() => upload(file, "audio", { purpose: "voice", duration: seconds })).catch(() => {});
+      },
+    })
+    : null;
 
   function cancel() {
     if (!mode) return;
@@ -269,6 +283,7 @@ export function createComposer({ conversationId, input, autosize, onSent, group,
     sendFiles,
     acceptDrops,
     keepDraft,
+    voice: voice?.el || null,
     /** The group's details changed (my role): an open mention list is drawn again. */
     refresh() {
       if (document.activeElement === input) mentions.onInput();

@@ -8,6 +8,7 @@ import { followLocalPhoto, localUrl } from "./localmedia.js";
 import { isMenuKey } from "../keys.js";
 import { openLayer } from "../layers.js";
 import { notePoint } from "./menu.js";
+import { voiceBubble, voiceLine } from "./voice.js";
 
 const LONG_PRESS_MS = 500;
 const SHOWN_REACTIONS = 6;
@@ -121,6 +122,8 @@ function bodyText(body) {
       return `[${t("msg.image")}]`;
     case "video":
       return `[${t("msg.video")}]`;
+    case "audio":
+      return voiceLine(body.duration);
     case "file":
       return `[${t("msg.file")}] ${media(body).name}`;
     case "loc":
@@ -142,6 +145,9 @@ function quoteText(reply) {
       return `[${t("msg.file")}] ${reply.text || ""}`;
     case "loc":
       return `[${t("msg.location")}] ${reply.text || ""}`;
+    case "audio":
+      // The snapshot may carry the length; the server's text is not in the reader's language.
+      return Number(reply.duration) > 0 ? voiceLine(reply.duration) : `[${t("msg.voice")}]`;
     default:
       return bodyText({ type: reply.type, title: reply.text }).trim();
   }
@@ -171,7 +177,7 @@ function mergedCard(body) {
   );
 }
 
-function content(message) {
+function content(message, opts = {}) {
   const body = message.body;
   switch (body?.type) {
     case "txt":
@@ -197,6 +203,8 @@ function content(message) {
       reserve(video, known ? file.width : VIDEO_RATIO[0], known ? file.height : VIDEO_RATIO[1]);
       return h("div", { class: "bubble media" }, video);
     }
+    case "audio":
+      return voiceBubble(message, { mine: !!opts.mine, readOnly: !!opts.readOnly });
     case "file": {
       const file = media(body);
       return h(
@@ -418,7 +426,7 @@ export function messageRow(message, opts = {}) {
   if (pending?.state === "sending") meta.append(h("span", { class: "state sending", text: t("msg.sending") }));
   if (status) meta.append(h("span", { class: `state ${status}`, text: t(`msg.${status}`) }));
   const stored = !pending && !readOnly && message.seq != null;
-  const bubbleLine = h("div", { class: "bubble-line" }, content(message));
+  const bubbleLine = h("div", { class: "bubble-line" }, content(message, { mine, readOnly }));
   if (stored && onMenu && !selecting) bubbleLine.append(toolbar(message, meId, onMenu, onReact));
   if (pending?.state === "failed") {
     bubbleLine.prepend(h("button", { type: "button", class: "retry", title: t("msg.retry"), "aria-label": t("msg.retry"), onclick: onRetry }, icon("alert")));
