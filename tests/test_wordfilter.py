@@ -55,7 +55,8 @@ def refused(response, field: str) -> None:
 
 def messages(app) -> list[dict]:
     with app.app_context():
-        return [row.body for row in db.session.scalars(select(Message).where(Message.sender_id.is_not(None)))]
+        query = select(Message).where(Message.sender_id.is_not(None)).order_by(Message.id)
+        return [row.body for row in db.session.scalars(query)]
 
 
 def hits(app) -> dict[str, int]:
