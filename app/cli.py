@@ -16,6 +16,7 @@ from app.errors import ApiError
 from app.extensions import db
 from app.media import services as media
 from app.models import User
+from app.moderation import rights
 
 
 def _sentence(error: ApiError) -> str:
@@ -67,7 +68,7 @@ def register_commands(app: Flask) -> None:
     )
     @_needs_schema
     def create_admin(username: str, password_stdin: bool, reset_password: bool) -> None:
-        """Create USERNAME as an administrator, or make an existing account one.
+        """Create USERNAME as an owner (every console right), or make an existing account one.
 
         An existing account keeps its password unless --reset-password is given."""
         user = services.find_user_by_username(username)
@@ -78,7 +79,7 @@ def register_commands(app: Flask) -> None:
                 db.session.rollback()
                 raise click.ClickException(_sentence(error)) from None
             db.session.commit()
-            click.echo(f"Created administrator {user.username}.")
+            click.echo(f"Created administrator {user.username} (role owner).")
             return
         if user.is_bot:
             raise click.ClickException(f"{user.username} is the robot; it cannot be an administrator.")
@@ -90,11 +91,12 @@ def register_commands(app: Flask) -> None:
             except ApiError as error:
                 raise click.ClickException(_sentence(error)) from None
             user.password_hash = services.hash_password(password)
-        if not user.is_admin:
-            user.is_admin = True
-            done.append("is now an administrator")
+        owner = rights.role_named(rights.OWNER)
+        if user.admin_role_id != owner.id:
+            user.admin_role_id = owner.id
+            done.append("is now an administrator (role owner)")
         else:
-            done.append("was an administrator already")
+            done.append("was an owner already")
         db.session.commit()
         if reset_password:
             signed_out = services.revoke_all_devices(user.id)

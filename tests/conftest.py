@@ -192,6 +192,8 @@ def _clean(application) -> None:
             for name in tables:
                 if name == "stream_counter":
                     connection.execute(text("UPDATE stream_counter SET pos = 0"))
+                elif name == "admin_roles":  # the built-in roles are the migration's rows
+                    connection.execute(text("DELETE FROM admin_roles WHERE NOT builtin"))
                 else:
                     connection.execute(text(f'DELETE FROM "{name}"'))
         db.session.remove()

@@ -35,7 +35,10 @@ def test_create_admin_promotes_an_existing_account(runner, make_user, app):
     make_user("alice")
     result = runner.invoke(args=["create-admin", "alice"])
     assert result.exit_code == 0
-    assert result.output == "alice existed already: it is now an administrator and kept its password.\n"
+    assert (
+        result.output
+        == "alice existed already: it is now an administrator (role owner) and kept its password.\n"
+    )
     with app.app_context():
         assert db.session.scalar(select(User.is_admin).where(User.username == "alice")) is True
 
@@ -55,7 +58,7 @@ def test_create_admin_says_when_nothing_changed(runner, make_user):
     make_user("root", is_admin=True)
     result = runner.invoke(args=["create-admin", "root"])
     assert result.exit_code == 0
-    assert "was an administrator already and kept its password" in result.output
+    assert "was an owner already and kept its password" in result.output
 
 
 def test_create_admin_resets_the_password_of_an_existing_account_on_request(runner, make_user, login, client):

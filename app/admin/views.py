@@ -37,6 +37,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.moderation import rights
 from app.moderation import services as moderation
 from app.voice_text import voice_length, whole_seconds
 
@@ -84,10 +85,15 @@ class MemberForm(ReasonForm):
 
 
 class AdminOnly:
-    """Only signed-in administrators: others get 403, visitors go to sign in."""
+    """Only signed-in accounts with a console role, and with `required_right` when a view names
+    one: others get 403, visitors go to sign in. The services check the right again."""
+
+    required_right: str | None = None
 
     def is_accessible(self):
-        return current_user.is_authenticated and current_user.is_admin
+        if not (current_user.is_authenticated and current_user.is_admin):
+            return False
+        return self.required_right is None or rights.has(current_user, self.required_right)
 
     def inaccessible_callback(self, name, **kwargs):
         if not current_user.is_authenticated:

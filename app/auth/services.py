@@ -25,6 +25,8 @@ from app.extensions import db
 from app.locales import _l
 from app.media import avatars
 from app.models import DeviceSession, OAuthIdentity, Sanction, User, utcnow
+from app.moderation import rights
+from app.moderation.rights import OWNER
 from app.push import services as push
 
 # Sent with (user) when a person's account is made (not the robot's), before the commit: the
@@ -117,19 +119,25 @@ def is_banned(user: User) -> bool:
     return bool(db.session.scalar(select(ban_clause(user.id))))
 
 
+def _role_id(name: str | None) -> int | None:
+    return rights.role_named(name).id if name is not None else None
+
+
 def create_user(
     username: str,
     password: str | None,
     nickname: str | None = None,
     *,
     is_admin: bool = False,
+    admin_role: str | None = None,
     is_bot: bool = False,
     external_id: str | None = None,
     password_hash: str | None = None,
 ) -> User:
     """Create an account; a taken username (in any letter case) is a 409. `external_id`: the
     company's own id of a user made through the server API (app/auth/accounts.py);
-    `password_hash`: a password hashed beforehand (an import hashes before it writes)."""
+    `password_hash`: a password hashed beforehand (an import hashes before it writes);
+    `admin_role`: a console role by name (`is_admin=True` is the `owner` role)."""
     validate_username(username)
     if password is not None:
         validate_password(password)
@@ -141,7 +149,7 @@ def create_user(
         username_key=username.lower(),
         nickname=nickname,
         password_hash=hash_password(password) if password is not None else password_hash,
-        is_admin=is_admin,
+        admin_role_id=_role_id(OWNER if is_admin else admin_role),
         is_bot=is_bot,
         external_id=external_id,
     )

@@ -13,6 +13,7 @@ from app.models.integrations import ApiKey, SignInToken, UsedJwt, Webhook, Webho
 from app.models.jobs import Job, JobSchedule
 from app.models.media import Upload
 from app.models.moderation import AuditLog, Sanction
+from app.models.operations import AdminRole, Setting, UserExport
 from app.models.push import PushSubscription
 from app.models.social import (
     Block,
@@ -28,6 +29,7 @@ from app.models.types import utcnow
 from app.models.users import DeviceSession, OAuthIdentity, User
 
 __all__ = [
+    "AdminRole",
     "ApiKey",
     "AuditLog",
     "Block",
@@ -51,11 +53,13 @@ __all__ = [
     "OAuthIdentity",
     "PushSubscription",
     "Sanction",
+    "Setting",
     "SignInToken",
     "StreamCounter",
     "Upload",
     "UploadShare",
     "UsedJwt",
+    "UserExport",
     "User",
     "Webhook",
     "WebhookDelivery",

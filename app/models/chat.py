@@ -47,6 +47,9 @@ class Conversation(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Pinned messages, newest first (at most MAX_PINS): [{"seq", "by", "at"}] (app/chat/actions/pins.py).
     pins: Mapped[list | None] = mapped_column(JSON)
+    # Messages up to this seq were purged by the retention policy (app/retention.py): history,
+    # catch-up and search start after it.
+    purged_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     __table_args__ = (CheckConstraint(f"kind IN {CONVERSATION_KINDS}", name="kind"),)
 

@@ -109,6 +109,8 @@ class Group(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     dissolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dissolved_reason: Mapped[str | None] = mapped_column(String(200))
+    # The group's own retention in days (0: keep forever); None follows the deployment's policy.
+    retention_days: Mapped[int | None] = mapped_column(Integer)
 
     # For the admin console's lists (loaded with a join there).
     owner: Mapped[User] = relationship(foreign_keys=[owner_id], viewonly=True)

@@ -6,9 +6,11 @@ from datetime import datetime
 
 from flask_login import UserMixin
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint, true
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.models.operations import AdminRole
 from app.models.types import UTCDateTime, utcnow
 
 
@@ -23,7 +25,8 @@ class User(UserMixin, db.Model):
     avatar_url: Mapped[str | None] = mapped_column(String(500))
     signature: Mapped[str] = mapped_column(String(200), default="")
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The console role (owner, admin, moderator, support or a custom one); None: no console.
+    admin_role_id: Mapped[int | None] = mapped_column(ForeignKey("admin_roles.id"), index=True)
     is_bot: Mapped[bool] = mapped_column(Boolean, default=False)
     locale: Mapped[str | None] = mapped_column(String(16))
     # Whether notifications (in the browser and pushed) show the sender and the text, or only
@@ -38,6 +41,18 @@ class User(UserMixin, db.Model):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     identities: Mapped[list[OAuthIdentity]] = relationship(back_populates="user")
+    admin_role: Mapped[AdminRole | None] = relationship()
+
+    @hybrid_property
+    def is_admin(self) -> bool:
+        """Whether the account has a console role at all (what it may do there: its rights,
+        app/moderation/rights.py)."""
+        return self.admin_role_id is not None
+
+    @is_admin.inplace.expression
+    @classmethod
+    def _is_admin_expression(cls):
+        return cls.admin_role_id.is_not(None)
 
     __table_args__ = (Index("ix_users_nickname", "nickname"),)
 

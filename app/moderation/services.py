@@ -25,6 +25,7 @@ from app.groups import roles as group_roles
 from app.groups import services as groups
 from app.locales import _l, word
 from app.models import AuditLog, Message, Sanction, User, utcnow
+from app.moderation import rights
 
 # Sent with (user id, admin_id=..., api_key_id=..., reason=..., expires_at=...) when a user is
 # banned, before the commit: the `user.banned` webhook event (app/webhooks/events.py).
@@ -209,16 +210,17 @@ def _lift(admin_id: int | None, user_id: int, kind: str, reason: str, api_key_id
 
 
 def set_admin(admin_id: int, user_id: int, value: bool) -> None:
-    """Grant or take the admin role; the last administrator always stays."""
+    """Grant or take the owner role; the last owner always stays."""
     _require_admin(admin_id)
     user = _target(user_id)
-    if user.is_admin == value:
+    owner = rights.role_named(rights.OWNER)
+    if (user.admin_role_id == owner.id) == value:
         return
     if not value:
-        admins = db.session.scalar(select(func.count(User.id)).where(User.is_admin.is_(True)))
-        if admins <= 1:
+        owners = db.session.scalar(select(func.count(User.id)).where(User.admin_role_id == owner.id))
+        if owners <= 1:
             raise ApiError("last_admin", "Parley must keep at least one administrator.", 409)
-    user.is_admin = value
+    user.admin_role_id = owner.id if value else None
     audit(admin_id, "make_admin" if value else "unmake_admin", "user", user_id)
     db.session.commit()
 

@@ -132,7 +132,7 @@ def _with_admin(conversation_id: int) -> bool:
         db.session.scalar(
             select(ConversationMember.user_id)
             .join(User, User.id == ConversationMember.user_id)
-            .where(ConversationMember.conversation_id == conversation_id, User.is_admin.is_(True))
+            .where(ConversationMember.conversation_id == conversation_id, User.is_admin)
             .limit(1)
         )
         is not None
