@@ -1,13 +1,19 @@
 # Parley in one image: migrations, then gunicorn with the geventwebsocket worker.
 
+# The base images are build arguments: Docker Hub's by default; `make image-check` builds the same
+# file on local Debian bookworm bases (tools/image_check.py). Both have `python3` with its venv
+# module and `npm`, and nothing below asks for more.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:24-bookworm-slim
+
 # The browser libraries (the socket.io client; Swagger UI for /api/docs; Chart.js for the admin
 # dashboard), from npm as pinned by package-lock.json.
-FROM node:20-slim AS vendor
+FROM ${NODE_IMAGE} AS vendor
 WORKDIR /build
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 
-FROM python:3.11-slim
+FROM ${PYTHON_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -15,11 +21,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PARLEY_ENV=production \
     FLASK_APP=app:create_app \
     INSTANCE_PATH=/data \
-    PORT=5000
+    PORT=5000 \
+    PATH=/opt/venv/bin:$PATH
 
+# Parley's packages live in their own virtualenv (Debian's python3 refuses `pip install` into
+# itself); its bin/ comes first in PATH, so `python`, `flask` and `gunicorn` below are the venv's.
 WORKDIR /srv/parley
 COPY requirements.txt ./
-RUN pip install -r requirements.txt
+RUN python3 -m venv /opt/venv \
+    && pip install -r requirements.txt
 
 COPY . .
 COPY --from=vendor /build/node_modules/socket.io-client/dist/socket.io.esm.min.js app/static/vendor/
@@ -28,7 +38,8 @@ COPY --from=vendor /build/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
 COPY --from=vendor /build/node_modules/chart.js/dist/chart.umd.min.js app/static/vendor/
 # The server pages' and messages' translations: the committed .po files, compiled (`make translations`).
 RUN pybabel compile -d app/translations
-RUN useradd --create-home --uid 10001 parley \
+# The code and the virtualenv stay root's: the server's user can write /data (and /tmp) alone.
+RUN useradd --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin parley \
     && mkdir -p /data \
     && chown -R parley:parley /data
 USER parley

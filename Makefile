@@ -125,6 +125,13 @@ bench: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/python -m bench.before_send
 	$(BIN)/python -m bench.notices
 
+# Build the Docker image here (podman/buildah on local Debian bases, no Docker engine or registry)
+# and check it without running a container: README, "Building and checking the image". As root;
+# minutes, not part of `make test`.
+.PHONY: image-check
+image-check:
+	nice python3 tools/image_check.py
+
 # make migration m="what changed"
 migration: $(VENV)/.runtime
 	$(BIN)/flask db migrate -m "$(m)"

@@ -465,10 +465,53 @@ class Config:
         # Periodic jobs: unused uploads removed (0: only by `flask cleanup-uploads`); ended mutes told.
         self.UPLOAD_CLEANUP_INTERVAL_MINUTES = reader.int("UPLOAD_CLEANUP_INTERVAL_MINUTES", 60, 0, 10080)
         self.MUTE_CHECK_SECONDS = reader.int("MUTE_CHECK_SECONDS", 30, 1, 3600)
+        # The retention policy (app/retention.py): minutes between purges (0: never purged), and
+        # the most messages one purge transaction deletes.
+        self.RETENTION_INTERVAL_MINUTES = reader.int("RETENTION_INTERVAL_MINUTES", 60, 0, 10080)
+        self.RETENTION_BATCH = reader.int("RETENTION_BATCH", 500, 1, 10000)
+        # Users' data exports (app/export): how many a user may ask for per 24 hours, the longest
+        # one build may take, and minutes between sweeps of expired zips (0: never swept).
+        self.EXPORTS_PER_DAY = reader.int("EXPORTS_PER_DAY", 3, 1, 100)
+        self.EXPORT_TIMEOUT_SECONDS = reader.int("EXPORT_TIMEOUT_SECONDS", 1800, 10, 86400)
+        self.EXPORT_CLEANUP_INTERVAL_MINUTES = reader.int("EXPORT_CLEANUP_INTERVAL_MINUTES", 60, 0, 10080)
+        # How long a fresh GitHub sign-in lets a GitHub-only account delete itself.
+        self.DELETE_RECONFIRM_SECONDS = reader.int("DELETE_RECONFIRM_SECONDS", 300, 30, 3600)
         # The sensitive-word filter (app/wordfilter): how often each process looks for list
         # changes made by another process (its own take effect at once).
         self.WORDFILTER_CACHE_SECONDS = reader.int("WORDFILTER_CACHE_SECONDS", 5, 0, 3600)
         self.LOG_LEVEL = reader.str("LOG_LEVEL", "INFO").upper()
         if self.LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError("LOG_LEVEL", "must be DEBUG, INFO, WARNING or ERROR")
+        # `json`: one JSON object per line, with the request id (app/logging_setup.py).
+        self.LOG_FORMAT = (reader.str("LOG_FORMAT") or "text").lower()
+        if self.LOG_FORMAT not in {"text", "json"}:
+            raise ConfigError("LOG_FORMAT", f"must be text or json, got {reader.str('LOG_FORMAT')!r}")
+        _metrics_settings(self, reader, instance)
         return self
+
+
+METRICS_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]{16,256}")
+
+
+def _metrics_settings(self: Config, reader: _Reader, instance: Path) -> None:
+    """Prometheus metrics (app/metrics.py): off by default; when on, `/metrics` is served on the
+    application's port behind METRICS_TOKEN and/or alone on METRICS_BIND:METRICS_PORT."""
+    import ipaddress
+    import socket
+
+    self.METRICS_ENABLED = reader.bool("METRICS_ENABLED", False)
+    self.METRICS_TOKEN = reader.str("METRICS_TOKEN")
+    if self.METRICS_TOKEN is not None and not METRICS_TOKEN_PATTERN.fullmatch(self.METRICS_TOKEN):
+        raise ConfigError("METRICS_TOKEN", "must be 16-256 printable characters without spaces")
+    self.METRICS_PORT = reader.int("METRICS_PORT", 0, 0, 65535)
+    self.METRICS_BIND = reader.str("METRICS_BIND", "127.0.0.1")
+    try:
+        ipaddress.ip_address(self.METRICS_BIND)
+    except ValueError:
+        raise ConfigError("METRICS_BIND", f"must be an IP address, got {self.METRICS_BIND!r}") from None
+    if self.METRICS_ENABLED and not (self.METRICS_TOKEN or self.METRICS_PORT):
+        problem = "needs METRICS_TOKEN or METRICS_PORT (or both) to protect /metrics"
+        raise ConfigError("METRICS_ENABLED", problem)
+    # The multiprocess folder: shared by the processes of one host (their sums), one per host.
+    host = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "host"
+    self.METRICS_DIR = reader.str("METRICS_DIR", str(instance / "metrics" / host))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 
 from flask import Flask, jsonify
@@ -10,7 +9,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import jsonpack, locales
+from app import jsonpack, locales, logging_setup, metrics
 from app.extensions import csrf, db, limiter, login_manager, migrate, socketio
 from app.models.types import render_item
 from app.presence import MemoryPresence, RedisPresence
@@ -98,9 +97,7 @@ def create_app(config: Config | None = None) -> Flask:
         template_folder=str(BASE_DIR / "templates"),
     )
     app.config.from_object(config)
-    logging.basicConfig(
-        level=app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging_setup.configure(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
 
     db.init_app(app)
     migrate.init_app(
@@ -148,6 +145,7 @@ def create_app(config: Config | None = None) -> Flask:
     from app.webhooks import events as _webhook_events  # noqa: F401  (queues webhook events)
 
     register_error_handlers(app)
+    metrics.init_app(app)
     register_request_limits(app)
     register_csrf(app)
     register_security_headers(app)

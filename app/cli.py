@@ -1,4 +1,5 @@
-"""`flask` commands: making the first administrator and API keys, cleaning up unused uploads."""
+"""`flask` commands: making the first administrator and API keys, cleaning up unused uploads;
+`flask backup` and `flask restore` live in app/backup/."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from app.auth import services
+from app.backup import backup_command, restore_command
 from app.errors import ApiError
 from app.extensions import db
 from app.media import services as media
@@ -58,6 +60,9 @@ def _read_password(password_stdin: bool) -> str:
 
 
 def register_commands(app: Flask) -> None:
+    app.cli.add_command(backup_command)  # `flask backup` and `flask restore`: app/backup/
+    app.cli.add_command(restore_command)
+
     @app.cli.command("create-admin")
     @click.argument("username")
     @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
@@ -83,6 +88,8 @@ def register_commands(app: Flask) -> None:
             return
         if user.is_bot:
             raise click.ClickException(f"{user.username} is the robot; it cannot be an administrator.")
+        if user.deleted_at is not None:
+            raise click.ClickException(f"{user.username} is a deleted account; it cannot be an administrator.")
         done = []
         if reset_password:
             password = _read_password(password_stdin)

@@ -15,7 +15,6 @@ Messages and field texts are English msgids, translated when the error is shown 
 from __future__ import annotations
 
 import logging
-import uuid
 
 from flask import Flask, g, jsonify, make_response, render_template, request
 from flask_babel import gettext
@@ -25,6 +24,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
 from app.locales import N_, _l, word
+from app.logging_setup import request_id_from
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,8 @@ def _render(error: ApiError):
 def register_error_handlers(app: Flask) -> None:
     @app.before_request
     def assign_request_id():
-        g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+        # The client's id when well-formed (it reaches the logs), else a new one.
+        g.request_id = request_id_from(request.headers.get("X-Request-ID"))
 
     @app.after_request
     def echo_request_id(response):

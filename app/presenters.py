@@ -19,6 +19,7 @@ from app.models import (
     Upload,
     User,
 )
+from app.moderation import rights
 
 
 def iso(value: datetime | None) -> str | None:
@@ -37,9 +38,13 @@ def user_public(user: User) -> dict:
 
 
 def user_self(user: User) -> dict:
+    held = rights.rights_of(user)
     return {
         **user_public(user),
         "is_admin": user.is_admin,
+        # The console role's name and rights (None and [] without one): what the console allows.
+        "admin_role": user.admin_role.name if user.is_admin and user.admin_role is not None else None,
+        "admin_rights": [right for right in rights.RIGHTS if right in held],
         "locale": user.locale,
         "has_password": user.password_hash is not None,
         "notification_previews": user.notification_previews,

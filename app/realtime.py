@@ -16,6 +16,7 @@ from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.extensions import db, socketio
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,8 @@ def emit_to_users(name: str, data, user_ids: Iterable[int], skip_sid: str | None
     rooms = [user_room(user_id) for user_id in dict.fromkeys(user_ids)]
     if rooms:
         socketio.emit(name, data, to=rooms, skip_sid=skip_sid)
+        if name == "message:new":
+            metrics.messages_delivered(len(rooms))
 
 
 def emit_after_commit(name: str, data, user_ids: Iterable[int], *, first: bool = False) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.groups.services import create_group
 from app.models import AuditLog, Message, User
+from app.moderation import rights
 from app.moderation import services as moderation
 from tests.chat_helpers import connect
 from tests.conftest import PASSWORD, LiveServer, server_env
@@ -133,19 +134,22 @@ def test_a_mute_refuses_the_next_send_on_an_open_socket(site, app, login, make_u
     assert audit_actions(app) == ["mute", "unmute"]
 
 
-def test_the_last_admin_stays_an_admin(site, app):
+def test_the_last_owner_stays_an_owner(site, app):
     root_id, user_id, admin = site
+    with app.app_context():
+        owner = str(rights.role_named(rights.OWNER).id)
     page = f"/admin/user/details/?id={root_id}"
-    response = post_action(admin, f"/admin/user/{root_id}/admin/0", page)
+    response = post_action(admin, f"/admin/user/{root_id}/role", page, role="")
     assert response.status_code == 302
-    assert "last_admin" in admin.get(page).get_data(as_text=True)
+    assert "last_owner" in admin.get(page).get_data(as_text=True)
     with app.app_context():
         assert db.session.get(User, root_id).is_admin is True
-    post_action(admin, f"/admin/user/{user_id}/admin/1", f"/admin/user/details/?id={user_id}")
-    post_action(admin, f"/admin/user/{root_id}/admin/0", page)
+    post_action(admin, f"/admin/user/{user_id}/role", f"/admin/user/details/?id={user_id}", role=owner)
+    post_action(admin, f"/admin/user/{root_id}/role", page, role="")
     with app.app_context():
         assert db.session.get(User, root_id).is_admin is False
         assert db.session.get(User, user_id).is_admin is True
+    assert audit_actions(app) == ["set_role", "set_role"]
 
 
 def test_admins_cannot_be_banned_until_demoted(site, app, make_user):

@@ -120,6 +120,20 @@ def test_create_admin_refuses_the_robot(runner, app):
         assert db.session.scalar(select(User.is_admin).where(User.username == "robot1")) is False
 
 
+def test_create_admin_refuses_a_deleted_account(runner, app, make_user):
+    alice = make_user("alice")
+    with app.app_context():
+        from app.auth import deletion
+
+        username = deletion.delete_user(alice).username
+        db.session.commit()
+    result = runner.invoke(args=["create-admin", username])
+    assert result.exit_code == 1
+    assert "deleted account" in result.output
+    with app.app_context():
+        assert db.session.get(User, alice).admin_role_id is None
+
+
 @pytest.fixture
 def unmigrated_app(make_app, tmp_path):
     """Parley on a database nobody ran `flask db upgrade` on."""

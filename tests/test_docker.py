@@ -60,7 +60,10 @@ def ignored(path: str, patterns: list[str]) -> bool:
         "app/static/vendor/socket.io.esm.min.js",
         ".git/config",
         "tests/conftest.py",
+        "tests/e2e/vendor/axe.min.js",
         "bench/__main__.py",
+        "tools/image_check.py",
+        "instance/exports/1.zip",
         "app/__pycache__/cli.cpython-311.pyc",
         ".pytest_cache/README.md",
     ],
@@ -410,3 +413,54 @@ def test_the_image_carries_every_vendored_library_the_pages_load():
     assert "socket.io.esm.min.js" in vendored
     for name in vendored:
         assert Path(name).name in dockerfile, f"the Dockerfile does not copy vendor/{name}"
+
+
+def dockerfile_lines() -> list[str]:
+    """The Dockerfile's instructions, continuation lines joined, comments left out."""
+    text = (BASE_DIR / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_the_base_images_are_build_arguments_defaulting_to_maintained_images():
+    """`make image-check` builds the same Dockerfile on local bases (tools/image_check.py)."""
+    lines = dockerfile_lines()
+    arguments = dict(line.split(None, 1)[1].split("=", 1) for line in lines if line.startswith("ARG "))
+    assert arguments["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
+    node = re.fullmatch(r"node:(\d+)-bookworm-slim", arguments["NODE_IMAGE"])
+    assert node, arguments["NODE_IMAGE"]
+    # An LTS line (even) still maintained: 20 reached its end of life in April 2026.
+    assert int(node.group(1)) % 2 == 0 and int(node.group(1)) >= 22
+    stages = [line for line in lines if line.startswith("FROM ")]
+    assert stages == ["FROM ${NODE_IMAGE} AS vendor", "FROM ${PYTHON_IMAGE}"]
+    # Declared before the first FROM, so that both FROM lines can use them.
+    assert lines.index(stages[0]) > max(i for i, line in enumerate(lines) if line.startswith("ARG "))
+
+
+def test_the_image_installs_into_a_virtualenv_first_in_path():
+    """Debian's python3 refuses `pip install` into itself; the official image's does not care. Both
+    have `python3 -m venv`, and the venv gives `python`, `flask`, `gunicorn` to what follows."""
+    lines = dockerfile_lines()
+    runs = [line for line in lines if line.startswith("RUN ")]
+    assert runs[1].startswith("RUN python3 -m venv /opt/venv && pip install -r requirements.txt")
+    env = next(line for line in lines if line.startswith("ENV ") and "PATH=" in line)
+    assert "PATH=/opt/venv/bin:$PATH" in env.split()
+
+
+def test_the_image_user_owns_nothing_but_data():
+    lines = dockerfile_lines()
+    useradd = next(line for line in lines if "useradd" in line)
+    assert "--uid 10001" in useradd
+    assert "--no-create-home" in useradd and "--create-home" not in useradd.replace("--no-create-home", "")
+    assert re.findall(r"chown (?:-R )?\S+ (\S+)", useradd) == ["/data"]
+    assert [line for line in lines if line.startswith("USER ")] == ["USER parley"]
+    # Everything copied in is root's: no --chown on a COPY.
+    assert not any("--chown" in line for line in lines if line.startswith("COPY "))
+
+
+def test_make_image_check_runs_the_check_and_is_not_part_of_make_test():
+    makefile = (BASE_DIR / "Makefile").read_text()
+    target = re.search(r"^image-check:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert target and "tools/image_check.py" in target.group(1)
+    tests = re.search(r"^test:(.*)$", makefile, re.MULTILINE).group(1)
+    assert "image-check" not in tests

@@ -248,7 +248,7 @@ def zh_admin(app, make_user, login):
 def test_the_admin_console_lists_are_chinese(zh_admin, make_user):
     make_user("gus")
     page = zh_admin.get("/admin/user/", headers=EN).get_data(as_text=True)
-    for chinese in ("列表", "用户名", "昵称", "创建时间", "管理员", "仪表盘", "词表", "审计日志"):
+    for chinese in ("列表", "用户名", "昵称", "创建时间", "控制台角色", "仪表盘", "词表", "审计日志"):
         assert chinese in page, chinese
     for english in (">List<", ">Username<", ">Dashboard<", ">Audit log<"):
         assert english not in page, english

@@ -77,3 +77,50 @@ def test_upgrading_and_downgrading_keeps_every_row(app, tmp_path, make_user, bef
             db.session.remove()
             upgrade()
     assert counts() == before
+
+
+def test_0012_makes_the_first_administrator_owner_and_the_others_admin(app, make_user):
+    """Administrators of before 0012 (`users.is_admin`): the lowest id becomes `owner`, the others
+    `admin`; people who were not administrators get no role. Down again, a role is `is_admin`."""
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    names = ["ann", "ben", "cat", "dan"]
+    ids = {name: make_user(name) for name in names}
+
+    def roles() -> dict:
+        with app.app_context():
+            rows = db.session.execute(
+                text(
+                    "SELECT users.username, admin_roles.name FROM users"
+                    " LEFT JOIN admin_roles ON admin_roles.id = users.admin_role_id"
+                )
+            )
+            return dict(rows.all())
+
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+        try:
+            downgrade(revision="0011")
+            with db.engine.begin() as connection:
+                connection.execute(
+                    text("UPDATE users SET is_admin = (id IN (:ben, :dan))"),
+                    {"ben": ids["ben"], "dan": ids["dan"]},
+                )
+        finally:
+            db.session.remove()
+            upgrade()
+    assert roles() == {"ann": None, "ben": "owner", "cat": None, "dan": "admin"}
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+        try:
+            downgrade(revision="0011")
+            with db.engine.connect() as connection:
+                admins = connection.execute(text("SELECT username FROM users WHERE is_admin ORDER BY id"))
+                assert admins.scalars().all() == ["ben", "dan"]
+        finally:
+            db.session.remove()
+            upgrade()
+    assert roles() == {"ann": None, "ben": "owner", "cat": None, "dan": "admin"}

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, update
 
 from app.extensions import db
+from app.moderation import rights
 from app.models import DeviceSession, SignInToken, UsedJwt, User, utcnow
 from app.moderation import services as moderation
 from config import Config, ConfigError
@@ -189,7 +190,7 @@ def test_a_token_of_a_user_made_admin_since_is_refused(app, client, api_key, mak
     alice = make_user("alice")
     token = issue(client, api_key, alice)["token"]
     with app.app_context():
-        db.session.get(User, alice).is_admin = True
+        db.session.get(User, alice).admin_role_id = rights.role_named("support").id
         db.session.commit()
     response = exchange(app, token=token)
     assert (response.status_code, code_of(response)) == (409, "protected_account")

@@ -1,4 +1,5 @@
-"""The admin console at /admin (Flask-Admin), for users with the admin role only."""
+"""The admin console at /admin (Flask-Admin), for users with a console role; each view and
+action for the roles with its right (app/moderation/rights.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from flask import Flask
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
-from app.admin import api_keys, views, webhooks, words
+from app.admin import api_keys, roles, views, webhooks, words
+from app.admin.settings import SettingsView
 from app.extensions import db
 from app.headers import csp_nonce
 from app.locales import _l
@@ -30,4 +32,6 @@ def init_admin(app: Flask) -> None:
     admin.add_view(views.BotView(name=_l("Robot"), endpoint="bot"))
     admin.add_view(words.WordListView(name=_l("Word lists"), endpoint=words.ENDPOINT, url="/admin/words"))
     admin.add_view(api_keys.ApiKeyView(ApiKey, db, name=_l("API keys"), endpoint="apikeys"))
+    admin.add_view(roles.RoleView(name=_l("Roles"), endpoint="roles", url="/admin/roles"))
+    admin.add_view(SettingsView(name=_l("Settings"), endpoint="settings", url="/admin/settings"))
     webhooks.add_views(admin)

@@ -16,7 +16,7 @@ from wtforms import DateField, SelectMultipleField, StringField, TextAreaField, 
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from app.admin.views import ReadOnlyView, _act
+from app.admin.base import ReadOnlyView, _act
 from app.errors import ApiError
 from app.extensions import db
 from app.locales import _, _l
@@ -104,6 +104,8 @@ def _revoke_button(view, context, model, name):
 
 class ApiKeyView(ReadOnlyView):
     """API keys for the server API (/api/server/v1): made here, shown once, revocable."""
+
+    required_right = "manage_api_keys"
 
     can_view_details = False
     column_list = [

@@ -1,13 +1,13 @@
 """The admin console's views. Lists and details come from Flask-Admin; every action posts a
-CSRF-protected form to an endpoint here that calls `app.moderation.services`."""
+CSRF-protected form to an endpoint here that calls `app.moderation.services`. What a console role
+sees and may do here: app/admin/base.py."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import abort, flash, g, jsonify, redirect, request, url_for
+from flask import g, jsonify, url_for
 from flask_admin import AdminIndexView, BaseView, expose
-from flask_admin.contrib.sqla import ModelView
 from flask_admin.contrib.sqla.filters import (
     BaseSQLAFilter,
     DateTimeGreaterFilter,
@@ -15,15 +15,23 @@ from flask_admin.contrib.sqla.filters import (
     FilterEmpty,
 )
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from markupsafe import Markup
 from sqlalchemy import String, cast, or_, select
 from sqlalchemy.orm import joinedload
-from wtforms import IntegerField, PasswordField, StringField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from app.admin import stats
-from app.errors import ApiError
+from app.admin.base import (
+    AdminOnly,
+    BanForm,
+    MemberForm,
+    MuteForm,
+    PasswordForm,
+    ReadOnlyView,
+    ReasonForm,
+    RoleForm,
+    _act,
+    requires,
+)
 from app.extensions import db
 from app.locales import _, _l, html_lang
 from app.models import (
@@ -37,85 +45,9 @@ from app.models import (
     User,
     utcnow,
 )
-from app.moderation import rights
+from app.moderation import roles as console_roles
 from app.moderation import services as moderation
 from app.voice_text import voice_length, whole_seconds
-
-
-# Sanction forms: a short label, a short placeholder and the help under the field (rendered by
-# templates/admin/_form.html), so nothing is cut on a 390-px phone.
-class ReasonForm(FlaskForm):
-    reason = StringField(
-        _l("Reason"),
-        validators=[Optional(), Length(max=500)],
-        description=_l("Optional; kept in the audit log."),
-        render_kw={"placeholder": _l("Optional"), "maxlength": 500},
-    )
-
-
-class BanForm(ReasonForm):
-    hours = IntegerField(
-        _l("Hours"),
-        validators=[Optional(), NumberRange(1, 24 * 3650)],
-        description=_l("Empty: banned until lifted."),
-        render_kw={"placeholder": _l("e.g. 24"), "inputmode": "numeric"},
-    )
-
-
-class MuteForm(ReasonForm):
-    minutes = IntegerField(
-        _l("Minutes"),
-        validators=[Optional(), NumberRange(1, 525600)],
-        description=_l("Empty: muted until lifted."),
-        render_kw={"placeholder": _l("e.g. 30"), "inputmode": "numeric"},
-    )
-
-
-class PasswordForm(FlaskForm):
-    password = PasswordField(
-        _l("New password"),
-        validators=[DataRequired(), Length(min=8, max=128)],
-        description=_l("At least 8 characters."),
-        render_kw={"autocomplete": "new-password"},
-    )
-
-
-class MemberForm(ReasonForm):
-    user_id = IntegerField(_l("User id"), validators=[DataRequired()])
-
-
-class AdminOnly:
-    """Only signed-in accounts with a console role, and with `required_right` when a view names
-    one: others get 403, visitors go to sign in. The services check the right again."""
-
-    required_right: str | None = None
-
-    def is_accessible(self):
-        if not (current_user.is_authenticated and current_user.is_admin):
-            return False
-        return self.required_right is None or rights.has(current_user, self.required_right)
-
-    def inaccessible_callback(self, name, **kwargs):
-        if not current_user.is_authenticated:
-            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
-        abort(403)
-
-
-def _act(form: FlaskForm, action, success: str, back: str):
-    """Check the posted form (CSRF included), run a moderation service, and say how it went:
-    its error code on refusal, never a stack trace."""
-    if not form.validate_on_submit():
-        problems = "; ".join(f"{name}: {', '.join(errors)}" for name, errors in form.errors.items())
-        flash(_("Nothing was done: %(problems)s", problems=problems), "error")
-        return redirect(back)
-    try:
-        action()
-    except ApiError as error:
-        db.session.rollback()
-        flash(f"{error.message} ({error.code})", "error")
-    else:
-        flash(str(success), "success")
-    return redirect(back)
 
 
 def _sanctioned(kind: str, user_ids: list[int] | None = None) -> set[int]:
@@ -145,14 +77,6 @@ class DashboardView(AdminOnly, AdminIndexView):
         response = jsonify(stats.dashboard())
         response.headers["Cache-Control"] = "no-store"
         return response
-
-
-class ReadOnlyView(AdminOnly, ModelView):
-    can_create = False
-    can_edit = False
-    can_delete = False
-    can_view_details = True
-    page_size = 50
 
 
 class SanctionFilter(BaseSQLAFilter):
@@ -196,15 +120,58 @@ class ProviderFilter(BaseSQLAFilter):
         return _l("is")
 
 
+class _RoleChoices:
+    """The role filter's choices, read when the list is rendered (Flask-Admin reads a filter's
+    options once, when the view is made: custom roles come and go)."""
+
+    def __bool__(self):
+        return True
+
+    def __iter__(self):
+        roles = [(str(role.id), role.name) for role in console_roles.all_roles()]
+        return iter([("none", _("No role")), *roles])
+
+
+class RoleFilter(BaseSQLAFilter):
+    """Users holding a given console role, or none."""
+
+    def __init__(self):
+        super().__init__(User.admin_role_id, _l("Console role"), options=_RoleChoices())
+
+    def validate(self, value):
+        return value == "none" or value.isdecimal() and len(value) < 10
+
+    def apply(self, query, value, alias=None):
+        if value == "none":
+            return query.filter(User.admin_role_id.is_(None))
+        return query.filter(User.admin_role_id == int(value))
+
+    def operation(self):
+        return _l("is")
+
+
 def _flag(view, context, model, name):
     return Markup("✔") if model.id in g.get(f"admin_{name}", set()) else ""
 
 
+def _role_name(view, context, model, name):
+    return model.admin_role.name if model.admin_role is not None else ""
+
+
 class UserView(ReadOnlyView):
-    column_list = ["id", "username", "nickname", "is_admin", "banned", "muted", "created_at", "last_seen_at"]
+    column_list = [
+        "id",
+        "username",
+        "nickname",
+        "admin_role",
+        "banned",
+        "muted",
+        "created_at",
+        "last_seen_at",
+    ]
     column_searchable_list = ["username", "nickname"]
     column_filters = [
-        "is_admin",
+        RoleFilter(),
         "is_bot",
         DateTimeGreaterFilter(User.created_at, _l("Created after")),
         DateTimeSmallerFilter(User.created_at, _l("Created before")),
@@ -213,13 +180,15 @@ class UserView(ReadOnlyView):
         ProviderFilter(),
     ]
     column_default_sort = ("id", True)
-    column_formatters = {"banned": _flag, "muted": _flag}
+    column_sortable_list = ["id", "username", "nickname", "created_at", "last_seen_at"]
+    column_formatters = {"banned": _flag, "muted": _flag, "admin_role": _role_name}
+    column_formatters_detail = {"admin_role": _role_name}
     column_labels = {
         "id": _l("Id"),
         "username": _l("Username"),
         "nickname": _l("Nickname"),
         "signature": _l("Signature"),
-        "is_admin": _l("Is Admin"),
+        "admin_role": _l("Console role"),
         "is_bot": _l("Is Bot"),
         "banned": _l("Banned"),
         "muted": _l("Muted"),
@@ -231,12 +200,15 @@ class UserView(ReadOnlyView):
         "username",
         "nickname",
         "signature",
-        "is_admin",
+        "admin_role",
         "is_bot",
         "created_at",
         "last_seen_at",
     ]
     details_template = "admin/user_details.html"
+
+    def get_query(self):
+        return super().get_query().options(joinedload(User.admin_role))
 
     def get_list(self, *args, **kwargs):
         count, rows = super().get_list(*args, **kwargs)
@@ -267,6 +239,7 @@ class UserView(ReadOnlyView):
                 mute_form=MuteForm(),
                 reason_form=ReasonForm(),
                 password_form=PasswordForm(),
+                role_form=RoleForm(role=str(user.admin_role_id or "")),
             )
         return super().render(template, **kwargs)
 
@@ -274,6 +247,7 @@ class UserView(ReadOnlyView):
         return url_for(".details_view", id=user_id)
 
     @expose("/<int:user_id>/ban", methods=["POST"])
+    @requires("ban")
     def ban(self, user_id: int):
         form = BanForm()
 
@@ -289,6 +263,7 @@ class UserView(ReadOnlyView):
         )
 
     @expose("/<int:user_id>/unban", methods=["POST"])
+    @requires("ban")
     def unban(self, user_id: int):
         form = ReasonForm()
         return _act(
@@ -299,6 +274,7 @@ class UserView(ReadOnlyView):
         )
 
     @expose("/<int:user_id>/mute", methods=["POST"])
+    @requires("mute")
     def mute(self, user_id: int):
         form = MuteForm()
         return _act(
@@ -309,6 +285,7 @@ class UserView(ReadOnlyView):
         )
 
     @expose("/<int:user_id>/unmute", methods=["POST"])
+    @requires("mute")
     def unmute(self, user_id: int):
         form = ReasonForm()
         return _act(
@@ -318,17 +295,19 @@ class UserView(ReadOnlyView):
             self._back(user_id),
         )
 
-    @expose("/<int:user_id>/admin/<int:value>", methods=["POST"])
-    def set_admin(self, user_id: int, value: int):
-        form = ReasonForm()
+    @expose("/<int:user_id>/role", methods=["POST"])
+    @requires("manage_roles")
+    def set_role(self, user_id: int):
+        form = RoleForm()
         return _act(
             form,
-            lambda: moderation.set_admin(current_user.id, user_id, bool(value)),
-            _l("Admin role changed."),
+            lambda: console_roles.set_user_role(current_user.id, user_id, form.role_id()),
+            _l("Console role changed."),
             self._back(user_id),
         )
 
     @expose("/<int:user_id>/password", methods=["POST"])
+    @requires("manage_roles")
     def reset_password(self, user_id: int):
         form = PasswordForm()
         return _act(
@@ -392,6 +371,7 @@ class GroupView(ReadOnlyView):
         return url_for(".details_view", id=group_id)
 
     @expose("/<int:group_id>/dissolve", methods=["POST"])
+    @requires("dissolve")
     def dissolve(self, group_id: int):
         form = ReasonForm()
         return _act(
@@ -402,6 +382,7 @@ class GroupView(ReadOnlyView):
         )
 
     @expose("/<int:group_id>/mute/<int:value>", methods=["POST"])
+    @requires("mute")
     def mute(self, group_id: int, value: int):
         form = ReasonForm()
         return _act(
@@ -412,6 +393,7 @@ class GroupView(ReadOnlyView):
         )
 
     @expose("/<int:group_id>/remove-member", methods=["POST"])
+    @requires("dissolve")
     def remove_member(self, group_id: int):
         form = MemberForm()
         return _act(
@@ -475,6 +457,9 @@ def message_summary(message: Message) -> str:
 
 
 class MessageView(ReadOnlyView):
+    """Messages' text: for the `view_messages` right only."""
+
+    required_right = "view_messages"
     column_list = ["id", "conversation_id", "seq", "sender", "type", "body", "created_at", "recalled_at"]
     column_filters = [
         TextFilter(),
@@ -511,6 +496,7 @@ class MessageView(ReadOnlyView):
         return super().render(template, **kwargs)
 
     @expose("/<int:message_id>/recall", methods=["POST"])
+    @requires("recall")
     def recall(self, message_id: int):
         form = ReasonForm()
         return _act(
@@ -522,6 +508,7 @@ class MessageView(ReadOnlyView):
 
 
 class AuditLogView(ReadOnlyView):
+    required_right = "view_audit"
     column_list = ["created_at", "admin", "action", "target_type", "target_id", "reason", "details"]
     column_filters = [
         "action",
@@ -549,6 +536,8 @@ class AuditLogView(ReadOnlyView):
 
 class BotView(AdminOnly, BaseView):
     """The robot: which provider answers, its last failure, and the on/off switch."""
+
+    required_right = "bot_switch"
 
     @expose("/")
     def index(self):

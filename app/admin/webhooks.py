@@ -4,6 +4,8 @@ process sees a change at once, the others within WEBHOOK_CACHE_SECONDS) and "Web
 
 from __future__ import annotations
 
+import json
+
 from flask import flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_admin.contrib.sqla.filters import FilterEqual
@@ -16,11 +18,12 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from app.admin.views import AdminOnly, ReadOnlyView, ReasonForm, _act
+from app.admin.base import AdminOnly, ReadOnlyView, ReasonForm, _act
 from app.errors import ApiError
 from app.extensions import db
 from app.locales import _, _l
 from app.models.integrations import DELIVERY_STATUSES, Webhook, WebhookDelivery
+from app.moderation import rights
 from app.webhooks import manage, registry, signing
 
 
@@ -51,6 +54,8 @@ def _problem(error: ApiError) -> str:
 
 
 class WebhookView(AdminOnly, BaseView):
+    required_right = "manage_webhooks"
+
     @expose("/")
     def index(self):
         hooks = list(db.session.scalars(select(Webhook).order_by(Webhook.id)))
@@ -129,7 +134,16 @@ def _retry_button(view, context, model, name):
     ).format(url, form.csrf_token, _("Retry now"))
 
 
+def _payload(view, context, model, name):
+    """A delivery's payload carries messages' text: shown to roles that may read messages."""
+    if rights.has(current_user, "view_messages"):
+        return json.dumps(model.payload, ensure_ascii=False)
+    return _("(shown with the view_messages right)")
+
+
 class WebhookDeliveryView(ReadOnlyView):
+    required_right = "manage_webhooks"
+    column_formatters_detail = {"payload": _payload}
     column_list = [
         "id",
         "webhook_id",

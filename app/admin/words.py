@@ -13,7 +13,7 @@ from wtforms import BooleanField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
-from app.admin.views import AdminOnly, ReasonForm
+from app.admin.base import AdminOnly, ReasonForm
 from app.errors import ApiError
 from app.extensions import db
 from app.locales import _, _l
@@ -58,6 +58,8 @@ def _form_errors(form: FlaskForm) -> str:
 
 
 class WordListView(AdminOnly, BaseView):
+    required_right = "manage_words"
+
     @expose("/")
     def index(self):
         rows = services.lists()

@@ -14,11 +14,12 @@ services after its nickname is replaced but before the rest is anonymised (the
 an owner hands a group to its longest-standing admin (else member) first, or dissolves it when
 alone. The files it uploaded
 are removed: messages that carried them keep their place and show a missing file
-(`/media/<id>` answers 404); an avatar a group still uses stays with the group.
+(`/media/<id>` answers 404); an avatar a group still uses stays with the group. Its data
+exports (app/export) are removed, files and rows.
 
 Deleting again finishes whatever a first, interrupted deletion left; it changes nothing more.
-The server API calls this (`DELETE /api/server/v1/users/<id>`); a user deleting their own
-account will call it too.
+The server API calls this (`DELETE /api/server/v1/users/<id>`), and so does a user deleting
+their own account (app/auth/self_delete.py, after confirming it is them).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy import and_, case, delete, or_, select, update
 from app import realtime, speak_cache
 from app.auth import services as auth
 from app.errors import ApiError, not_found
+from app.export import services as exports
 from app.extensions import db
 from app.groups import roles as group_roles
 from app.groups import services as groups
@@ -89,6 +91,7 @@ def delete_user(user_id: int) -> User:
     _anonymise(user)
     _leave_groups(user_id)
     _remove_uploads(user_id)
+    exports.remove_user_exports(user_id)
     return user
 
 

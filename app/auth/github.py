@@ -3,9 +3,10 @@ user id only (never by a login or an e-mail, which is how the original product w
 
 Flask-Dance runs the OAuth dance and checks `state`; Parley answers its signals. `GET /user` is read
 once with the fresh token, then the identity signs in, makes a new account or is linked to the
-signed-in one. The token is not kept: Parley needs nothing more from GitHub, so no token reaches
-the cookie, the database or a page. Every failure ends on the page the dance started from, with a
-message, and changes nothing.
+signed-in one (or, when the account page started the dance to confirm a deletion, confirms the
+signed-in account: app/auth/self_delete.py). The token is not kept: Parley needs nothing more
+from GitHub, so no token reaches the cookie, the database or a page. Every failure ends on the
+page the dance started from, with a message, and changes nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from flask_login import current_user
 from oauthlib.oauth2 import InsecureTransportError, MismatchingStateError, OAuth2Error
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.auth import services
+from app import metrics
+from app.auth import self_delete, services
 from app.auth.session import sign_in
 from app.errors import ApiError
 from app.extensions import db
@@ -110,6 +112,10 @@ def _authorized(blueprint, token: dict):
     profile = _fetch_profile(blueprint.base_url, token["access_token"])
     github_id = str(profile.id)
     if current_user.is_authenticated:
+        if self_delete.wants_github_confirmation(current_user):  # before deleting the account
+            self_delete.record_github_confirmation(current_user, github_id)
+            flash(_("Confirmed with GitHub: you can delete your account in the next few minutes."), "info")
+            return redirect(url_for("pages.account", _anchor="delete"))
         services.link_identity(current_user.id, PROVIDER, github_id, profile.login)
         flash(_("GitHub account @%(login)s linked.", login=profile.login), "info")
         return redirect(url_for("pages.account"))
@@ -119,6 +125,7 @@ def _authorized(blueprint, token: dict):
             PROVIDER, github_id, profile.login, profile.name, _avatar(profile.avatar_url)
         )
     sign_in(user, method=PROVIDER)
+    metrics.sign_in(PROVIDER, True)
     return redirect(url_for("pages.home"))
 
 
@@ -207,5 +214,7 @@ def _unreachable(error: requests.RequestException):
 def _refused(error: ApiError):
     """Every failed GitHub sign-in or link ends, unchanged, on the page it started from."""
     db.session.rollback()
+    if not current_user.is_authenticated:
+        metrics.sign_in(PROVIDER, False)
     flash(error.message, "error")
     return redirect(url_for("pages.account" if current_user.is_authenticated else "pages.login"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from flask import current_app
 from flask_limiter.util import get_remote_address
 
-from app import ratelimit
+from app import metrics, ratelimit
 from app.auth import services
 from app.errors import ApiError
 from app.models import User
@@ -33,6 +33,7 @@ def _refused(rate: str, scope: str, *keys: str) -> ApiError:
     )
 
 
+@metrics.counts_sign_in("password")
 def authenticate(username: str, password: str) -> User:
     """`services.authenticate` behind the sign-in limits; raises `rate_limited` (429) when over."""
     config = current_app.config

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app import presenters
-from app.auth import accounts, login_limits, services
+from app.auth import accounts, login_limits, self_delete, services
 from app.auth.session import current_device, sign_in, sign_out
 from app.bots.state import is_enabled as robot_enabled
 from app.errors import ApiError
+from app.export import services as exports
 from app.locales import _, _l
 
 bp = Blueprint("pages", __name__)
@@ -45,6 +46,10 @@ class PasswordForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A form with nothing but the CSRF token, for buttons that post."""
+
+
+class DeleteAccountForm(FlaskForm):
+    password = PasswordField(_l("Password"), validators=[Length(max=128)])
 
 
 def _safe_next(default: str) -> str:
@@ -191,9 +196,60 @@ def account():
             devices=services.list_devices(current_user),
             current_device=current_device(),
             github=services.user_identity(current_user.id, "github"),
+            exports=[exports.present(row) for row in exports.list_exports(current_user.id)],
+            delete_form=DeleteAccountForm(prefix="delete"),
+            delete_way=self_delete.needs(current_user),
+            github_confirmed=self_delete.github_confirmed(current_user),
         ),
         status,
     )
+
+
+@bp.post("/account/export")
+@login_required
+def request_export():
+    if ActionForm().validate_on_submit():
+        try:
+            exports.request_export(current_user.id)
+        except ApiError as error:
+            flash(error.message, "error")
+        else:
+            flash(_("Your data is being prepared; the download appears here when it is ready."), "info")
+    return redirect(url_for("pages.account", _anchor="data"))
+
+
+@bp.get("/export/<secret>")
+@login_required
+def download_export(secret: str):
+    """The zip of one's data export, behind its link (app/export/services.py)."""
+    return exports.download(current_user.id, secret)
+
+
+@bp.post("/account/confirm/github")
+@login_required
+def confirm_with_github():
+    """Start a GitHub sign-in that confirms this account before deleting it."""
+    if ActionForm().validate_on_submit() and current_app.config["GITHUB_CLIENT_ID"]:
+        self_delete.start_github_confirmation(current_user)
+        return redirect(url_for("github.login"))
+    return redirect(url_for("pages.account", _anchor="delete"))
+
+
+@bp.post("/account/delete")
+@login_required
+def delete_account():
+    form = DeleteAccountForm(prefix="delete")
+    if not form.validate_on_submit():
+        return redirect(url_for("pages.account", _anchor="delete"))
+    try:
+        self_delete.delete_own_account(current_user, form.password.data or "")
+    except ApiError as error:
+        flash(error.message, "error")
+        return redirect(url_for("pages.account", _anchor="delete"))
+    logout_user()
+    session.clear()
+    flash(_("Your account was deleted."), "info")
+    return redirect(url_for("pages.login"))
 
 
 @bp.post("/account/devices/<int:device_id>/sign-out")

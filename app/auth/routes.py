@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
-from flask_login import current_user, login_required
+from flask import Blueprint, current_app, jsonify, session
+from flask_login import current_user, login_required, logout_user
 from flask_wtf.csrf import generate_csrf
 from pydantic import Field, model_validator
 
 from app import presenters
-from app.auth import accounts, login_limits, services, tickets
+from app.auth import accounts, login_limits, self_delete, services, tickets
 from app.auth.session import current_device, sign_in, sign_out
+from app.export import services as exports
 from app.extensions import limiter
 from app.locales import N_
 from app.media.avatars import AvatarUrl
@@ -59,6 +60,11 @@ class PasswordIn(Payload):
 
 class Empty(Payload):
     pass
+
+
+class DeleteAccountIn(Payload):
+    # Accounts with a password confirm with it; GitHub-only ones with a fresh GitHub sign-in.
+    password: str = Field(default="", max_length=128)
 
 
 def _me_payload() -> dict:
@@ -131,6 +137,32 @@ def change_password():
         current_user, data.current_password, data.new_password, current_device().id
     )
     return jsonify(signed_out_devices=signed_out)
+
+
+@bp.post("/me/delete")
+@login_required
+def delete_account():
+    """Delete one's own account (app/auth/self_delete.py); this device is signed out with the rest."""
+    data = parse_json(DeleteAccountIn)
+    self_delete.delete_own_account(current_user, data.password)
+    logout_user()
+    session.clear()
+    return "", 204
+
+
+@bp.post("/me/exports")
+@login_required
+def request_export():
+    """Ask for a download of one's data (app/export): built in the background."""
+    parse_json(Empty)
+    row = exports.request_export(current_user.id)
+    return jsonify(export=exports.present(row)), 202
+
+
+@bp.get("/me/exports")
+@login_required
+def list_exports():
+    return jsonify(exports=[exports.present(row) for row in exports.list_exports(current_user.id)])
 
 
 @bp.get("/devices")

@@ -26,7 +26,7 @@ from flask_limiter.util import get_remote_address
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import ratelimit
+from app import metrics, ratelimit
 from app.auth import accounts, services
 from app.errors import ApiError, not_found
 from app.extensions import db
@@ -240,6 +240,7 @@ def _redeem_jwt(raw: str) -> User:
 # --- the exchange -----------------------------------------------------------------------------
 
 
+@metrics.counts_sign_in(lambda token=None, jwt_text=None: "token" if token is not None else "jwt")
 def authenticate(token: str | None = None, jwt_text: str | None = None) -> tuple[User, str]:
     """The user a sign-in token or a company-signed JWT names, and the sign-in method (`token`
     or `jwt`), behind the per-address limit of password sign-ins (`LOGIN_RATE_LIMIT`). What was

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import asdict, dataclass
 
 import gevent
@@ -24,7 +25,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app import presenters, realtime, speak_cache
+from app import metrics, presenters, realtime, speak_cache
 from app.bots import state, unit
 from app.bots.base import Provider, ProviderError, fallback_reply
 from app.bots.builtin import BuiltinProvider
@@ -235,6 +236,7 @@ def _reply(payload: dict) -> None:
 def answer(job: ReplyJob) -> dict | None:
     """Think about one message and send the reply as the robot; returns the reply (None if the
     robot may no longer speak there, e.g. the group was muted meanwhile)."""
+    started = time.perf_counter()
     user = db.session.get(User, job.sender_id)
     if job.voice:
         text = voice_reply(user)  # nothing to think about: no provider, no typing
@@ -251,6 +253,7 @@ def answer(job: ReplyJob) -> dict | None:
         db.session.rollback()
         log.info("the robot may not answer in conversation %s: %s", job.conversation_id, error.code)
         return None
+    metrics.robot_replied(time.perf_counter() - started)
     return reply
 
 

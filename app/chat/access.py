@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from app import speak_cache
@@ -266,10 +266,11 @@ def active_member_ids(conversation_id: int) -> list[int]:
 
 
 def visible_window(member: ConversationMember, conversation: Conversation) -> tuple[int, int]:
-    """The seqs a member may see: after the point they joined, up to the point they left
-    (the conversation's last message while they are still in)."""
+    """The seqs a member may see: after the point they joined (and after what the retention
+    policy purged), up to the point they left (the conversation's last message while they are
+    still in)."""
     highest = member.left_seq if member.left_seq is not None else conversation.last_seq
-    return member.joined_seq, highest
+    return max(member.joined_seq, conversation.purged_seq or 0), highest
 
 
 def visible_window_bounds(user_id, conversation_id):
@@ -277,7 +278,14 @@ def visible_window_bounds(user_id, conversation_id):
     given as values or bound parameters, to put inside the statement that reads the messages.
     Both are NULL for someone who is not a member, so nothing compares true against them."""
     member = (ConversationMember.conversation_id == conversation_id, ConversationMember.user_id == user_id)
-    lowest = select(ConversationMember.joined_seq).where(*member).scalar_subquery()
+    joined, purged = ConversationMember.joined_seq, Conversation.purged_seq
+    lowest = (
+        select(case((purged > joined, purged), else_=joined))
+        .select_from(ConversationMember)
+        .join(Conversation, Conversation.id == ConversationMember.conversation_id)
+        .where(*member)
+        .scalar_subquery()
+    )
     highest = (
         select(func.coalesce(ConversationMember.left_seq, Conversation.last_seq))
         .join(Conversation, Conversation.id == ConversationMember.conversation_id)

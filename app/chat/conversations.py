@@ -43,11 +43,18 @@ _CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 _CURSOR_KEY = re.compile(r"([01])\.(-?[0-9]{1,18})\.([0-9]{1,10})")
 
 
+def seen_seq(member, conversation=Conversation):
+    """Up to where nothing counts as unread, as SQL: the member's read position, the point they
+    joined, or what the retention policy purged, whichever is highest."""
+    base = case((member.read_seq > member.joined_seq, member.read_seq), else_=member.joined_seq)
+    return case((conversation.purged_seq > base, conversation.purged_seq), else_=base)
+
+
 def listed(member, conversation=Conversation):
     """On the member's conversation list: never deleted from it, or deleted and a message came
     since (as in WeChat, a new message brings a deleted chat back; deleting marks it read, and
     reading it again clears the flag). A group the member left stays off the list."""
-    seen = case((member.read_seq > member.joined_seq, member.read_seq), else_=member.joined_seq)
+    seen = seen_seq(member, conversation)
     return or_(member.hidden.is_(False), and_(member.active.is_(True), conversation.last_seq > seen))
 
 
@@ -206,7 +213,7 @@ def _unread_mentions(member, visible_last):
     rows' key: after their read position, up to the last message they may see. A recalled
     message's mention rows are deleted at recall, so no message is read for this."""
     mention = MessageMention
-    seen = case((member.read_seq > member.joined_seq, member.read_seq), else_=member.joined_seq)
+    seen = seen_seq(member)
     unread = (
         mention.user_id == member.user_id,
         mention.conversation_id == member.conversation_id,
@@ -489,7 +496,7 @@ def _unread_query():
     """What `unread_count` computes per item, for every listed un-muted conversation at once."""
     member = ConversationMember
     last = case((member.left_seq.is_not(None), member.left_seq), else_=Conversation.last_seq)
-    seen = case((member.read_seq > member.joined_seq, member.read_seq), else_=member.joined_seq)
+    seen = seen_seq(member)
     return (
         select(member.conversation_id, last - seen)
         .join(Conversation, Conversation.id == member.conversation_id)

@@ -14,7 +14,7 @@ import time
 from flask import g
 from flask_socketio import ConnectionRefusedError
 
-from app import realtime
+from app import metrics, realtime
 from app.auth import services as auth_services
 from app.auth.session import DEVICE_KEY
 from app.chat import pipeline, schemas
@@ -137,13 +137,15 @@ def on_connect(sid, environ, auth=None):
             _identity.pop(sid, None)
             store.remove(sid)
             raise
+        metrics.socket_connected()
 
 
 @_on("disconnect")
 def on_disconnect(sid, reason=None):
     """Forget the socket; the user's last socket gone, record last seen and announce them
     offline (once, whichever process notices). An application context only (see `_on`)."""
-    _identity.pop(sid, None)
+    if _identity.pop(sid, None) is not None:
+        metrics.socket_disconnected()
     for key in [key for key in _typing_sent if key[0] == sid]:
         del _typing_sent[key]
     environ = socketio.server.get_environ(sid)
@@ -218,9 +220,11 @@ def event(name: str, schema=None):
 def send(user_id: int, data: schemas.SendIn) -> dict:
     # Typing after a send is news again: the next "typing" from this socket is not throttled.
     _typing_sent.pop((current_sid(), data.conversation_id), None)
-    check_send_rate(user_id)
-    body = data.body.model_dump()
-    message, created = pipeline.send(user_id, data.conversation_id, data.client_msg_id, body, data.extras())
+    with metrics.send_ack_timer():
+        check_send_rate(user_id)
+        body = data.body.model_dump()
+        extras = data.extras()
+        message, created = pipeline.send(user_id, data.conversation_id, data.client_msg_id, body, extras)
     return {"message": message, "duplicate": not created}
 
 

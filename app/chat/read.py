@@ -67,15 +67,20 @@ def mark_read(user_id: int, conversation_id: int, seq: int) -> dict:
     return state
 
 
+def seen_seq(member: ConversationMember, conversation: Conversation) -> int:
+    """Up to where nothing counts as unread: read, from before joining, or purged."""
+    return max(member.read_seq, member.joined_seq, conversation.purged_seq or 0)
+
+
 def unread_count(member: ConversationMember, conversation: Conversation) -> int:
     last = member.left_seq if member.left_seq is not None else conversation.last_seq
-    return max(0, last - max(member.read_seq, member.joined_seq))
+    return max(0, last - seen_seq(member, conversation))
 
 
 def unread_mentions(member: ConversationMember, conversation: Conversation) -> int:
     """How many messages the member has not read yet call them (by name or @all)."""
     last = member.left_seq if member.left_seq is not None else conversation.last_seq
-    seen = max(member.read_seq, member.joined_seq)
+    seen = seen_seq(member, conversation)
     if last <= seen:
         return 0
     return db.session.scalar(

@@ -32,7 +32,7 @@ from flask import current_app
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import aliased
 
-from app import ratelimit
+from app import metrics, ratelimit
 from app.concurrency import PoolBusy, TaskTimeout, WorkerDied, WorkerPool
 from app.errors import ApiError, not_found, text_from_wire
 from app.extensions import db
@@ -202,6 +202,7 @@ def _create_upload(
             placed.append(upload.thumb_key)
         db.session.add(upload)
         db.session.commit()
+        metrics.upload_stored(upload.kind, upload.size)
         return upload
     except BaseException:
         db.session.rollback()

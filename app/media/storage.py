@@ -6,7 +6,7 @@ storage's scratch folder and moved into place with one rename, so a crash or a r
 upload never leaves a half-written file where it could be served.
 
 `LocalStorage` keeps everything under `UPLOAD_FOLDER` (outside the static folder, checked
-in config.py). Another backend (an S3-compatible bucket) implements the same four methods:
+in config.py). Another backend (an S3-compatible bucket) implements the same methods:
 `send` would answer with a redirect to a short-lived signed URL.
 """
 
@@ -19,7 +19,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from flask import Response, current_app, send_file
 
@@ -37,6 +37,9 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the file under `key`; a missing file is not an error."""
+
+    def open(self, key: str) -> BinaryIO:
+        """The file under `key`, opened for reading (FileNotFoundError when it is gone)."""
 
     def send(self, key: str, *, mimetype: str, as_attachment: bool, download_name: str) -> Response:
         """A response with the file, honouring conditional and Range requests."""
@@ -70,6 +73,9 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def open(self, key: str) -> BinaryIO:
+        return self._path(key).open("rb")
 
     def send(self, key: str, *, mimetype: str, as_attachment: bool, download_name: str) -> Response:
         path = self._path(key)

@@ -1,11 +1,13 @@
 """Console roles and their rights: who may do what in the admin console and the moderation
 services.
 
-Every moderation service asks `require(actor_id, right)` before it acts (the console's
-`is_accessible` only decides who sees the console at all: anyone with a role). The built-in
-roles are rows of `admin_roles` made by migration 0012 and cannot be changed; custom roles are
-any set of RIGHTS. `owner` has every right and is the only role that may give or take `owner`;
-the last owner cannot lose the role.
+Every console service asks `require(actor_id, right)` before it acts (the console's views ask
+again, to show and allow only what a role may do; anyone with a role sees the console's
+dashboard and its users and groups). The built-in roles are rows of `admin_roles` made by
+migration 0012 and cannot be changed; custom roles are any set of RIGHTS
+(app/moderation/roles.py). `owner` has every right and is the only role that may give or take
+`owner`; the last owner cannot lose the role. Which service needs which right: docs/ARCHITECTURE.md,
+"Console roles and rights".
 """
 
 from __future__ import annotations
@@ -54,6 +56,14 @@ def rights_of(user: User | None) -> frozenset[str]:
         return frozenset()
     role = db.session.get(AdminRole, user.admin_role_id)
     return frozenset(role.rights or ()) if role is not None else frozenset()
+
+
+def is_owner(user: User | None) -> bool:
+    """Whether the account holds the `owner` role (and is not deleted)."""
+    if user is None or user.admin_role_id is None or user.deleted_at is not None:
+        return False
+    role = db.session.get(AdminRole, user.admin_role_id)
+    return role is not None and role.name == OWNER
 
 
 def has(user: User | None, right: str) -> bool:

@@ -1,5 +1,12 @@
-"""What administrators do: bans, mutes, admin rights, password resets, group actions and
-message recalls. Each takes effect at once on every process and writes an audit row.
+"""What administrators do: bans, mutes, password resets, group actions, message recalls and the
+robot's switch (console roles: app/moderation/roles.py). Each takes effect at once on every
+process and writes an audit row.
+
+Each asks the acting account for its right first (app/moderation/rights.py): ban/unban `ban`;
+mute/unmute and a group's mute `mute`; recall `recall`; dissolving a group and removing a member
+`dissolve`; a password reset `manage_roles` (it hands the account to whoever sets the password,
+and an account with a console role only to an owner); the robot's switch `bot_switch`. Without
+it: 403 `forbidden`, nothing done.
 
 The admin console calls these and nothing else; they reuse the same services users' own
 actions go through (device sign-out, group dissolve, kick...). The server API bans and mutes
@@ -12,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from blinker import signal
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 
 from app import presenters, realtime, speak_cache
@@ -47,19 +54,12 @@ def audit(
     )
 
 
-def _require_admin(admin_id: int) -> User:
-    admin = db.session.get(User, admin_id)
-    if admin is None or not admin.is_admin:
-        raise ApiError("forbidden", "Administrators only.", 403)
-    return admin
-
-
-def _require_actor(admin_id: int | None, api_key_id: int | None) -> dict:
-    """An administrator, or a server API key (its route checked the scope); the audit
+def _require_actor(admin_id: int | None, api_key_id: int | None, right: str) -> dict:
+    """An account holding `right`, or a server API key (its route checked the scope); the audit
     details that name a key."""
     if api_key_id is not None:
         return {"api_key": api_key_id}
-    _require_admin(admin_id)
+    rights.require(admin_id, right)
     return {}
 
 
@@ -93,7 +93,7 @@ def _sanction(
     api_key_id: int | None,
 ) -> dict:
     """Put a ban or mute in force (replacing the current one); returns the audit details."""
-    by = _require_actor(admin_id, api_key_id)
+    by = _require_actor(admin_id, api_key_id, kind)
     user = _target(user_id)
     if user_id == admin_id:
         raise ApiError("cannot_sanction_self", "You cannot do that to your own account.", 400)
@@ -194,7 +194,7 @@ def announce_ended_mutes(since: datetime, now: datetime) -> int:
 
 
 def _lift(admin_id: int | None, user_id: int, kind: str, reason: str, api_key_id: int | None = None) -> int:
-    by = _require_actor(admin_id, api_key_id)
+    by = _require_actor(admin_id, api_key_id, kind)
     _target(user_id)
     current = active_sanctions(user_id, kind)
     if not current:
@@ -209,26 +209,17 @@ def _lift(admin_id: int | None, user_id: int, kind: str, reason: str, api_key_id
     return len(current)
 
 
-def set_admin(admin_id: int, user_id: int, value: bool) -> None:
-    """Grant or take the owner role; the last owner always stays."""
-    _require_admin(admin_id)
-    user = _target(user_id)
-    owner = rights.role_named(rights.OWNER)
-    if (user.admin_role_id == owner.id) == value:
-        return
-    if not value:
-        owners = db.session.scalar(select(func.count(User.id)).where(User.admin_role_id == owner.id))
-        if owners <= 1:
-            raise ApiError("last_admin", "Parley must keep at least one administrator.", 409)
-    user.admin_role_id = owner.id if value else None
-    audit(admin_id, "make_admin" if value else "unmake_admin", "user", user_id)
-    db.session.commit()
-
-
 def reset_password(admin_id: int, user_id: int, new_password: str) -> None:
-    """Set a new password and sign the user out everywhere."""
-    _require_admin(admin_id)
+    """Set a new password and sign the user out everywhere. Whoever sets it can sign in as the
+    user, so it takes `manage_roles`, and an account with a console role only an owner."""
+    actor = rights.require(admin_id, "manage_roles")
     user = _target(user_id)
+    if user.is_admin and not rights.is_owner(actor):
+        raise ApiError(
+            "forbidden", "Only an owner may reset the password of an account with a console role.", 403
+        )
+    if user.is_bot or user.deleted_at is not None:
+        raise ApiError("protected_account", "The robot and deleted accounts have no password to reset.", 409)
     auth.validate_password(new_password)
     user.password_hash = auth.hash_password(new_password)
     audit(admin_id, "reset_password", "user", user_id)
@@ -237,19 +228,20 @@ def reset_password(admin_id: int, user_id: int, new_password: str) -> None:
 
 
 def dissolve_group(admin_id: int, group_id: int, reason: str) -> None:
-    _require_admin(admin_id)
+    rights.require(admin_id, "dissolve")
     audit(admin_id, "dissolve_group", "group", group_id, reason)
     groups.dissolve(admin_id, group_id, reason, site_admin=True)
 
 
 def mute_group(admin_id: int, group_id: int, muted: bool, reason: str = "") -> None:
-    _require_admin(admin_id)
+    rights.require(admin_id, "mute")
     audit(admin_id, "mute_group" if muted else "unmute_group", "group", group_id, reason)
     group_roles.mute_all(admin_id, group_id, muted, site_admin=True)
 
 
 def remove_group_member(admin_id: int, group_id: int, user_id: int, reason: str = "") -> None:
-    _require_admin(admin_id)
+    """Take a member out of a group: a group action, like dissolving it (right `dissolve`)."""
+    rights.require(admin_id, "dissolve")
     audit(admin_id, "remove_member", "group", group_id, reason, user_id=user_id)
     groups.kick(admin_id, group_id, user_id, site_admin=True)
 
@@ -258,7 +250,7 @@ def recall_message(admin_id: int, message_id: int, reason: str) -> None:
     """Remove a message everywhere, through the same core as members' recalls
     (app/chat/actions/recall.py): devices get `message:recalled` now, sync hands the recalled
     version to devices that were away, its mentions, pin and quotes follow."""
-    _require_admin(admin_id)
+    rights.require(admin_id, "recall")
     message = db.session.get(Message, message_id)
     if message is None:
         raise not_found("message")
@@ -273,7 +265,7 @@ def set_bot_enabled(admin_id: int, enabled: bool) -> dict:
     """Switch the robot on or off for every process."""
     from app.bots import service as bots
 
-    _require_admin(admin_id)
+    rights.require(admin_id, "bot_switch")
     audit(admin_id, "bot_on" if enabled else "bot_off", "bot", None)
     db.session.commit()
     return bots.set_enabled(enabled)

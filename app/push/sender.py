@@ -35,7 +35,7 @@ from flask import Flask, current_app
 from pywebpush import WebPushException, webpush
 from sqlalchemy import and_, delete, or_, select, update
 
-from app import realtime
+from app import metrics, realtime
 from app.auth.services import ban_clause
 from app.chat.access import SendContext
 from app.chat.actions.forward import message_forwarded
@@ -290,6 +290,8 @@ class PushWorker:
             except Exception:
                 log.exception("push to subscription %s failed", delivery.subscription_id)
                 outcome = "failed"
+            if outcome == "failed":
+                metrics.push_failed()
             try:
                 record(delivery, outcome)
             except Exception:

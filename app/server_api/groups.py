@@ -14,10 +14,11 @@ from typing import Literal
 from flask import jsonify, request
 from pydantic import Field
 
+from app import settings as retention_settings
 from app.groups import roles as group_roles
 from app.groups import services as groups
 from app.server_api import bp
-from app.server_api.keys import requires
+from app.server_api.keys import current_key, requires
 from app.social.schemas import DissolveIn, GroupUpdateIn, MuteAllIn, MuteMemberIn
 from app.validation import Id, Payload, int_arg, parse_json, validate
 
@@ -59,19 +60,35 @@ def group_create():
 @bp.get("/groups/<int:group_id>")
 @requires("read", "groups")
 def group_get(group_id: int):
-    """A group, dissolved ones included."""
-    return jsonify(group=groups.group_detail(None, group_id, by_server=True))
+    """A group, dissolved ones included, with its own retention (null: as the deployment)."""
+    group = groups.group_detail(None, group_id, by_server=True)
+    return jsonify(group={**group, "retention_days": retention_settings.group_retention(group_id)})
+
+
+class ServerGroupUpdateIn(GroupUpdateIn):
+    # The group's own retention in days (app/settings.py): null follows the deployment's, 0 keeps
+    # its messages forever. Only the server API and the console set it, never members.
+    retention_days: int | None = Field(default=None, ge=0, le=retention_settings.RETENTION_MAX_DAYS)
 
 
 @bp.patch("/groups/<int:group_id>")
 @requires("groups")
 def group_update(group_id: int):
-    """Change settings; renames and announcements are told in the group as by the administrator."""
-    data = parse_json(GroupUpdateIn)
-    changes = data.model_dump(exclude_none=True)
+    """Change settings; renames and announcements are told in the group as by the administrator.
+    `retention_days` (null: as the deployment) is answered back with the group."""
+    data = parse_json(ServerGroupUpdateIn)
+    changes = data.model_dump(exclude_none=True, exclude={"retention_days"})
     if "avatar_url" in data.model_fields_set:  # null clears it
         changes["avatar_url"] = data.avatar_url
-    return jsonify(group=groups.update_group(None, group_id, changes, by_server=True))
+    retention = "retention_days" in data.model_fields_set
+    if changes or not retention:
+        group = groups.update_group(None, group_id, changes, by_server=True)
+    if retention:
+        retention_settings.set_group_retention(
+            None, group_id, data.retention_days, api_key_id=current_key().id
+        )
+        group = groups.group_detail(None, group_id, by_server=True)
+    return jsonify(group={**group, "retention_days": retention_settings.group_retention(group_id)})
 
 
 @bp.get("/groups/<int:group_id>/members")

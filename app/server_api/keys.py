@@ -34,6 +34,7 @@ from app.extensions import db
 from app.locales import _l
 from app.models import ApiKey, AuditLog, utcnow
 from app.models.integrations import API_SCOPES
+from app.moderation import rights
 from app.server_api import bp
 
 PREFIX = "pk_"
@@ -107,8 +108,10 @@ def create_key_audited(
     expires_at: datetime | None = None,
     via: str = "console",
 ) -> tuple[ApiKey, str]:
-    """`create_key` for the console or the CLI (`admin_id` None): committed with its audit row
-    (`api_key_created`). Returns the row and the plaintext key, to be shown once."""
+    """`create_key` for the console (an account with `manage_api_keys`) or the CLI (`admin_id`
+    None): committed with its audit row (`api_key_created`). Returns the row and the plaintext
+    key, to be shown once."""
+    _require_manager(admin_id)
     row, key = create_key(
         name, scopes, allowed_ips=allowed_ips, expires_at=expires_at, created_by_id=admin_id
     )
@@ -121,6 +124,7 @@ def create_key_audited(
 def revoke_key_audited(admin_id: int | None, key_id: int, via: str = "console") -> ApiKey:
     """Revoke a key from the console or the CLI, with its audit row (`api_key_revoked`); an
     unknown key is `not_found`, a revoked one `already_revoked`."""
+    _require_manager(admin_id)
     row = db.session.get(ApiKey, key_id)
     if row is None:
         raise ApiError("not_found", "No such API key.", 404)
@@ -130,6 +134,13 @@ def revoke_key_audited(admin_id: int | None, key_id: int, via: str = "console") 
     _audit_admin(admin_id, "api_key_revoked", row, via=via)
     db.session.commit()
     return row
+
+
+def _require_manager(admin_id: int | None) -> None:
+    """From the console: the account holds `manage_api_keys`, else 403 (nothing done). None is a
+    shell on the server itself (`flask create-api-key`)."""
+    if admin_id is not None:
+        rights.require(admin_id, "manage_api_keys")
 
 
 def _audit_admin(admin_id: int | None, action: str, row: ApiKey, via: str) -> None:

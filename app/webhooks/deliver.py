@@ -29,6 +29,7 @@ import requests
 from flask import Flask
 from sqlalchemy import and_, delete, or_, select, update
 
+from app import metrics
 from app.extensions import db
 from app.jobs import lease
 from app.models import utcnow
@@ -152,6 +153,8 @@ def deliver_one(app: Flask, hook, row) -> bool:
         _record(app, row.webhook_id, row, None, "webhook disabled")
         return False
     code, error = post(hook, row, app.config["WEBHOOK_TIMEOUT_SECONDS"])
+    if error is not None:
+        metrics.webhook_failed()
     _record(app, hook.id, row, code, error)
     return error is None
 

@@ -2,6 +2,9 @@
 process's copy of the hook list at once. A hook is disabled, never deleted, so its delivery log
 and the rows still queued for it stay.
 
+Changes from the console take the `manage_webhooks` right (app/moderation/rights.py; 403 and
+nothing done without it); `admin_id` None is a change made on the server itself (a shell).
+
 A hook's URL may point anywhere the server can reach (an inner address too): only administrators
 set it, and only http(s) without user:password@ is accepted (a receiver's credentials go in its
 secret, or a query token). The audit log records the URL without its query (app/webhooks/signing.py
@@ -19,6 +22,7 @@ from app.extensions import db
 from app.locales import _l
 from app.models import AuditLog, utcnow
 from app.models.integrations import Webhook, WebhookDelivery
+from app.moderation import rights
 from app.realtime import on_commit
 from app.webhooks import registry, signing
 
@@ -60,6 +64,11 @@ def _check(name: str, url: str, events: list[str], timeout_ms: int) -> list[str]
     return [event for event in registry.EVENTS if event in events]
 
 
+def _require_manager(admin_id: int | None) -> None:
+    if admin_id is not None:
+        rights.require(admin_id, "manage_webhooks")
+
+
 def _audit(admin_id: int | None, action: str, hook: Webhook, **details) -> None:
     db.session.add(
         AuditLog(
@@ -84,6 +93,7 @@ def create_hook(
     fail_open: bool = True,
 ) -> Webhook:
     """A new webhook; its secret is generated when none is given. Commits."""
+    _require_manager(admin_id)
     events = _check(name, url, events, timeout_ms)
     hook = Webhook(
         name=name.strip(),
@@ -104,6 +114,7 @@ def create_hook(
 
 def update_hook(admin_id: int | None, hook_id: int, **changes) -> Webhook:
     """Change a webhook (name, url, secret, events, enabled, timeout_ms, fail_open). Commits."""
+    _require_manager(admin_id)
     hook = db.session.get(Webhook, hook_id)
     if hook is None:
         raise not_found("webhook")
@@ -138,6 +149,7 @@ def retry_delivery(admin_id: int | None, delivery_id: int) -> None:
     Refused while a worker holds the row (its lease has not ended): clearing the lease would let
     a second worker claim and send it again while the first is still sending. The check and the
     change are one statement, so a claim made in between is not overwritten either."""
+    _require_manager(admin_id)
     row = db.session.get(WebhookDelivery, delivery_id)
     if row is None:
         raise not_found("delivery")

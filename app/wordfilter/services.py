@@ -1,6 +1,7 @@
-"""Word lists: made, changed, filled from a file and deleted by administrators — each write
-audited, and the process's automaton rebuilt once it committed (other processes notice within
-WORDFILTER_CACHE_SECONDS). The admin console calls these and nothing else."""
+"""Word lists: made, changed, filled from a file and deleted by administrators with the
+`manage_words` right — each write audited, and the process's automaton rebuilt once it
+committed (other processes notice within WORDFILTER_CACHE_SECONDS). The admin console calls
+these and nothing else."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from sqlalchemy import func, select
 from app.errors import ApiError, not_found
 from app.extensions import db
 from app.locales import _l
-from app.models import AuditLog, User, WordList, utcnow
+from app.models import AuditLog, WordList, utcnow
 from app.models.integrations import WORD_LIST_ACTIONS
+from app.moderation import rights
 from app.validation import UNSTORABLE
 from app.wordfilter import cache
 from app.wordfilter.matcher import MAX_WORD_CHARS, split_word
@@ -64,10 +66,9 @@ def decode_file(data: bytes) -> str:
         ) from None
 
 
-def _require_admin(admin_id: int) -> None:
-    admin = db.session.get(User, admin_id)
-    if admin is None or not admin.is_admin:
-        raise ApiError("forbidden", "Administrators only.", 403)
+def _require_manager(admin_id: int) -> None:
+    """The acting account holds `manage_words` (app/moderation/rights.py); else 403, nothing done."""
+    rights.require(admin_id, "manage_words")
 
 
 def _get(list_id: int) -> WordList:
@@ -118,7 +119,7 @@ def _commit() -> None:
 
 
 def create_list(admin_id: int, name: str, action: str, enabled: bool, words_text: str) -> WordList:
-    _require_admin(admin_id)
+    _require_manager(admin_id)
     words = parse_words(words_text or "")
     name = _check(name, action, words)
     row = WordList(name=name, action=action, enabled=enabled, words="\n".join(words), updated_at=utcnow())
@@ -132,7 +133,7 @@ def create_list(admin_id: int, name: str, action: str, enabled: bool, words_text
 def update_list(
     admin_id: int, list_id: int, name: str, action: str, enabled: bool, words_text: str
 ) -> WordList:
-    _require_admin(admin_id)
+    _require_manager(admin_id)
     row = _get(list_id)
     words = parse_words(words_text or "")
     row.name = _check(name, action, words)
@@ -146,7 +147,7 @@ def update_list(
 def import_words(admin_id: int, list_id: int, data: bytes, *, replace: bool = False) -> int:
     """Add a UTF-8 file's words (one a line) to a list, or replace its words; returns how many
     words the file added."""
-    _require_admin(admin_id)
+    _require_manager(admin_id)
     row = _get(list_id)
     incoming = parse_words(decode_file(data))
     before = [] if replace else parse_words(row.words or "")
@@ -161,7 +162,7 @@ def import_words(admin_id: int, list_id: int, data: bytes, *, replace: bool = Fa
 
 
 def delete_list(admin_id: int, list_id: int, reason: str = "") -> None:
-    _require_admin(admin_id)
+    _require_manager(admin_id)
     row = _get(list_id)
     _audit(admin_id, "wordlist_delete", row, reason, hits=row.hits)
     db.session.delete(row)

@@ -37,7 +37,7 @@ ENGLISH = [
     "Audit log",
     "Word lists",
     "Created At",
-    "Is Admin",
+    "Console role",
     "Banned",
     "Muted",
 ]

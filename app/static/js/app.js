@@ -12,6 +12,7 @@ import { mountContacts, pendingIncoming, requestsView, searchView, userView } fr
 import { groupView, newGroupView } from "./views/groups.js";
 import { applyTheme, devicesView, mountMe, profileView, settingsView } from "./views/me.js";
 import { notificationsView } from "./views/notifysettings.js";
+import { myDataView } from "./views/mydata.js";
 import { chatSearchView } from "./views/search.js";
 
 const shell = document.getElementById("shell");
@@ -36,6 +37,7 @@ const DETAILS = [
   [/^#\/devices$/, "me", () => devicesView()],
   [/^#\/settings$/, "me", () => settingsView()],
   [/^#\/notifications$/, "me", () => notificationsView()],
+  [/^#\/data$/, "me", () => myDataView()],
 ];
 
 function showTab(name) {

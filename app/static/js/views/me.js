@@ -18,6 +18,7 @@ export function mountMe(container) {
         entry("#/devices", "devices", t("me.devices")),
         entry("#/notifications", "bell", t("notify.title")),
         entry("#/settings", "settings", t("me.settings")),
+        entry("#/data", "file", t("data.title")),
         h("li", {}, h("a", { class: "entry", href: "/account" }, h("span", { class: "entry-icon" }, icon("key")), h("span", { class: "entry-label", text: t("me.password") }))),
         h("li", {}, h("button", { type: "button", class: "entry danger sign-out", onclick: signOut }, h("span", { class: "entry-icon" }, icon("logout")), h("span", { class: "entry-label", text: t("me.sign_out") }))),
       ),

@@ -138,6 +138,7 @@ function bodyText(body) {
 /** A quote's line: the snapshot's text, or the label of its type (the snapshot has no media). */
 function quoteText(reply) {
   if (reply.recalled) return t("msg.quote_recalled");
+  if (reply.purged) return t("msg.quote_purged");
   switch (reply.type) {
     case "txt":
       return reply.text || "";

@@ -1,0 +1,47 @@
+"""Me → Your data and account, in the browser: "Download my data" shows the export being prepared,
+then (told by `export:ready`) a download link that serves the zip; "Delete my account" asks for the
+password, refuses a wrong one in place, then deletes the account and lands on the sign-in page,
+where the old password no longer works."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+
+from playwright.sync_api import expect
+
+from tests.conftest import PASSWORD
+from tests.e2e.conftest import PHONE
+
+
+def test_download_my_data_then_delete_the_account(new_page, sign_up, browser_problems):
+    browser_problems.allow_response("/api/v1/auth/me/delete", 403)  # the wrong password, on purpose
+    browser_problems.allow_response("/login", 401)  # signing in to the deleted account
+    page = sign_up(new_page(PHONE), "dora")
+    page.click("#tabs a[data-tab=me]")
+    page.click("a.entry[href='#/data']")
+    expect(page.locator(".my-data h3").first).to_have_text("Download my data")
+    page.click("button.ask-export")
+    link = page.locator("a.export-download")
+    expect(link).to_be_visible()
+    expect(page.locator("button.ask-export")).to_be_enabled()
+    response = page.request.get(link.get_attribute("href"))
+    assert response.status == 200
+    with zipfile.ZipFile(io.BytesIO(response.body())) as archive:
+        assert json.loads(archive.read("profile.json"))["account"]["username"] == "dora"
+
+    page.click("button.delete-account")
+    page.click(".sheet .btn.danger")  # "Continue" past the warning
+    page.fill(".sheet input[name=password]", "not my password")
+    page.click(".sheet button[type=submit]")
+    expect(page.locator("#error-delete-password")).to_have_text("wrong password")
+    page.fill(".sheet input[name=password]", PASSWORD)
+    page.click(".sheet button[type=submit]")
+    # The client goes to the sign-in page; so may the socket's drop, which can come first.
+    page.wait_for_url(re.compile(r"/login(\?.*)?$"))
+    page.fill("input[name=username]", "dora")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#tabs")).to_have_count(0)
