@@ -89,7 +89,9 @@ def register_commands(app: Flask) -> None:
         if user.is_bot:
             raise click.ClickException(f"{user.username} is the robot; it cannot be an administrator.")
         if user.deleted_at is not None:
-            raise click.ClickException(f"{user.username} is a deleted account; it cannot be an administrator.")
+            raise click.ClickException(
+                f"{user.username} is a deleted account; it cannot be an administrator."
+            )
         done = []
         if reset_password:
             password = _read_password(password_stdin)

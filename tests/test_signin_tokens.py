@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.moderation import rights
 from app.models import DeviceSession, SignInToken, UsedJwt, User, utcnow
+from app.moderation import rights
 from app.moderation import services as moderation
 from config import Config, ConfigError
 from tests.chat_helpers import connect
