@@ -214,11 +214,20 @@ def _before_request() -> None:
         g.metrics_db_seconds = 0.0
 
 
+# The methods a label may name; any other token a client sends is counted as "other", so a
+# client cannot make a new series per made-up method.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else "other"
+
+
 def _after_request(response):
     started = g.pop("metrics_started", None)
     if _on and started is not None:
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        _m.http_requests.labels(rule, request.method, str(response.status_code)).inc()
+        _m.http_requests.labels(rule, method_label(request.method), str(response.status_code)).inc()
         _m.http_duration.labels(rule).observe(time.perf_counter() - started)
         _m.db_time.observe(g.pop("metrics_db_seconds", 0.0))
     return response
@@ -430,7 +439,9 @@ def init_app(app: Flask) -> None:
 
     message_stored.connect(_on_message_stored)
     message_forwarded.connect(_on_messages_forwarded)
-    app.before_request(_before_request)
+    # First of the hooks (Flask-Limiter's own is registered before this): a request any other
+    # hook refuses is still timed and counted.
+    app.before_request_funcs.setdefault(None, []).insert(0, _before_request)
     app.after_request(_after_request)
     if app.config["METRICS_TOKEN"]:
         app.add_url_rule("/metrics", "metrics", _metrics_view, methods=["GET"])
@@ -444,10 +455,18 @@ def init_app(app: Flask) -> None:
 
 
 def _listener_app(app: Flask):
+    token = app.config["METRICS_TOKEN"]
+
     def serve(environ, start_response):
         if environ.get("PATH_INFO") != "/metrics" or environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found\n"]
+        if token and not _token_ok(environ.get("HTTP_AUTHORIZATION"), token):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain"), ("WWW-Authenticate", 'Bearer realm="metrics"')],
+            )
+            return [b"a valid metrics token is required\n"]
         with app.app_context():
             body = exposition()
         start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])

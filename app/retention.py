@@ -13,8 +13,9 @@ search and unread counts start after `purged_seq` (app/chat/access.py, app/chat/
 What hangs off a purged message goes with it in the same transaction: reactions, mentions, kept
 edits, hides, plays, upload shares, pins pointing at it, its search index entry (SQLite's
 trigger; PostgreSQL's index follows the row). Uploads it carried are deleted, files too after the
-commit, unless a message that stays shares them (a forward): the upload is then bound to that
-message instead, so it keeps being served and the upload cleanup leaves it alone. Replies that
+commit, unless a message that stays shares them (a forward, or a merged chat history carrying
+several): the upload then stays, unbound, and its share rows keep it served to the copies'
+viewers and out of the upload cleanup; it goes when its last sharing message does. Replies that
 quote a purged message keep only the quote's seq, type and sender, marked `purged` (the text is
 dropped); each gets a new stream position so /sync carries it. The conversation itself gets a
 new stream position, so a device catching up gets its summary (last message, unread count, pins)
@@ -69,6 +70,7 @@ class Outcome:
     messages: int = 0
     uploads: int = 0
     batches: int = 0
+    failed: int = 0
     files: list[str] = field(default_factory=list, repr=False)
 
 
@@ -122,37 +124,45 @@ def _lock(conversation_id: int) -> int | None:
     ).scalar()
 
 
-def _rebind_shared(upload_ids: list[str], purged: list[int], removed_by_admin: set[str]) -> set[str]:
-    """Uploads of purged messages that a staying message shares (a forward): each is bound to the
-    oldest such message not bound to an upload of its own, and that share row goes (the binding
-    replaces it). An upload whose message the site's administrators removed is not kept through
-    its copies (they never served it). The ids kept."""
+def _keep_shared(upload_ids: list[str], purged: list[int], removed_by_admin: set[str]) -> set[str]:
+    """Uploads of purged messages that a staying message still shares (a forward, maybe a merged
+    chat history carrying several): they stay, with their files, unbound (`message_id` NULL: the
+    share rows keep them served and out of the upload cleanup, app/media/services.py). An upload
+    whose message the site's administrators removed is not kept through its copies (they never
+    served it). The ids kept."""
     candidates = [upload_id for upload_id in upload_ids if upload_id not in removed_by_admin]
     if not candidates:
         return set()
-    bound = select(Upload.id).where(Upload.message_id == UploadShare.message_id).exists()
-    rows = db.session.execute(
-        select(UploadShare.upload_id, func.min(UploadShare.message_id))
-        .where(UploadShare.upload_id.in_(candidates), UploadShare.message_id.not_in(purged), ~bound)
-        .group_by(UploadShare.upload_id)
-    ).all()
-    if not rows:
-        return set()
-    conversations = dict(
-        db.session.execute(
-            select(Message.id, Message.conversation_id).where(Message.id.in_([row[1] for row in rows]))
+    kept = set(
+        db.session.scalars(
+            select(UploadShare.upload_id)
+            .where(UploadShare.upload_id.in_(candidates), UploadShare.message_id.not_in(purged))
+            .distinct()
         ).all()
     )
-    for upload_id, message_id in rows:
+    if kept:
         db.session.execute(
             update(Upload)
-            .where(Upload.id == upload_id)
-            .values(message_id=message_id, conversation_id=conversations[message_id])
+            .where(Upload.id.in_(sorted(kept)))
+            .values(message_id=None)
             .execution_options(synchronize_session=False)
         )
-        share = (UploadShare.upload_id == upload_id, UploadShare.message_id == message_id)
-        db.session.execute(delete(UploadShare).where(*share))
-    return {row[0] for row in rows}
+    return kept
+
+
+def _orphaned_shares(purged: list[int]) -> list[str]:
+    """Unbound uploads (kept earlier for their copies) that only purged messages still share."""
+    elsewhere = (
+        select(UploadShare.upload_id)
+        .where(UploadShare.upload_id == Upload.id, UploadShare.message_id.not_in(purged))
+        .exists()
+    )
+    shared_here = select(UploadShare.upload_id).where(UploadShare.message_id.in_(purged))
+    return list(
+        db.session.scalars(
+            select(Upload.id).where(Upload.id.in_(shared_here), Upload.message_id.is_(None), ~elsewhere)
+        ).all()
+    )
 
 
 def _purge_quotes(conversation_id: int, low: int, high: int) -> list[dict]:
@@ -204,8 +214,8 @@ def purge_batch(conversation_id: int, cutoff: datetime, limit: int) -> Outcome:
     uploads = db.session.execute(select(Upload.id, Upload.message_id).where(Upload.message_id.in_(ids))).all()
     removed_by_admin = {row.id for row in batch if row.recalled_as == "admin"}
     by_admin = {upload_id for upload_id, message_id in uploads if message_id in removed_by_admin}
-    kept = _rebind_shared([upload_id for upload_id, _ in uploads], ids, by_admin)
-    doomed = [upload_id for upload_id, _ in uploads if upload_id not in kept]
+    kept = _keep_shared([upload_id for upload_id, _ in uploads], ids, by_admin)
+    doomed = [upload_id for upload_id, _ in uploads if upload_id not in kept] + _orphaned_shares(ids)
     for model in (MessageReaction, MessageMention, MessageEdit, MessageHide, MessagePlay, UploadShare):
         db.session.execute(delete(model).where(model.message_id.in_(ids)))
     gone = []
@@ -262,11 +272,21 @@ def purge_conversation(conversation_id: int, cutoff: datetime, limit: int | None
 
 
 def purge(now: datetime | None = None) -> Outcome:
-    """Apply the retention policy to every conversation (what the periodic job runs)."""
+    """Apply the retention policy to every conversation (what the periodic job runs). A conversation
+    that fails is rolled back and logged and the others go on; the run then raises, so the job is
+    recorded as failed."""
     now = now or utcnow()
     total = Outcome()
     for conversation_id, cutoff in due_conversations(now):
-        step = purge_conversation(conversation_id, cutoff)
+        try:
+            step = purge_conversation(conversation_id, cutoff)
+        except Exception:
+            # One conversation's failure must not keep the others old: its committed batches
+            # stay, the next run takes it up again.
+            db.session.rollback()
+            log.exception("retention: purging conversation %s failed", conversation_id)
+            total.failed += 1
+            continue
         total.conversations += step.conversations
         total.messages += step.messages
         total.uploads += step.uploads
@@ -279,4 +299,7 @@ def purge(now: datetime | None = None) -> Outcome:
             total.conversations,
             total.batches,
         )
+    if total.failed:
+        # The others are done; the job still reports the failure (logged above, one by one).
+        raise RuntimeError(f"retention: {total.failed} conversation(s) could not be purged")
     return total

@@ -24,13 +24,17 @@ import psycopg
 import pytest
 import requests
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.pool import NullPool
 
 from app import create_app
 from app.backup import make
 from app.backup.archive import code_revisions
+from app.export import archive as export_archive
+from app.export import services as export_services
 from app.extensions import db, socketio
+from app.jobs import queue
+from app.models.operations import UserExport
 from config import BASE_DIR, Config, normalise_database_url
 from tests.conftest import PASSWORD, PG_ADMIN_URL, TEST_DB, LiveServer, server_env
 from tests.test_media import image_bytes, pdf_bytes
@@ -500,6 +504,79 @@ def test_an_older_backup_is_brought_up_to_date(instances, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"The database was upgraded from revision 0011 to {head}." in result.output
     assert scalar(target, "SELECT version_num FROM alembic_version") == head
+
+
+@pytest.mark.postgresql
+def test_an_older_backup_into_a_migrated_database_is_refused_and_changes_nothing(instances, tmp_path):
+    """The state a container's start leaves: migrated to the newest revision, with no users."""
+    older = instances.app("older", revision="0011")
+    archive = tmp_path / "older.tar.gz"
+    assert run(older, "backup", "--output", str(archive)).exit_code == 0
+    target = instances.app("target")
+    _, head = code_revisions()
+    tables = set(inspect(engine_of(target)).get_table_names())
+    before = tree(Path(target.instance_path))
+    result = run(target, "restore", str(archive))
+    assert result.exit_code == 1
+    assert (
+        f"The target database is at revision '{head}' and the backup at '0011': restore into an empty "
+        "database, or one at the same revision. Nothing was changed."
+    ) in " ".join(result.output.split())
+    assert scalar(target, "SELECT version_num FROM alembic_version") == head
+    assert set(inspect(engine_of(target)).get_table_names()) == tables
+    assert tree(Path(target.instance_path)) == before
+    assert list(Path(target.instance_path).parent.rglob(".parley-restore-*")) == []
+
+
+def test_a_failure_after_the_load_says_the_instance_was_changed(backed_up, instances, tmp_path):
+    lying = tmp_path / "lying.tar.gz"
+
+    def edit(name: str, data: bytes) -> bytes:
+        if name != "manifest.json":
+            return data
+        manifest = json.loads(data)
+        return json.dumps({**manifest, "counts": {**manifest["counts"], "users": 7}}).encode()
+
+    repack(backed_up, lying, edit)
+    target = instances.app("target", migrated=False)
+    result = run(target, "restore", str(lying))
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())
+    assert "the backup's manifest says" in output
+    assert "This instance has already been changed" in output
+    assert "Nothing was changed" not in output
+
+
+def test_a_forced_restore_leaves_no_export_file_of_the_target_behind(instances, tmp_path, monkeypatch):
+    """A backup holds no export zips: the target's are removed, and the restored exports can
+    serve none (ready ones expire, pending ones fail), so no id serves another instance's zip."""
+    monkeypatch.setattr(queue, "execute", lambda app, job, now=None: None)  # builds run below
+    source = instances.app("source")
+    populate(source)
+    with source.app_context():
+        ready = export_services.request_export(1).id
+        export_archive.build({"export_id": ready})
+        pending = export_services.request_export(1).id
+        assert export_archive.zip_path(ready).is_file()
+    archive = tmp_path / "exports.tar.gz"
+    assert run(source, "backup", "--output", str(archive)).exit_code == 0
+
+    target = instances.app("target")
+    populate(target)
+    with target.app_context():
+        folder = export_archive.folder()
+    folder.mkdir(parents=True)
+    for name in (f"{ready}.zip", f"{pending}.zip", f"{pending}.zip.part", "77.zip"):
+        (folder / name).write_bytes(b"the target's own export")
+    result = run(target, "restore", "--force", str(archive))
+    assert result.exit_code == 0, result.output
+    assert list(folder.iterdir()) == []
+    with target.app_context():
+        rows = {row.id: export_services.present(row) for row in db.session.scalars(select(UserExport))}
+        db.session.remove()
+    assert set(rows) == {ready, pending}
+    assert rows[ready]["state"] == "ready" and rows[ready]["expired"] is True and rows[ready]["url"] is None
+    assert rows[pending]["state"] == "failed" and rows[pending]["url"] is None
 
 
 def test_backup_never_overwrites_and_needs_a_migrated_database(instances, tmp_path):

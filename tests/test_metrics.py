@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from werkzeug.test import Client
 
 import tests.test_github
 import tests.test_push
@@ -212,6 +213,63 @@ def test_no_label_carries_user_data(metrics_app, app, make_user, login, befriend
     assert value(found, "parley_http_requests_total", endpoint="unmatched", method="GET", status="404") >= 1
     rule = "/api/v1/conversations/<int:conversation_id>/messages"
     assert any(dict(labels).get("endpoint") == rule for _, labels in found)
+
+
+def test_made_up_methods_share_one_label(metrics_app):
+    """A client's own method tokens never make new series: they are all "other"."""
+    http = metrics_app.test_client()
+    before = samples(scrape_text(metrics_app))
+    for method in ("BREWCOFFEE", "XYZZY", "PROPFIND"):
+        assert http.open("/healthz", method=method).status_code == 405
+    assert http.open("/healthz", method="OPTIONS").status_code == 200
+    text = scrape_text(metrics_app)
+    for method in ("BREWCOFFEE", "XYZZY", "PROPFIND"):
+        assert method not in text
+    after = samples(text)
+
+    def moved(**labels):
+        return value(after, "parley_http_requests_total", **labels) - value(
+            before, "parley_http_requests_total", **labels
+        )
+
+    assert moved(endpoint="unmatched", method="other", status="405") == 3
+    assert moved(endpoint="/healthz", method="OPTIONS", status="200") == 1
+    methods = {dict(labels).get("method") for name, labels in after if name == "parley_http_requests_total"}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+
+def test_requests_refused_by_the_rate_limiter_are_counted(metrics_app, make_user):
+    # The timer is the first hook: no hook before it (the limiter's, any added later) can refuse
+    # a request uncounted.
+    assert metrics_app.before_request_funcs[None][0] is metrics._before_request
+    make_user("alice")
+    http = metrics_app.test_client()
+    before = samples(scrape_text(metrics_app))
+    statuses = [
+        http.post("/api/v1/auth/login", json={"username": "alice", "password": "nope"}).status_code
+        for _ in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]  # LOGIN_RATE_LIMIT of the tests: 5 per minute
+    after = samples(scrape_text(metrics_app))
+    labels = {"endpoint": "/api/v1/auth/login", "method": "POST"}
+    for status, count in (("401", 5), ("429", 1)):
+        moved = value(after, "parley_http_requests_total", status=status, **labels) - value(
+            before, "parley_http_requests_total", status=status, **labels
+        )
+        assert moved == count, status
+
+
+def test_with_a_token_the_separate_listener_asks_for_it_too(metrics_app):
+    listener = Client(metrics._listener_app(metrics_app))
+    for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789abcdef"}, {"Authorization": TOKEN}):
+        response = listener.get("/metrics", headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert b"parley_" not in response.get_data()
+    response = listener.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200
+    assert b"parley_http_requests_total" in response.get_data()
+    assert listener.get("/healthz", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 404
 
 
 def test_uploads_are_counted_by_kind_and_bytes(metrics_app, make_user, login):

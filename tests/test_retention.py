@@ -166,13 +166,15 @@ def test_old_messages_and_the_media_only_they_carry_go_newer_ones_and_shared_med
     with app.app_context():
         for model in (MessageReaction, MessageEdit, MessageHide, MessageMention):
             assert db.session.scalar(select(func.count()).select_from(model)) == 0, model
-        # The forwarded picture stays, bound to the copy that still carries it; no share is left.
+        # The forwarded picture stays, unbound, shared by the copy that still carries it.
         kept = db.session.get(Upload, forwarded["id"])
         copy_id = db.session.scalar(
             select(Message.id).where(Message.conversation_id == direct, Message.seq == 4)
         )
-        assert kept.message_id == copy_id
-        assert db.session.scalar(select(func.count()).select_from(UploadShare)) == 0
+        assert kept.message_id is None
+        assert db.session.execute(select(UploadShare.upload_id, UploadShare.message_id)).all() == [
+            (forwarded["id"], copy_id)
+        ]
         assert db.session.get(Upload, alone["id"]) is None
         assert db.session.get(Upload, recent["id"]) is not None
         quoted = db.session.scalar(select(Message).where(Message.conversation_id == direct, Message.seq == 5))
@@ -196,11 +198,124 @@ def test_old_messages_and_the_media_only_they_carry_go_newer_ones_and_shared_med
     page = bob.get(base).get_json()
     assert [m["seq"] for m in page["messages"]] == [4, 5, 6] and page["has_more"] is False
     assert page["messages"][1]["reply"]["purged"] is True and page["messages"][1]["reply"]["text"] == ""
-    # Nothing is left for the upload cleanup to take: the kept picture is bound.
+    # Nothing is left for the upload cleanup to take: the kept picture is shared.
     with app.app_context():
         from app.media import services as media
 
         assert media.cleanup_uploads(older_than=timedelta(0)) == 0
+
+
+def test_pictures_forwarded_together_as_a_chat_history_stay_while_the_history_does(app, chat):
+    """A merged forward shares several uploads through one message; a separate forward's message
+    may share one while an upload of its own is purged too. Nothing is lost, nothing fails."""
+    owner, alice, bob, direct, *_ = chat
+    one = uploaded(alice, image_bytes("PNG", (12, 12)), "one.png")
+    two = uploaded(alice, image_bytes("PNG", (14, 14)), "two.png")
+    send(alice, direct, body={"type": "img", "upload_id": one["id"]})  # 1
+    send(alice, direct, body={"type": "img", "upload_id": two["id"]})  # 2
+    merged = alice.post(
+        "/api/v1/messages/forward",
+        json={
+            "conversation_id": direct,
+            "seqs": [1, 2],
+            "mode": "merged",
+            "targets": [{"conversation_id": direct, "client_msg_id": f"keep-{next(_ids):08d}"}],
+        },
+    )
+    assert merged.status_code == 200, merged.get_json()  # 3
+    root = Path(app.config["UPLOAD_FOLDER"])
+    with app.app_context():
+        files = {
+            row.id: {row.storage_key, row.thumb_key} - {None} for row in db.session.scalars(select(Upload))
+        }
+    age(app, direct, [1, 2], 40)
+    set_policy(app, owner, 30)
+
+    outcome = purge(app)
+
+    assert (outcome.messages, outcome.uploads) == (2, 0)
+    assert seqs_of(app, direct) == [3]
+    for picture in (one, two):
+        assert fetch(bob, picture["url"]).status_code == 200
+        assert {root / key for key in files[picture["id"]]} <= stored_files(app)
+    with app.app_context():
+        from app.media import services as media
+
+        assert media.cleanup_uploads(older_than=timedelta(0)) == 0
+    for picture in (one, two):
+        assert fetch(bob, picture["url"]).status_code == 200
+    # When the history goes too, so do the pictures and their files.
+    age(app, direct, [3], 40)
+    outcome = purge(app)
+    assert (outcome.messages, outcome.uploads) == (1, 2)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
+        assert db.session.scalar(select(func.count()).select_from(UploadShare)) == 0
+    assert not {root / key for keys in files.values() for key in keys} & stored_files(app)
+
+
+def test_a_copy_sharing_a_picture_keeps_it_when_another_purged_picture_is_bound_to_it(app, chat):
+    """A share message that holds an upload of its own (bound to it) still keeps the upload it
+    shares when both are purged from elsewhere."""
+    owner, alice, bob, direct, *_ = chat
+    old = uploaded(alice, image_bytes("PNG", (12, 12)), "old.png")
+    send(alice, direct, body={"type": "img", "upload_id": old["id"]})  # 1
+    merged = alice.post(
+        "/api/v1/messages/forward",
+        json={
+            "conversation_id": direct,
+            "seqs": [1],
+            "mode": "merged",
+            "targets": [{"conversation_id": direct, "client_msg_id": f"keep-{next(_ids):08d}"}],
+        },
+    )
+    assert merged.status_code == 200, merged.get_json()  # 2
+    # An upload bound to the history message itself (as a message carrying its own media).
+    own = uploaded(alice, image_bytes("PNG", (16, 16)), "own.png")
+    with app.app_context():
+        history_id = db.session.scalar(
+            select(Message.id).where(Message.conversation_id == direct, Message.seq == 2)
+        )
+        db.session.execute(
+            update(Upload).where(Upload.id == own["id"]).values(conversation_id=direct, message_id=history_id)
+        )
+        db.session.commit()
+    age(app, direct, [1], 40)
+    set_policy(app, owner, 30)
+
+    assert purge(app).messages == 1
+    assert fetch(bob, old["url"]).status_code == 200
+    assert fetch(bob, own["url"]).status_code == 200
+
+
+def test_one_conversation_failing_does_not_stop_the_others(
+    app, chat, make_user, befriend, login, monkeypatch
+):
+    owner, alice, bob, direct, alice_id, _ = chat
+    carol_id = make_user("carol")
+    befriend(alice_id, carol_id)
+    other = alice.post("/api/v1/conversations", json={"user_id": carol_id}).get_json()["conversation"]["id"]
+    send(alice, direct, "old in the first")
+    send(alice, other, "old in the second")
+    age(app, direct, [1], 40)
+    age(app, other, [1], 40)
+    set_policy(app, owner, 30)
+    real = retention.purge_batch
+
+    def failing_first(conversation_id, *args):
+        if conversation_id == min(direct, other):
+            raise RuntimeError("disk full")
+        return real(conversation_id, *args)
+
+    monkeypatch.setattr(retention, "purge_batch", failing_first)
+    with pytest.raises(RuntimeError, match="1 conversation"):
+        purge(app)
+    failed, done = sorted([direct, other])
+    assert seqs_of(app, failed) == [1]
+    assert seqs_of(app, done) == []
+    monkeypatch.setattr(retention, "purge_batch", real)
+    assert purge(app).messages == 1
+    assert seqs_of(app, failed) == []
 
 
 def test_media_the_administrators_removed_is_not_kept_through_a_forwarded_copy(app, chat):
@@ -506,3 +621,41 @@ def test_changing_the_policy_is_audited(app, chat):
             ("setting_changed", owner, {"key": "retention_days", "old": 0, "new": 30}),
             ("setting_changed", owner, {"key": "retention_days", "old": 30, "new": 0}),
         ]
+
+
+@pytest.mark.parametrize("group_commit", [True, False], ids=["group-commit", "alone"])
+def test_a_reply_checked_before_its_original_was_purged_is_stored_with_a_purged_quote(
+    app, chat, monkeypatch, group_commit
+):
+    """The quote is checked before the conversation is locked; a purge that commits in between
+    leaves the reply a purged quote, not a 500."""
+    monkeypatch.setitem(app.config, "GROUP_COMMIT", group_commit)
+    import app.chat.pipeline as pipeline
+    import app.chat.send as send_module
+
+    owner, alice, bob, direct, *_ = chat
+    original = send(bob, direct, "an old secret")
+    age(app, direct, [original["seq"]], 40)
+    checked = pipeline.prepare_extras
+
+    def purged_meanwhile(*args, **kwargs):
+        extras = checked(*args, **kwargs)
+        with app.app_context():  # another greenlet's transaction
+            retention.purge_conversation(direct, utcnow() - timedelta(days=30))
+        return extras
+
+    monkeypatch.setattr(pipeline, "prepare_extras", purged_meanwhile)
+    monkeypatch.setattr(send_module, "prepare_extras", purged_meanwhile)
+    reply = send(alice, direct, "re", reply_to=original["seq"])
+    assert reply["reply"]["purged"] is True and reply["reply"]["text"] == ""
+    assert "secret" not in str(reply)
+    assert seqs_of(app, direct) == [reply["seq"]]
+    with app.app_context():
+        stored = db.session.scalar(select(Message).where(Message.conversation_id == direct, Message.seq == 2))
+        assert stored.reply == {
+            "seq": 1,
+            "type": "txt",
+            "sender": stored.reply["sender"],
+            "purged": True,
+            "text": "",
+        }

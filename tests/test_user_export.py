@@ -214,6 +214,32 @@ def test_the_zip_holds_exactly_the_users_own_data(app, world, jobs):
             assert files[f"uploads/{mine['id']}.png"] == handle.read()
 
 
+def test_a_group_left_lists_no_members_and_never_those_who_joined_after(
+    app, world, jobs, make_user, befriend
+):
+    from app.groups.services import leave
+    from app.models import Group
+
+    bob = world["ids"]["bob"]
+    with app.app_context():
+        group_id = db.session.scalar(select(Group.id).where(Group.conversation_id == world["group"]))
+        leave(world["ids"]["alice"], group_id)
+    newcomer = make_user("zoe_late")
+    befriend(bob, newcomer)
+    with app.app_context():
+        invite(bob, group_id, [newcomer])
+    say(app, newcomer, world["group"], "hello from the newcomer")
+    ask(world["alice"])
+    assert jobs.run(app) == ["done"]
+    [row] = listed(world["alice"])
+    files = read_zip(fetch(world["alice"], row["url"]).data)
+    group = json.loads(files[f"conversations/{world['group']}.json"])
+    assert group["conversation"]["you_are_member"] is False and group["conversation"]["members"] == []
+    assert texts(group) == ["after alice joined"]
+    everything = b"".join(files.values())
+    assert b"zoe_late" not in everything and b"hello from the newcomer" not in everything
+
+
 def test_the_link_serves_its_owner_only(app, world, jobs):
     ask(world["alice"])
     jobs.run(app)
@@ -351,3 +377,36 @@ def test_the_account_page_asks_for_an_export_and_shows_its_link(app, world, jobs
     jobs.run(app)
     [row] = listed(alice)
     assert f'href="{row["url"]}"' in alice.get("/account").get_data(as_text=True)
+
+
+def test_a_request_takes_the_users_row_lock_before_it_reads(app, world, monkeypatch):
+    """Two requests at once are counted one after the other: the first holds the user's row (on
+    SQLite the database's write lock) from its first statement, so the second waits instead of
+    failing to upgrade its read."""
+    import sqlite3
+
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    alice_id = world["ids"]["alice"]
+    real, probed = archive.placeholder_hash, []
+
+    def probe() -> str:  # runs after the request's reads, before its insert
+        if db.engine.dialect.name == "sqlite":
+            other = sqlite3.connect(db.engine.url.database, timeout=0, isolation_level=None)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    other.execute("BEGIN IMMEDIATE")
+            finally:
+                other.close()
+        else:
+            with db.engine.connect() as other, pytest.raises(OperationalError):
+                other.execute(text("SELECT id FROM users WHERE id = :id FOR UPDATE NOWAIT"), {"id": alice_id})
+        probed.append(True)
+        return real()
+
+    monkeypatch.setattr(archive, "placeholder_hash", probe)
+    with app.app_context():
+        row = exports.request_export(alice_id)
+        assert row.state == "pending"
+    assert probed == [True]

@@ -26,7 +26,8 @@ deleted in between is listed in the manifest as missing.
 `flask restore` changes nothing until the whole archive has been read and checked: every member
 is extracted into staging next to where it goes, each checksum and the set of members must match
 the manifest, the database kind must match the target's, and the backup's Alembic revision must
-be one this code knows (a newer Parley's backup is refused). Only then is the SQLite file replaced
+be one this code knows (a newer Parley's backup is refused), and a PostgreSQL target with tables
+must be at the backup's revision. Only then is the SQLite file replaced
 (one rename) or `pg_restore --clean --if-exists --single-transaction` run, the upload files
 moved into place, the instance keys written, and `flask db upgrade` brings an older backup up to
 date. No server may be running on the target meanwhile (README, "Backup and restore").

@@ -15,7 +15,7 @@ from typing import IO
 
 from flask import current_app
 from flask_migrate import upgrade
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, text, update
 
 from app.backup.archive import (
     COUNTED,
@@ -34,9 +34,17 @@ from app.backup.archive import (
     tool,
     uploads_root,
 )
+from app.export import archive as export_archive
 from app.extensions import db
+from app.models import utcnow
+from app.models.operations import UserExport
 
 MANIFEST_MAX_BYTES = 64 << 20
+# Said by every failure after the target started to change.
+CHANGED = (
+    "This instance has already been changed (its database, upload files and keys were replaced): "
+    "do not start Parley on it; restore again into an empty database."
+)
 CHUNK = 1 << 20
 
 
@@ -54,6 +62,30 @@ def _target_holdings(kind: str) -> tuple[int, int]:
             if path.is_file() and not path.is_relative_to(root / "tmp"):
                 files += 1
     return users, files
+
+
+def _target_revision() -> tuple[bool, str | None]:
+    """Whether the target database has tables, and its Alembic revision (None without one)."""
+    tables = inspect(db.engine).get_table_names()
+    revision = None
+    if "alembic_version" in tables:
+        revision = db.session.scalar(text("SELECT version_num FROM alembic_version"))
+    db.session.remove()
+    return bool(tables), revision
+
+
+def _check_target_schema(kind: str, manifest: dict) -> None:
+    """`pg_restore --clean` drops only what the dump holds: tables a newer schema of the target
+    added would stay and make the upgrade after the load fail, once everything was replaced. So a
+    PostgreSQL target must be empty or at the backup's revision (a SQLite file is replaced whole)."""
+    if kind != "postgresql":
+        return
+    has_tables, revision = _target_revision()
+    if has_tables and revision != manifest["alembic_revision"]:
+        raise BackupError(
+            f"The target database is at revision {revision!r} and the backup at "
+            f"{manifest['alembic_revision']!r}: restore into an empty database, or one at the same revision."
+        )
 
 
 class _Staging:
@@ -230,12 +262,14 @@ def _apply(staging: _Staging, manifest: dict, kind: str, force: bool) -> list[st
         path = staging.paths.get(f"instance/{name}")
         if path is not None:
             os.replace(path, staging.instance / name)
+    _empty_exports_folder()
 
     notes = []
     counts = _counts()
     if counts != manifest["counts"]:
         raise BackupError(
-            f"The restored database holds {counts}; the backup's manifest says {manifest['counts']}."
+            f"The restored database holds {counts}; the backup's manifest says {manifest['counts']}. "
+            f"{CHANGED}"
         )
     if key_fingerprint(_effective_key(source_of_key, staging)) != manifest["secret_key"]["fingerprint"]:
         notes.append(
@@ -245,11 +279,44 @@ def _apply(staging: _Staging, manifest: dict, kind: str, force: bool) -> list[st
     _, head = code_revisions()
     if manifest["alembic_revision"] != head:
         db.session.remove()
-        upgrade()
+        try:
+            upgrade()
+        except Exception as error:
+            raise BackupError(
+                f"The restored database could not be upgraded from revision {manifest['alembic_revision']} "
+                f"to {head} ({error}). {CHANGED}"
+            ) from error
         notes.append(f"The database was upgraded from revision {manifest['alembic_revision']} to {head}.")
+    _retire_exports()
     db.session.remove()
     db.engine.dispose()
     return notes
+
+
+def _empty_exports_folder() -> None:
+    """The target's export zips are not the restored rows' (a backup holds none): an id of the
+    restored table could otherwise serve another instance's zip to another user."""
+    exports = export_archive.folder()
+    if exports.is_dir():
+        for path in exports.iterdir():
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+
+
+def _retire_exports() -> None:
+    """Restored exports have no file: the ready ones expire now (their owners ask again), the
+    pending ones are failed (their build cannot be trusted to run again)."""
+    now = utcnow()
+    exports = UserExport.__table__
+    db.session.execute(
+        update(exports).where(exports.c.state == "ready", exports.c.expires_at > now).values(expires_at=now)
+    )
+    db.session.execute(
+        update(exports)
+        .where(exports.c.state == "pending")
+        .values(state="failed", error="The build did not finish.", finished_at=now)
+    )
+    db.session.commit()
 
 
 def restore_backup(path: Path, force: bool = False) -> tuple[dict, list[str]]:
@@ -270,6 +337,7 @@ def restore_backup(path: Path, force: bool = False) -> tuple[dict, list[str]]:
             tool("pg_restore")
         staging = _Staging(kind)
         manifest = _checked_manifest(path, *_extract(path, staging), kind)
+        _check_target_schema(kind, manifest)
     except BackupError as error:
         if staging is not None:
             staging.cleanup(refused=True)

@@ -129,9 +129,10 @@ def prepare_extras(
 
 def settle_replies(execute, replies: list[tuple[int, dict]]) -> None:
     """Bring the quotes of sends checked before their conversation was locked up to date:
-    the quoted message may have been recalled or edited in between, and its recall or edit then
-    could not see this reply. `replies`: (conversation id, extras) of the sends that quote; call
-    after their conversations' rows are locked (the seq bump), before the rows are written."""
+    the quoted message may have been recalled, edited or purged (retention) in between, and its
+    recall, edit or purge then could not see this reply. `replies`: (conversation id, extras) of
+    the sends that quote; call after their conversations' rows are locked (the seq bump), before
+    the rows are written."""
     _messages = Message.__table__
     keys = [(conversation_id, extras["reply_to_seq"]) for conversation_id, extras in replies]
     rows = execute(
@@ -145,9 +146,13 @@ def settle_replies(execute, replies: list[tuple[int, dict]]) -> None:
     )
     now = {(row.conversation_id, row.seq): row for row in rows}
     for conversation_id, extras in replies:
-        row = now[conversation_id, extras["reply_to_seq"]]
+        row = now.get((conversation_id, extras["reply_to_seq"]))
         quote = dict(extras["reply"])
-        if row.recalled_at is not None:
+        if row is None:
+            # Purged by retention in between: the quote as app/retention.py leaves one.
+            quote = {key: quote[key] for key in ("seq", "type", "sender") if key in quote}
+            quote.update(purged=True, text="")
+        elif row.recalled_at is not None:
             quote.update(recalled=True, text="")
         elif row.type == "txt":
             quote["text"] = row.body.get("msg", "")[:REPLY_TEXT_LENGTH]

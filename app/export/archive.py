@@ -223,13 +223,16 @@ def _conversation_head(user_id: int, conversation_id: int) -> dict:
     conversation = db.session.get(Conversation, conversation_id)
     member = db.session.get(ConversationMember, (conversation_id, user_id))
     group = db.session.scalar(select(Group).where(Group.conversation_id == conversation_id))
-    members = db.session.scalars(
-        select(User)
-        .join(ConversationMember, ConversationMember.user_id == User.id)
-        .where(ConversationMember.conversation_id == conversation_id, ConversationMember.active.is_(True))
-        .order_by(User.id)
-        .limit(MEMBERS_MAX)
-    ).all()
+    members = []
+    # A group the user left or was removed from: who is in it now is none of their business.
+    if member.active or group is None:
+        members = db.session.scalars(
+            select(User)
+            .join(ConversationMember, ConversationMember.user_id == User.id)
+            .where(ConversationMember.conversation_id == conversation_id, ConversationMember.active.is_(True))
+            .order_by(User.id)
+            .limit(MEMBERS_MAX)
+        ).all()
     if group is not None:
         name = group.name
     else:

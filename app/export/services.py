@@ -24,13 +24,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app, send_file
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, text
 
 from app.errors import ApiError
 from app.export import archive
 from app.extensions import db
 from app.jobs import queue
-from app.models import User, utcnow
+from app.models import utcnow
 from app.models.operations import UserExport
 from app.presenters import iso
 
@@ -74,8 +74,9 @@ def present(row: UserExport, now: datetime | None = None) -> dict:
 def request_export(user_id: int, now: datetime | None = None) -> UserExport:
     """Ask for an export of the user's data: the row and its build job commit together."""
     now = now or utcnow()
-    # The user's row, locked: two requests at once are counted one after the other.
-    db.session.scalar(select(User.id).where(User.id == user_id).with_for_update())
+    # The user's row, locked with a write: two requests at once are counted one after the other,
+    # and SQLite takes its write lock now rather than failing to upgrade a read later.
+    db.session.execute(text("UPDATE users SET id = id WHERE id = :id"), {"id": user_id})
     pending = db.session.scalar(
         select(func.count())
         .select_from(UserExport)

@@ -475,7 +475,9 @@ def viewable_upload(viewer_id: int | None, upload_id: str) -> Upload:
         raise ApiError("unauthenticated", "Sign in first.", 401)
     if upload.owner_id == viewer_id:
         return upload
-    if upload.message_id is not None:
+    # Unbound but shared: retention purged the message it was sent in, a forwarded copy stays.
+    shared = select(UploadShare.upload_id).where(UploadShare.upload_id == upload.id).exists()
+    if upload.message_id is not None or db.session.scalar(select(shared)):
         member = ConversationMember
         shared_in = select(UploadShare.message_id).where(UploadShare.upload_id == upload.id)
         original = aliased(Message)
@@ -516,9 +518,11 @@ def _avatars_in_use() -> set[str]:
 
 
 def cleanup_uploads(older_than: timedelta = timedelta(days=1)) -> int:
-    """Remove uploads older than `older_than` that no message carries and no avatar URL names,
+    """Remove uploads older than `older_than` that no message carries or shares and no avatar URL names,
     and scratch files of uploads that never finished. Returns how many uploads went."""
     cutoff = utcnow() - older_than
+    # A forwarded copy still carries it (its original was purged by retention): in use.
+    shared = select(UploadShare.upload_id).where(UploadShare.upload_id == Upload.id).exists()
     storage = get_storage()
     avatars = _avatars_in_use()
     removed = 0
@@ -526,7 +530,7 @@ def cleanup_uploads(older_than: timedelta = timedelta(days=1)) -> int:
     while True:
         rows = db.session.execute(
             select(Upload.id, Upload.kind)
-            .where(Upload.id > after, Upload.created_at < cutoff, Upload.message_id.is_(None))
+            .where(Upload.id > after, Upload.created_at < cutoff, Upload.message_id.is_(None), ~shared)
             .order_by(Upload.id)
             .limit(CLEANUP_BATCH)
         ).all()
@@ -537,7 +541,7 @@ def cleanup_uploads(older_than: timedelta = timedelta(days=1)) -> int:
         # A message may have claimed one since it was read: the condition is checked again.
         gone = db.session.execute(
             delete(Upload)
-            .where(Upload.id.in_(ids), Upload.message_id.is_(None))
+            .where(Upload.id.in_(ids), Upload.message_id.is_(None), ~shared)
             .returning(Upload.storage_key, Upload.thumb_key)
         ).all()
         db.session.commit()
