@@ -66,7 +66,7 @@ def _stamp(moment: datetime) -> str:
 def _user_rows(layout: Layout, password_hash: str, now: str):
     for number in range(1, layout.users + 1):
         name = "hub" if number == 1 else f"u{number:07d}"
-        yield (name, name, name, "", password_hash, False, False, now)
+        yield (name, name, name, "", password_hash, False, now)
 
 
 def build(engine, layout: Layout, password_hash: str, log=print, body=None) -> dict:
@@ -88,8 +88,8 @@ def build(engine, layout: Layout, password_hash: str, log=print, body=None) -> d
         indexes = _drop_secondary_indexes(conn)
         placeholders = lambda n: ", ".join(["%s" if postgres else "?"] * n)  # noqa: E731
         conn.exec_driver_sql(
-            "INSERT INTO users (username, username_key, nickname, signature, password_hash, is_admin, is_bot,"
-            f" created_at) VALUES ({placeholders(8)})",
+            "INSERT INTO users (username, username_key, nickname, signature, password_hash, is_bot,"
+            f" created_at) VALUES ({placeholders(7)})",
             list(_user_rows(layout, password_hash, now)),
         )
         first_user = conn.execute(text("SELECT min(id) FROM users WHERE username = 'hub'")).scalar_one()

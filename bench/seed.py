@@ -33,7 +33,6 @@ def _insert_users(names: list[str], password_hash: str) -> dict[str, int]:
             "nickname": name,
             "password_hash": password_hash,
             "signature": "",
-            "is_admin": False,
             "is_bot": False,
             "created_at": now,
         }
