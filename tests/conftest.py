@@ -228,6 +228,16 @@ def _drop_socket_clients(made_before: set[str]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_redis_namespace(request):
+    """Every test that uses Redis starts without what earlier tests' live servers left there.
+    The ids of the emptied tables come round again, so a socket of an earlier test's server
+    (kept until the presence TTL when that process was killed), a send count or the robot's
+    state would otherwise count for this test's user or device of the same id."""
+    if "redis_url" in request.fixturenames:
+        delete_redis_namespace(REDIS_URL, REDIS_NAMESPACE)
+
+
+@pytest.fixture(autouse=True)
 def _clean_state(app):
     """Every test starts from an empty database and fresh rate-limit counters, and leaves no
     socket connected (torn down last of the test's fixtures, so with their patches undone)."""

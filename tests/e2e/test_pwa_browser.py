@@ -340,7 +340,12 @@ def shown(worker, ready, timeout: float = 5.0) -> list[dict]:
         time.sleep(0.05)
 
 
-def test_a_short_socket_drop_shows_no_banner_a_longer_one_does(new_page, sign_in, make_user):
+def test_a_short_socket_drop_shows_no_banner_a_longer_one_does(
+    new_page, sign_in, make_user, browser_problems
+):
+    # The drop can come before the socket's upgrade from long-polling: the server has closed that
+    # session, so the poll still in flight is answered 400 (seen once on a loaded machine).
+    browser_problems.allow_response("/socket.io/", 400)
     make_user("alice", nickname="Alice")
     page = sign_in(new_page(DESKTOP), "alice")
     page.wait_for_function("() => document.body.classList.contains('ready')")

@@ -200,3 +200,43 @@ def test_a_mute_lifted_before_the_page_connects_opens_the_composer(new_page, sig
         route.continue_()
     expect(bob.locator(".speak-note")).to_be_hidden()
     expect(bob.locator(".composer-input")).to_be_enabled()
+
+
+def test_an_answer_read_before_a_live_lift_does_not_close_the_composer_again(
+    new_page, sign_in, make_user, people
+):
+    """The connect's `/auth/me` is read while the mute still holds, and its answer arrives after
+    the live lift: the page asks again rather than closing the composer on the older answer."""
+    make_user("root", is_admin=True)
+    bob = sign_in(new_page(DESKTOP, service_workers="block"), "bob")
+    console = new_page(DESKTOP)
+    console_mute(console, people["bob"], "45")
+    # The server answers the next page's first `/auth/me` at once (muted); the answer is held.
+    held: list = []
+
+    def hold_the_first(route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    bob.route("**/api/v1/auth/me", hold_the_first)
+    bob.reload()
+    open_chat(bob, people["direct"])
+    expect(bob.locator(".speak-note")).to_have_text(re.compile(rf"^Your account is muted until {UNTIL}\.$"))
+    bob.wait_for_function("() => document.body.classList.contains('ready')")
+    while not held:
+        bob.wait_for_timeout(50)
+
+    console.get_by_role("button", name="Unmute", exact=True).click()
+    expect(bob.locator(".speak-note")).to_be_hidden()  # the live lift
+    [(route, stale)] = held
+    # The page asks again: an answer that is not the held one, and tells the lift.
+    with bob.expect_response(
+        lambda answer: answer.url.endswith("/api/v1/auth/me") and answer.request != route.request
+    ) as again:
+        route.fulfill(response=stale)
+    assert again.value.ok
+    assert again.value.json()["sanction"] == {"kind": "mute", "active": False, "expires_at": None}
+    expect(bob.locator(".speak-note")).to_be_hidden()
+    expect(bob.locator(".composer-input")).to_be_enabled()

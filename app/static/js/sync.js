@@ -13,6 +13,10 @@ import { setAccountMute } from "./views/speakstate.js";
 const SYNC_PAGE = 200;
 const RESYNC_SPREAD_MS = 3000;
 const LIST_PAGE = 50;
+// `me:update` and `account:sanction` events received so far: an answer of `/auth/me` read before
+// one of them may arrive after it, and must not put back what the event changed.
+let liveMeEvents = 0;
+const ME_ASKS = 3;
 let loadingList = null;
 const MAX_SYNC_PAGES = 1000;
 let syncing = null;
@@ -120,12 +124,7 @@ function wireSocket() {
     emit("connection");
     // A `me:update` or `account:sanction` sent before this socket joined (after a cut, or between
     // the page's render and its first connect) was missed: ask once per connect.
-    api("/auth/me").then((data) => {
-      state.me = data.user;
-      emit("me");
-      // A site mute that started or ended meanwhile (views/speakstate.js).
-      if (data.sanction) setAccountMute(data.sanction);
-    }, () => {});
+    askMe().catch(() => {});
     if (contacts === "idle") loadContacts();
     try {
       await catchUp();
@@ -221,13 +220,30 @@ function wireSocket() {
   // My profile changed (here, on another device, or by the server API): the Me tab, the profile
   // header and my own bubbles show the new one.
   socket.on("me:update", (user) => {
+    liveMeEvents += 1;
     state.me = { ...state.me, ...user };
     emit("me");
   });
   // A mute with an end lifts itself here too (the server stops refusing at that time).
   socket.on("account:sanction", (sanction) => {
+    liveMeEvents += 1;
     if (sanction.kind === "mute") setAccountMute(sanction, { announce: true });
   });
+}
+
+/** My profile and site mute as the server has them now; asked again (up to ME_ASKS times in all)
+ * while live events arrive during the request, since its answer may be older than they are. */
+async function askMe(asks = ME_ASKS) {
+  const before = liveMeEvents;
+  const data = await api("/auth/me");
+  if (liveMeEvents !== before) {
+    if (asks > 1) await askMe(asks - 1);
+    return;
+  }
+  state.me = data.user;
+  emit("me");
+  // A site mute that started or ended meanwhile (views/speakstate.js).
+  if (data.sanction) setAccountMute(data.sanction);
 }
 
 /** Ask again for the presence of everyone shown (in pages of the 200 `GET /presence` takes). */
