@@ -124,6 +124,7 @@ bench: $(VENV)/.dev node_modules/.package-lock.json
 	$(BIN)/python -m bench.wordfilter
 	$(BIN)/python -m bench.before_send
 	$(BIN)/python -m bench.notices
+	$(BIN)/python -m bench metricscost --out bench-results.metricscost.json
 
 # Build the Docker image here (podman/buildah on local Debian bases, no Docker engine or registry)
 # and check it without running a container: README, "Building and checking the image". As root;

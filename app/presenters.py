@@ -47,6 +47,8 @@ def user_self(user: User) -> dict:
         "admin_rights": [right for right in rights.RIGHTS if right in held],
         "locale": user.locale,
         "has_password": user.password_hash is not None,
+        # A GitHub account is linked (it signs in, and confirms deleting the account).
+        "has_github": any(row.provider == "github" for row in user.identities),
         "notification_previews": user.notification_previews,
         "created_at": iso(user.created_at),
     }

@@ -15,7 +15,12 @@ edits, hides, plays, upload shares, pins pointing at it, its search index entry 
 trigger; PostgreSQL's index follows the row). Uploads it carried are deleted, files too after the
 commit, unless a message that stays shares them (a forward, or a merged chat history carrying
 several): the upload then stays, unbound, and its share rows keep it served to the copies'
-viewers and out of the upload cleanup; it goes when its last sharing message does. Replies that
+viewers and out of the upload cleanup; it goes when its last sharing message does. The batch
+locks those uploads (FOR UPDATE on PostgreSQL) before it reads their shares: a forward sharing one
+holds it (FOR KEY SHARE, app/chat/actions/forward.py) until it commits, so the purge sees its share
+and keeps the upload; a forward that comes after the lock waits, then finds the upload gone and is
+refused (`not_visible`) rather than storing a copy of nothing. SQLite's writers take turns, and a
+batch writes first (`_lock`), so no forward writes between its reads and its deletes. Replies that
 quote a purged message keep only the quote's seq, type and sender, marked `purged` (the text is
 dropped); each gets a new stream position so /sync carries it. The conversation itself gets a
 new stream position, so a device catching up gets its summary (last message, unread count, pins)
@@ -32,7 +37,7 @@ from datetime import datetime, timedelta
 
 import gevent
 from flask import current_app
-from sqlalchemy import bindparam, delete, func, literal, select, update
+from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, update
 
 from app import settings
 from app.chat.stream import take_stream_positions
@@ -124,6 +129,23 @@ def _lock(conversation_id: int) -> int | None:
     ).scalar()
 
 
+def _hold_uploads(purged: list[int]) -> list[tuple[str, int]]:
+    """Lock the uploads this batch may delete — those the purged messages carry, and the unbound
+    ones they share — before anything is decided about them (FOR UPDATE on PostgreSQL, which waits
+    for a forward holding one to commit its share; see the module's docstring). The uploads the
+    purged messages carry, with their message."""
+    shared_here = select(UploadShare.upload_id).where(UploadShare.message_id.in_(purged))
+    rows = db.session.execute(
+        select(Upload.id, Upload.message_id)
+        .where(
+            or_(Upload.message_id.in_(purged), and_(Upload.message_id.is_(None), Upload.id.in_(shared_here)))
+        )
+        .order_by(Upload.id)
+        .with_for_update()
+    ).all()
+    return [(upload_id, message_id) for upload_id, message_id in rows if message_id is not None]
+
+
 def _keep_shared(upload_ids: list[str], purged: list[int], removed_by_admin: set[str]) -> set[str]:
     """Uploads of purged messages that a staying message still shares (a forward, maybe a merged
     chat history carrying several): they stay, with their files, unbound (`message_id` NULL: the
@@ -211,7 +233,7 @@ def purge_batch(conversation_id: int, cutoff: datetime, limit: int) -> Outcome:
         return outcome
     ids = [row.id for row in batch]
     high = batch[-1].seq
-    uploads = db.session.execute(select(Upload.id, Upload.message_id).where(Upload.message_id.in_(ids))).all()
+    uploads = _hold_uploads(ids)
     removed_by_admin = {row.id for row in batch if row.recalled_as == "admin"}
     by_admin = {upload_id for upload_id, message_id in uploads if message_id in removed_by_admin}
     kept = _keep_shared([upload_id for upload_id, _ in uploads], ids, by_admin)

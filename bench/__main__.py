@@ -12,6 +12,7 @@ profile    where a saturated server's CPU goes (py-spy), folded into the parts o
 uploadburst  sign-in latency idle and while heavy animated GIFs are uploaded at once
 kill       kill -9 of the server mid-load: nothing acknowledged lost or stored twice after resends
 scaleout   CPU per message summed over N = 1, 2, 4 processes, both socket routings; group 500; failures
+metricscost  CPU per message and ack latency: bare transport, Parley with metrics off, on and scraped
 table      one table from the results of several runs
 seed, bigdb, history-client   steps the two above run in their own processes
 """
@@ -129,6 +130,13 @@ def main() -> None:
 
     scaling.add_arguments(scaleout)
 
+    metricscost = commands.add_parser(
+        "metricscost", help="CPU per message and ack latency: bare, metrics off, metrics on and scraped"
+    )
+    from bench import metricscost as metricscosting
+
+    metricscosting.add_arguments(metricscost)
+
     table = commands.add_parser("table", help="one table from the results of several `run`s")
     table.add_argument("results", type=Path, nargs="+")
 
@@ -227,6 +235,9 @@ def main() -> None:
         scaling.check_arguments(parser, args)
         if not scaling.main(args):
             raise SystemExit(1)  # a failure scenario lost or duplicated something
+    elif args.command == "metricscost":
+        metricscosting.check_arguments(parser, args)
+        metricscosting.main(args)
     elif args.command == "seed":
         from bench import seed as seeding
 

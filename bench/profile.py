@@ -10,11 +10,9 @@ docs/PERFORMANCE.md records.
 from __future__ import annotations
 
 import collections
-import json
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -77,17 +75,7 @@ def main(seconds: float, out: Path) -> None:
     sizes = run.Sizes(pairs=500, groups=(), dur=seconds + 6, warm=3)
     with servers.workspace() as workdir, servers.database("sqlite", workdir) as url:
         env = servers.parley_env(url, workdir / "instance")
-        servers.migrate(env)
-        seed_path = workdir / "seed.json"
-        subprocess.run(
-            [sys.executable, "-m", "bench", "seed", "--out", str(seed_path), "--pairs", str(sizes.pairs)]
-            + ["--groups", "", "--idle", "0"],
-            cwd=servers.ROOT,
-            env=servers.clean_environ(env),
-            check=True,
-            timeout=600,
-        )
-        seed = json.loads(seed_path.read_text())
+        seed = servers.seed_pairs(env, workdir, sizes.pairs, timeout=600)
         server = servers.parley_server(env, workdir / "server.log").start()
         try:
             target = run.Target("sqlite", [server.url], server.worker_pids())

@@ -7,6 +7,7 @@ generator never steals the server's CPU. Everything listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -82,6 +83,22 @@ def migrate(env: dict[str, str]) -> None:
         capture_output=True,
         timeout=120,
     )
+
+
+def seed_pairs(env: dict[str, str], workdir: Path, pairs: int, timeout: float = 900) -> dict:
+    """Migrate, then `bench seed` `pairs` pairs of friends (no groups, no idle users) into the
+    database of `env`; the seed's description (users, devices, conversations)."""
+    migrate(env)
+    seed_path = workdir / "seed.json"
+    subprocess.run(
+        [sys.executable, "-m", "bench", "seed", "--out", str(seed_path), "--pairs", str(pairs)]
+        + ["--groups", "", "--idle", "0"],
+        cwd=ROOT,
+        env=clean_environ(env),
+        check=True,
+        timeout=timeout,
+    )
+    return json.loads(seed_path.read_text())
 
 
 class Server:

@@ -422,7 +422,12 @@ class LiveServer:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> LiveServer:
-        return self.launch().wait_ready()
+        self.launch()
+        try:
+            return self.wait_ready()
+        except BaseException:
+            self.stop()  # a server that did not come up in time is not left running
+            raise
 
     def launch(self) -> LiveServer:
         """Start the process without waiting for it (`wait_ready` does)."""

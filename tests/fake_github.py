@@ -12,19 +12,30 @@ Enterprise server (`GITHUB_BASE_URL` points Parley at it):
 
 Knobs for the tests: `user` (the GitHub account signed in at the fake), `deny`, `token_error`,
 `user_status`, and `hang` (endpoint names that stall, at most `HANG_SECONDS`, to trip timeouts).
+
+The `github` fixture starts one for a test, registered with `CLIENT_ID` and `CLIENT_SECRET`; a
+test module takes it with `from tests.fake_github import github_fixture  # noqa: F401`. `dance`
+and its steps (`start`, `authorize`) go through Parley's GitHub sign-in as a browser would.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
+import pytest
+import requests
+
 HANG_SECONDS = 10
 DOCS = "https://docs.github.com/rest"
+CLIENT_ID = "Iv1.parley-test-app"
+CLIENT_SECRET = "fake-github-client-secret-0123456789"
+OCTOCAT = 583231
 
 
 def github_user(user_id: int, login: str, name: str | None = None) -> dict:
@@ -58,7 +69,7 @@ class FakeGitHub:
     def __init__(self, client_id: str, client_secret: str):
         self.client_id = client_id
         self.client_secret = client_secret
-        self.user: dict = github_user(583231, "octocat", "The Octocat")
+        self.user: dict = github_user(OCTOCAT, "octocat", "The Octocat")
         self.deny = False
         self.token_error: str | None = None
         self.user_status = 200
@@ -185,6 +196,43 @@ class FakeGitHub:
                 pass
 
         return Handler
+
+
+@pytest.fixture(name="github")
+def github_fixture():
+    """`github`: a fake GitHub for one test, registered with CLIENT_ID and CLIENT_SECRET (named
+    apart so that the tests' `github` arguments shadow no import)."""
+    fake = FakeGitHub(CLIENT_ID, CLIENT_SECRET).start()
+    yield fake
+    fake.stop()
+
+
+def start(client, github: FakeGitHub) -> str:
+    """Parley's login route: returns the GitHub authorize URL the browser is sent to."""
+    response = client.get("/auth/github/login")
+    assert response.status_code == 302
+    location = response.headers["Location"]
+    assert location.startswith(f"{github.url}/login/oauth/authorize?")
+    return location
+
+
+def authorize(url: str) -> str:
+    """The user approves at GitHub: returns Parley's callback path with code and state."""
+    answer = requests.get(url, allow_redirects=False, timeout=5)
+    assert answer.status_code == 302
+    callback = urlsplit(answer.headers["Location"])
+    assert callback.path == "/auth/github/authorized"
+    return f"{callback.path}?{callback.query}"
+
+
+def dance(client, github: FakeGitHub):
+    """The whole dance; returns Parley's answer to the callback."""
+    return client.get(authorize(start(client, github)))
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of a page's (first) form, for posting it as the browser would."""
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
 
 
 def _flat(query: str) -> dict[str, str]:

@@ -25,8 +25,16 @@ from app.models import DeviceSession, OAuthIdentity, User
 from app.models.operations import UserExport
 from tests.chat_helpers import new_client_msg_id
 from tests.conftest import PASSWORD
-from tests.fake_github import FakeGitHub, github_user
-from tests.test_github import CLIENT_ID, CLIENT_SECRET, OCTOCAT, authorize, csrf_token, dance
+from tests.fake_github import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    OCTOCAT,
+    authorize,
+    csrf_token,
+    dance,
+    github_fixture,  # noqa: F401  (the fixture `github`)
+    github_user,
+)
 
 
 def code(response) -> str:
@@ -159,6 +167,9 @@ def test_an_account_a_company_manages_is_deleted_by_the_company(app, client, api
     issued = client.post(f"/api/server/v1/users/{user_id}/sign-in-tokens", json={}, headers=api_key("users"))
     device = app.test_client()
     assert device.post("/api/v1/auth/token", json={"token": issued.get_json()["token"]}).status_code == 200
+    # What the client reads to show a note instead of a way to confirm.
+    mine = device.get("/api/v1/auth/me").get_json()["user"]
+    assert (mine["has_password"], mine["has_github"]) == (False, False)
     response = delete(device)
     assert response.status_code == 409 and code(response) == "cannot_reconfirm"
     assert account(app, user_id).deleted_at is None
@@ -182,13 +193,6 @@ def test_the_account_page_deletes_with_the_password(app, alice_and_bob):
 
 
 # --- GitHub-only accounts ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def github():
-    fake = FakeGitHub(CLIENT_ID, CLIENT_SECRET).start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ end) and instance folders; none touches the session's database.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -662,3 +664,109 @@ def test_without_pg_dump_the_backup_points_to_the_documented_commands(instances,
     assert result.exit_code == 1
     assert "pg_dump is not on PATH" in result.output and '"Backup and restore"' in result.output
     assert list(tmp_path.glob("*.tar.gz")) == list(tmp_path.glob(".*.partial")) == []
+
+
+# --- the key's fingerprint, and members larger than the manifest says ------------------------
+
+
+def member_of(archive: Path, name: str) -> bytes:
+    with tarfile.open(archive, "r:gz") as tar:
+        return tar.extractfile(name).read()
+
+
+def with_manifest(source: Path, target: Path, edit) -> None:
+    repack(
+        source,
+        target,
+        lambda name, data: json.dumps(edit(json.loads(data))).encode() if name == "manifest.json" else data,
+    )
+
+
+def test_a_backup_records_a_salted_slow_fingerprint_of_its_key(backed_up):
+    key = member_of(backed_up, "instance/secret_key").decode().strip()
+    recorded = manifest_of(backed_up)["secret_key"]
+    assert re.fullmatch(r"[0-9a-f]{32}", recorded["salt"])
+    old_form = hashlib.sha256(f"parley backup fingerprint:{key}".encode()).hexdigest()[:16]
+    assert recorded["fingerprint"] != old_form
+    expected = hashlib.scrypt(key.encode(), salt=bytes.fromhex(recorded["salt"]), n=2**14, r=8, p=1, dklen=16)
+    assert recorded["fingerprint"] == expected.hex()
+
+
+@pytest.mark.parametrize("same_key", [True, False], ids=["the same key", "another key"])
+def test_a_backup_with_the_fingerprint_of_before_salts_is_still_checked(
+    backed_up, instances, tmp_path, same_key
+):
+    """Backups made before salts record a plain SHA-256 and no salt: still compared, still told."""
+    key = member_of(backed_up, "instance/secret_key").decode().strip()
+    old = tmp_path / "old.tar.gz"
+
+    def old_form(manifest: dict) -> dict:
+        fingerprint = hashlib.sha256(f"parley backup fingerprint:{key}".encode()).hexdigest()[:16]
+        manifest["secret_key"] = {"source": manifest["secret_key"]["source"], "fingerprint": fingerprint}
+        return manifest
+
+    with_manifest(backed_up, old, old_form)
+    overrides = {} if same_key else {"SECRET_KEY": "another-secret-key-0123456789"}
+    target = instances.app("target", migrated=False, **overrides)
+    result = run(target, "restore", str(old))
+    assert result.exit_code == 0, result.output
+    told = "This Parley's SECRET_KEY is not the one the backed-up Parley used" in result.output
+    assert told is not same_key, result.output
+    assert scalar(target, "SELECT username FROM users") == "alice"
+
+
+def test_a_malformed_salt_is_refused_and_changes_nothing(backed_up, instances, tmp_path):
+    changed = tmp_path / "changed.tar.gz"
+
+    def bad_salt(manifest: dict) -> dict:
+        manifest["secret_key"]["salt"] = "not hex"
+        return manifest
+
+    with_manifest(backed_up, changed, bad_salt)
+    target = instances.app("target", migrated=False)
+    before = tree(Path(target.instance_path))
+    result = run(target, "restore", str(changed))
+    assert result.exit_code == 1
+    assert "has a malformed secret_key salt. Nothing was changed." in result.output
+    assert_untouched(target, before)
+
+
+def test_a_member_larger_than_its_manifest_says_is_refused_before_it_is_written(
+    backed_up, instances, tmp_path, monkeypatch
+):
+    from app.backup import restore
+
+    grown = tmp_path / "grown.tar.gz"
+    member = upload_member(backed_up)
+    declared = manifest_of(backed_up)["files"][member]["size"]
+    # 8 MiB more than the manifest says (a few KiB once compressed).
+    repack(backed_up, grown, lambda name, data: data + bytes(8 << 20) if name == member else data)
+    staged = []
+    real = restore._Staging.path_for
+    monkeypatch.setattr(
+        restore._Staging, "path_for", lambda self, name: staged.append(name) or real(self, name)
+    )
+    target = instances.app("target", migrated=False)
+    before = tree(Path(target.instance_path))
+    result = run(target, "restore", str(grown))
+    assert result.exit_code == 1
+    assert f"is damaged: {member} is larger than its manifest.json says ({declared + (8 << 20)} bytes)." in (
+        result.output
+    )
+    assert result.output.rstrip().endswith("Nothing was changed.")
+    assert member not in staged
+    assert_untouched(target, before)
+
+
+def test_extracting_a_member_stops_one_byte_past_its_declared_size(tmp_path):
+    from app.backup import restore
+
+    source = io.BytesIO(bytes(8 << 20))
+    refusal = restore.BackupError("too large")
+    with pytest.raises(restore.BackupError, match="too large"):
+        restore._extract_member(source, tmp_path / "member", 10, refusal)
+    assert source.tell() == 11
+    assert (tmp_path / "member").stat().st_size <= 10
+    # Exactly the declared size is fine.
+    done = restore._extract_member(io.BytesIO(b"x" * 10), tmp_path / "exact", 10, refusal)
+    assert done == {"size": 10, "sha256": hashlib.sha256(b"x" * 10).hexdigest()}

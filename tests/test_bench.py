@@ -382,3 +382,187 @@ def test_scaleout_refuses_unknown_routings_and_process_counts():
     for bad in (["--routing", "sticky"], ["--processes", "0,2"], ["--failures", "flood"]):
         with pytest.raises(SystemExit):
             check_arguments(parser, parser.parse_args(bad))
+
+
+def _loadgen_phase(phase: str, cpu_s: float, acks: int, window_s: float = 8.0, **extra) -> dict:
+    return {
+        "phase": phase,
+        "window_s": window_s,
+        "server_cpu_s": [cpu_s],
+        "acks": acks,
+        "acks_per_s": round(acks / window_s),
+        "ack_ms": {"p50": 1.0 + cpu_s, "p99": 10.0 + cpu_s},
+        "delivery_ms": {"p50": 2.0, "p99": 20.0},
+        "errors": {},
+        "incomplete_after_drain": 0,
+        "client_cpu_pct": 40,
+        **extra,
+    }
+
+
+def test_metricscost_rows_give_cpu_per_message_and_ack_latency_beside_metrics_off():
+    from bench.metricscost import markdown, summarize
+
+    def result(cpu: float) -> dict:
+        return {
+            "devices": 4,
+            "connected": 4,
+            "phases": [
+                _loadgen_phase("rate:0", 0.08, 0),  # idle: 1 % of a core
+                _loadgen_phase("sat:64", 8.0, 8000 if cpu == 1 else 6400),
+                _loadgen_phase("rate:500", 4 * cpu, 4000, offered_per_s=500),
+                _loadgen_phase("rate:500", 2 * cpu, 4000, offered_per_s=500),
+                _loadgen_phase("rate:500", 3 * cpu, 4000, offered_per_s=500),
+            ],
+        }
+
+    off = summarize("metrics off", result(1.0))
+    assert off["cpu_us_per_msg"] == 750.0 and off["cpu_us_per_msg_all"] == [1000.0, 500.0, 750.0]
+    assert off["cpu_us_per_msg_net"] == 730.0  # 0.01 s of CPU per second idle taken out
+    assert (off["idle_cpu_pct"], off["ack_p50_ms"], off["ack_p99_ms"]) == (1.0, 4.0, 13.0)
+    assert (off["saturation_per_s"], off["saturation_cpu_us_per_msg"]) == (1000, 1000.0)
+    scrapes = {"scrapes": 30, "failed": 0, "ms": {"p50": 3.5, "max": 9.0}, "messages_counted": 20000}
+    on = summarize("metrics on", result(1.2), scrapes)
+    bare = summarize("bare", result(0.4))
+    table = markdown([bare, off, on], 500)
+    lines = table.splitlines()
+    assert lines[0].startswith("| target | msgs/s acked (offered 500) | server CPU µs/msg | ÷ off |")
+    assert lines[2].startswith("| bare | 500 | 300.0 (200.0–400.0) | — | 280.0 | 1.0 | 2.2 / 11.2 |")
+    assert lines[3] == (
+        "| metrics off | 500 | 750.0 (500.0–1000.0) | 1.0 | 730.0 | 1.0 | 4.0 / 13.0 | 1000 | 1.0"
+        " | 1000.0 | 1.0 | — | — |"
+    )
+    assert lines[4] == (
+        "| metrics on | 500 | 900.0 (600.0–1200.0) | 1.2 | 880.0 | 1.0 | 4.6 / 13.6 | 800 | 0.8"
+        " | 1250.0 | 1.25 | 30 (0), 3.5 / 9.0 | 20000 |"
+    )
+    # A fixed rate above the saturation just measured is skipped by the generator: no figure.
+    slow = result(1.0)
+    slow["phases"][2:] = [{"phase": "rate:500", "skipped": "over capacity: saturation is 400 msg/s"}] * 3
+    row = summarize("metrics on", slow)
+    assert row["over_capacity"] and row["cpu_us_per_msg"] is None and row["saturation_per_s"] == 1000
+    assert markdown([row], 500).splitlines()[2].startswith("| metrics on | over capacity | — | — | — |")
+
+
+def test_metricscost_reads_the_messages_counted_from_a_scrape():
+    from bench.metricscost import messages_counted
+
+    text = (
+        "# HELP parley_messages_sent_total Messages stored.\n"
+        "# TYPE parley_messages_sent_total counter\n"
+        'parley_messages_sent_total{conversation_kind="direct",type="txt"} 1200.0\n'
+        'parley_messages_sent_total{conversation_kind="group",type="img"} 34.0\n'
+        "parley_message_deliveries_total 1300.0\n"
+    )
+    assert messages_counted(text) == 1234
+    assert messages_counted("") == 0
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--metrics", "sideways"],
+        ["--metrics", "on,on"],
+        ["--metrics", ""],
+        ["--pairs", "0"],
+        ["--rate", "0"],
+        ["--repeat", "10"],
+        ["--dur", "2", "--warm", "2"],
+    ],
+)
+def test_metricscost_refuses_bad_arguments(bad):
+    import argparse
+
+    from bench.metricscost import add_arguments, check_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args(["--metrics", "both"]).metrics == ["off", "on"]
+    assert parser.parse_args(["--metrics", "on,off"]).metrics == ["on", "off"]
+    assert parser.parse_args([]).metrics == ["off", "on"]
+    check_arguments(parser, parser.parse_args(["--metrics", "off,unscraped,on"]))
+    check_arguments(parser, parser.parse_args(["--metrics", "on,off", "--dur", "2", "--warm", "1"]))
+    with pytest.raises(SystemExit) as refused:
+        check_arguments(parser, parser.parse_args(bad))
+    assert refused.value.code == 2
+
+
+def test_metricscost_measures_the_bare_transport_and_parley_with_metrics_off_and_on(tmp_path):
+    """`python -m bench metricscost` end to end at a tiny size: gunicorn, the load generator and
+    the scraper; one row per target with numbers. The bare relay lives beside the checkout
+    (../shared/bench-reference); without it the run leaves it out and the two Parley rows remain."""
+    import json
+    import subprocess
+    import sys
+
+    from bench.servers import REFERENCE, ROOT
+    from tests.conftest import TEST_DB
+
+    bare = (REFERENCE / "fsio_app.py").exists()
+    out = tmp_path / "metrics.json"
+    command = [sys.executable, "-m", "bench", "metricscost", "--db", TEST_DB, "--pairs", "2"]
+    command += ["--rate", "20", "--repeat", "1", "--dur", "2.5", "--warm", "0.5", "--out", str(out)]
+    done = subprocess.run(
+        command + ([] if bare else ["--no-bare"]), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = (["bare"] if bare else []) + ["metrics off", "metrics on"]
+    header, *lines = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert header.startswith("| target | msgs/s acked (offered 20) | server CPU µs/msg |")
+    assert [line.split(" | ")[0].removeprefix("| ") for line in lines] == names
+    for line in lines:
+        cells = line.split(" | ")
+        assert float(cells[1]) >= 0  # msgs/s acked: a number, whatever the machine's load
+        assert float(cells[2].split(" ")[0]) >= 0  # server CPU µs per message
+        p50, p99 = (float(value) for value in cells[6].split(" / "))  # ack latency
+        assert 0 < p50 <= p99
+    rows = {row["name"]: row for row in json.loads(out.read_text())["rows"]}
+    assert list(rows) == names
+    assert rows["metrics off"]["scrapes"] is None
+    scrapes = rows["metrics on"]["scrapes"]
+    assert scrapes["scrapes"] >= 1 and scrapes["failed"] == 0
+    assert scrapes["messages_counted"] > 0  # the server counted the messages it stored
+    assert all(row["connected"] == 4 and row["cpu_us_per_msg"] is not None for row in rows.values())
+
+
+def test_metricscost_median_of_several_runs_takes_each_figure_apart(tmp_path):
+    import json
+
+    from bench.metricscost import median_rows, print_median
+
+    def report(cpu: float, p99: float, saturation: int, scrape_max: float) -> dict:
+        scrapes = {
+            "scrapes": 80,
+            "failed": 0,
+            "ms": {"p50": cpu / 100, "max": scrape_max},
+            "messages_counted": 9,
+        }
+        off = {"name": "metrics off", "cpu_us_per_msg": 1000.0, "ack_p99_ms": 50.0, "saturation_per_s": 600}
+        on = {"name": "metrics on", "cpu_us_per_msg": cpu, "ack_p99_ms": p99, "saturation_per_s": saturation}
+        return {"sizes": {"rate": 200}, "rows": [off, {**on, "scrapes": scrapes}]}
+
+    reports = [report(1100.0, 60.0, 500, 3.0), report(1300.0, 40.0, 400, 9.0), report(1200.0, 90.0, 450, 1.0)]
+    off, on = median_rows(reports)
+    assert (off["name"], off["runs"], off["cpu_us_per_msg"], off["saturation_per_s"]) == (
+        "metrics off",
+        3,
+        1000,
+        600,
+    )
+    assert (on["cpu_us_per_msg"], on["ack_p99_ms"], on["saturation_per_s"]) == (1200.0, 60.0, 450)
+    assert on["cpu_us_per_msg_all"] == [1100.0, 1300.0, 1200.0] and off["scrapes"] is None
+    assert on["scrapes"] == {
+        "scrapes": 240,
+        "failed": 0,
+        "ms": {"p50": 12.0, "max": 9.0},
+        "messages_counted": 9,
+    }
+    paths = []
+    for i, data in enumerate(reports):
+        paths.append(tmp_path / f"run{i}.json")
+        paths[-1].write_text(json.dumps(data))
+    print_median(paths)  # the table of the medians, ratios to metrics off
+    reports[0]["sizes"]["rate"] = 500
+    paths[0].write_text(json.dumps(reports[0]))
+    with pytest.raises(SystemExit, match="different rates"):
+        print_median(paths)

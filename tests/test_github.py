@@ -7,11 +7,9 @@ Accounts are matched by GitHub's numeric user id only: never by a login.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-import requests
 from sqlalchemy import func, select
 
 from app.auth import services
@@ -21,18 +19,17 @@ from app.extensions import db
 from app.models import DeviceSession, OAuthIdentity, Sanction, User
 from config import Config, ConfigError
 from tests.conftest import PASSWORD
-from tests.fake_github import FakeGitHub, github_user
-
-CLIENT_ID = "Iv1.parley-test-app"
-CLIENT_SECRET = "fake-github-client-secret-0123456789"
-OCTOCAT = 583231
-
-
-@pytest.fixture
-def github():
-    fake = FakeGitHub(CLIENT_ID, CLIENT_SECRET).start()
-    yield fake
-    fake.stop()
+from tests.fake_github import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    OCTOCAT,
+    authorize,
+    csrf_token,
+    dance,
+    github_fixture,  # noqa: F401  (the fixture `github`)
+    github_user,
+    start,
+)
 
 
 @pytest.fixture
@@ -67,29 +64,6 @@ def password_login(gh_app):
     return sign_in
 
 
-def start(client, github) -> str:
-    """Parley's login route: returns the GitHub authorize URL the browser is sent to."""
-    response = client.get("/auth/github/login")
-    assert response.status_code == 302
-    location = response.headers["Location"]
-    assert location.startswith(f"{github.url}/login/oauth/authorize?")
-    return location
-
-
-def authorize(url: str) -> str:
-    """The user approves at GitHub: returns Parley's callback path with code and state."""
-    answer = requests.get(url, allow_redirects=False, timeout=5)
-    assert answer.status_code == 302
-    callback = urlsplit(answer.headers["Location"])
-    assert callback.path == "/auth/github/authorized"
-    return f"{callback.path}?{callback.query}"
-
-
-def dance(client, github):
-    """The whole dance; returns Parley's answer to the callback."""
-    return client.get(authorize(start(client, github)))
-
-
 def follow(client, response) -> str:
     """The page a redirect leads to (flashed messages included)."""
     assert response.status_code == 302, response.get_data(as_text=True)
@@ -100,10 +74,6 @@ def me(client) -> dict:
     response = client.get("/api/v1/auth/me")
     assert response.status_code == 200, response.get_json()
     return response.get_json()
-
-
-def csrf_token(page: str) -> str:
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
 
 
 def counts(app) -> tuple[int, int, int]:
@@ -134,7 +104,7 @@ def test_a_first_github_sign_in_makes_an_account_and_a_github_device_session(gh_
     assert answer["user"]["username"] == "octocat"
     assert answer["user"]["nickname"] == "The Octocat"
     assert answer["user"]["avatar_url"] == f"https://avatars.githubusercontent.com/u/{OCTOCAT}?v=4"
-    assert answer["user"]["has_password"] is False
+    assert answer["user"]["has_password"] is False and answer["user"]["has_github"] is True
     assert answer["device"]["method"] == "github"
     devices = visitor.get("/api/v1/auth/devices").get_json()["devices"]
     assert [(device["method"], device["current"]) for device in devices] == [("github", True)]
@@ -275,6 +245,20 @@ def test_an_identity_linked_to_another_account_cannot_be_linked(gh_app, github, 
     with gh_app.app_context(), pytest.raises(ApiError) as refused:
         services.link_identity(me(alice)["user"]["id"], "github", str(OCTOCAT), "octocat")
     assert refused.value.code == "identity_linked_elsewhere"
+
+
+def test_the_self_payload_says_whether_github_is_linked(gh_app, github, make_user, password_login):
+    make_user("alice")
+    alice = password_login("alice")
+    assert me(alice)["user"]["has_github"] is False
+    github.deny = True  # a dance that links nothing changes nothing
+    follow(alice, dance(alice, github))
+    assert me(alice)["user"]["has_github"] is False
+    github.deny = False
+    dance(alice, github)
+    assert (me(alice)["user"]["has_password"], me(alice)["user"]["has_github"]) == (True, True)
+    assert alice.delete("/api/v1/auth/identities/github").status_code == 204
+    assert me(alice)["user"]["has_github"] is False
 
 
 def test_one_github_identity_per_account(gh_app, github, make_user, password_login):

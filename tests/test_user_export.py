@@ -362,6 +362,64 @@ def test_a_build_pending_for_a_day_is_marked_failed_by_the_sweep(app, world, job
     assert listed(world["alice"])[0]["state"] == "failed"
 
 
+def row_of(app, export_id: int) -> tuple:
+    with app.app_context():
+        row = db.session.get(UserExport, export_id)
+        return row.state, row.error, row.finished_at
+
+
+def test_a_build_pending_past_its_time_limit_no_longer_blocks_a_new_request(app, world, jobs, monkeypatch):
+    """Its build died: the next request marks it failed, removes what it left and is accepted."""
+    monkeypatch.setitem(app.config, "EXPORT_TIMEOUT_SECONDS", 10)
+    alice_id = world["ids"]["alice"]
+    long_ago = utcnow() - timedelta(seconds=10) - exports.STALE_MARGIN - timedelta(seconds=5)
+    with app.app_context():
+        old = exports.request_export(alice_id, now=long_ago).id
+        archive.folder().mkdir(parents=True, exist_ok=True)
+        part = archive.folder() / f"{old}.zip.part"
+    part.write_bytes(b"half a zip")
+    new = ask(world["alice"])["export"]
+    assert new["state"] == "pending" and new["id"] != old
+    state, error, finished_at = row_of(app, old)
+    assert (state, error) == ("failed", "The build did not finish.") and finished_at is not None
+    assert not part.exists()
+    assert jobs.run(app) == ["done", "done"]  # the old job leaves its failed export alone
+    assert [(item["id"], item["state"]) for item in listed(world["alice"])] == [
+        (new["id"], "ready"),
+        (old, "failed"),
+    ]
+
+
+def test_a_build_within_its_time_limit_and_margin_still_blocks_and_nothing_changes(
+    app, world, jobs, monkeypatch
+):
+    monkeypatch.setitem(app.config, "EXPORT_TIMEOUT_SECONDS", 10)
+    alice_id = world["ids"]["alice"]
+    # Past the time limit, not past the margin: its build may still be finishing.
+    recent = utcnow() - timedelta(seconds=10) - exports.STALE_MARGIN + timedelta(seconds=20)
+    with app.app_context():
+        old = exports.request_export(alice_id, now=recent).id
+    assert ask(world["alice"], 409)["error"]["code"] == "export_pending"
+    assert row_of(app, old) == ("pending", None, None)
+    assert [item["id"] for item in listed(world["alice"])] == [old] and len(jobs) == 1
+
+
+def test_the_sweep_marks_failed_a_build_pending_past_its_time_limit_and_margin(app, world, jobs, monkeypatch):
+    monkeypatch.setitem(app.config, "EXPORT_TIMEOUT_SECONDS", 10)
+    export_id = ask(world["alice"])["export"]["id"]
+    with app.app_context():
+        created = db.session.get(UserExport, export_id).created_at
+    limit = created + timedelta(seconds=10) + exports.STALE_MARGIN
+    with app.app_context():
+        exports.remove_expired(limit - timedelta(seconds=1))
+    assert row_of(app, export_id) == ("pending", None, None)
+    with app.app_context():
+        exports.remove_expired(limit + timedelta(seconds=1))
+    assert row_of(app, export_id)[:2] == ("failed", "The build did not finish.")
+    assert jobs.run(app) == ["done"]  # the late job leaves a failed export alone
+    assert listed(world["alice"])[0]["state"] == "failed"
+
+
 def test_the_account_page_asks_for_an_export_and_shows_its_link(app, world, jobs):
     alice = world["alice"]
     page = alice.get("/account").get_data(as_text=True)

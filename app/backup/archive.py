@@ -55,9 +55,22 @@ def code_revisions() -> tuple[set[str], str]:
     return {revision.revision for revision in script.walk_revisions()}, script.get_current_head()
 
 
-def key_fingerprint(key: str) -> str:
-    """Enough of a hash of SECRET_KEY to tell two keys apart, and nothing to sign with."""
-    return hashlib.sha256(f"parley backup fingerprint:{key}".encode()).hexdigest()[:16]
+SALT = re.compile(r"[0-9a-f]{32}")
+
+
+def key_fingerprint(key: str, salt: str | None = None) -> str:
+    """Enough of a hash of SECRET_KEY to tell two keys apart, nothing to sign with, and slow to
+    guess the key from: scrypt (n=2**14, r=8, p=1) with the manifest's random salt (`new_salt`).
+    Without a salt, the form of the backups made before salts (a plain SHA-256), so they still
+    restore."""
+    if salt is None:
+        return hashlib.sha256(f"parley backup fingerprint:{key}".encode()).hexdigest()[:16]
+    return hashlib.scrypt(key.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1, dklen=16).hex()
+
+
+def new_salt() -> str:
+    """16 random bytes, in hex: one per backup's manifest."""
+    return os.urandom(16).hex()
 
 
 def key_source(instance: Path) -> str:

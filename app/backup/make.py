@@ -30,6 +30,7 @@ from app.backup.archive import (
     key_fingerprint,
     key_source,
     libpq,
+    new_salt,
     parley_version,
     run_tool,
     sqlite_path,
@@ -231,6 +232,7 @@ def _write_members(archive: _ArchiveWriter, kind: str, scratch: Path, instance: 
     for name in INSTANCE_FILES:
         if (instance / name).is_file():
             archive.add_file(f"instance/{name}", instance / name)
+    salt = new_salt()
     return {
         "format": FORMAT,
         "parley_version": parley_version(),
@@ -239,7 +241,8 @@ def _write_members(archive: _ArchiveWriter, kind: str, scratch: Path, instance: 
         "counts": counts,
         "secret_key": {
             "source": key_source(instance),
-            "fingerprint": key_fingerprint(current_app.config["SECRET_KEY"]),
+            "salt": salt,
+            "fingerprint": key_fingerprint(current_app.config["SECRET_KEY"], salt),
         },
         "missing_uploads": missing,
         "files": archive.files,

@@ -24,6 +24,7 @@ from app.backup.archive import (
     INSTANCE_FILES,
     MANIFEST,
     MEMBER,
+    SALT,
     BackupError,
     code_revisions,
     key_fingerprint,
@@ -133,40 +134,87 @@ class _Staging:
                     folder.rmdir()
 
 
-def _extract_member(source: IO[bytes], target: Path) -> dict:
+def _too_large(path: Path, name: str, size: int) -> BackupError:
+    return BackupError(f"{path} is damaged: {name} is larger than its {MANIFEST} says ({size} bytes).")
+
+
+def _extract_member(source: IO[bytes], target: Path, limit: int, too_large: BackupError) -> dict:
+    """The member into `target`, hashed on the way; more than `limit` bytes (its manifest's size)
+    is refused as soon as byte `limit` + 1 is read, so a lying archive cannot fill the disk."""
     sha, size = hashlib.sha256(), 0
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
-        while chunk := source.read(CHUNK):
-            sha.update(chunk)
+        while chunk := source.read(min(CHUNK, limit + 1 - size)):
             size += len(chunk)
+            if size > limit:
+                raise too_large
+            sha.update(chunk)
             handle.write(chunk)
         handle.flush()
         os.fsync(handle.fileno())
     return {"size": size, "sha256": sha.hexdigest()}
 
 
-def _extract(path: Path, staging: _Staging) -> tuple[bytes | None, dict[str, dict]]:
-    """Every member into staging, hashed on the way; the manifest's bytes."""
-    found: dict[str, dict] = {}
+def _read_manifest(path: Path, tar: tarfile.TarFile) -> bytes | None:
+    """The first pass, which writes nothing: every member's name checked, and the manifest's bytes
+    (it is the last member), so that the second knows each member's size before it writes one."""
     manifest: bytes | None = None
+    seen: set[str] = set()
+    for info in tar:
+        name = info.name
+        if name in seen:
+            raise BackupError(f"{path} is not a Parley backup: it holds {name} twice.")
+        seen.add(name)
+        if not info.isreg() or not (name == MANIFEST or MEMBER.fullmatch(name)):
+            raise BackupError(f"{path} is not a Parley backup: it holds {name!r}.")
+        if name == MANIFEST:
+            if info.size > MANIFEST_MAX_BYTES:
+                raise BackupError(f"{path} is not a Parley backup: its manifest is too large.")
+            manifest = tar.extractfile(info).read()
+    return manifest
+
+
+def _declared_sizes(data: bytes | None) -> dict | None:
+    """The manifest's files, if it lists them (else `_checked_manifest` says what is wrong)."""
+    try:
+        manifest = json.loads(data) if data is not None else None
+    except ValueError:
+        return None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    return files if isinstance(files, dict) else None
+
+
+def _extract(path: Path, staging: _Staging) -> tuple[bytes | None, dict[str, dict]]:
+    """Every member into staging, hashed on the way, none larger than its manifest says; the
+    manifest's bytes."""
+    found: dict[str, dict] = {}
     if not path.is_file():
         raise BackupError(f"There is no file {path}.")
+    damaged = f"{path} is damaged"
     try:
+        with tarfile.open(path, "r:gz") as tar:
+            manifest = _read_manifest(path, tar)
+        files = _declared_sizes(manifest)
+        if files is None:
+            return manifest, found
         with tarfile.open(path, "r:gz") as tar:
             for info in tar:
                 name = info.name
-                if name in found or (name == MANIFEST and manifest is not None):
-                    raise BackupError(f"{path} is not a Parley backup: it holds {name} twice.")
-                if not info.isreg() or not (name == MANIFEST or MEMBER.fullmatch(name)):
+                if name == MANIFEST:
+                    continue
+                if name in found or not info.isreg() or not MEMBER.fullmatch(name):
                     raise BackupError(f"{path} is not a Parley backup: it holds {name!r}.")
-                source = tar.extractfile(info)
-                if name != MANIFEST:
-                    found[name] = _extract_member(source, staging.path_for(name))
-                elif info.size > MANIFEST_MAX_BYTES:
-                    raise BackupError(f"{path} is not a Parley backup: its manifest is too large.")
-                else:
-                    manifest = source.read()
+                if name not in files:
+                    raise BackupError(f"{damaged}: {name} is not in its {MANIFEST}.")
+                limit = files[name].get("size") if isinstance(files[name], dict) else None
+                if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+                    raise BackupError(f"{damaged}: its {MANIFEST} gives no size for {name}.")
+                if info.size > limit:
+                    raise _too_large(path, name, info.size)
+                target = staging.path_for(name)
+                found[name] = _extract_member(
+                    tar.extractfile(info), target, limit, _too_large(path, name, limit)
+                )
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise BackupError(f"{path} could not be read as a Parley backup ({error}).") from None
     return manifest, found
@@ -208,6 +256,9 @@ def _checked_manifest(path: Path, data: bytes | None, found: dict[str, dict], ki
     described = all(isinstance(manifest.get(field), str) for field in ("created_at", "parley_version"))
     if not described or not isinstance(key, dict) or not isinstance(key.get("fingerprint"), str):
         raise BackupError(f"{damaged}: its {MANIFEST} lacks what a backup records.")
+    # Backups made before salts have none (their fingerprint is of the old form, `key_fingerprint`).
+    if "salt" in key and not (isinstance(key["salt"], str) and SALT.fullmatch(key["salt"])):
+        raise BackupError(f"{damaged}: its {MANIFEST} has a malformed secret_key salt.")
     known, head = code_revisions()
     revision = manifest.get("alembic_revision")
     if revision not in known:
@@ -271,7 +322,11 @@ def _apply(staging: _Staging, manifest: dict, kind: str, force: bool) -> list[st
             f"The restored database holds {counts}; the backup's manifest says {manifest['counts']}. "
             f"{CHANGED}"
         )
-    if key_fingerprint(_effective_key(source_of_key, staging)) != manifest["secret_key"]["fingerprint"]:
+    recorded = manifest["secret_key"]
+    if (
+        key_fingerprint(_effective_key(source_of_key, staging), recorded.get("salt"))
+        != recorded["fingerprint"]
+    ):
         notes.append(
             "This Parley's SECRET_KEY is not the one the backed-up Parley used: devices signed in "
             'before the backup must sign in again. Set the same SECRET_KEY (README, "Backup and restore").'

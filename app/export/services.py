@@ -12,6 +12,14 @@ link serves the zip to its owner alone, signed in (anyone else: 404, as for an u
 until `expires_at`, a day after it was built (then 410 `export_expired`). The periodic sweep
 (`remove_expired`) deletes the files and rows of expired and failed exports, and marks failed
 the pending ones whose build never finished.
+
+A build runs for at most `EXPORT_TIMEOUT_SECONDS` (the job's time limit), and it starts as soon
+as its request commits. So a pending export older than that plus `STALE_MARGIN` (the job's end,
+the clocks of several servers) has no build still at work on it: its process died, or its time
+ran out. It is taken as failed both by the sweep and by the user's next request, which marks it
+failed and goes on (a stale export never blocks a new one with `export_pending`). Should the
+queue's next attempt at that build (after a time limit, or a dead process's lease) still be at
+work then, its result is dropped: it finds the export no longer pending (app/export/archive.py).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from flask import current_app, send_file
-from sqlalchemy import delete, func, or_, select, text
+from sqlalchemy import delete, or_, select, text
 
 from app.errors import ApiError
 from app.export import archive
@@ -38,9 +46,23 @@ log = logging.getLogger(__name__)
 
 LINK_LIFETIME = timedelta(hours=24)
 RATE_WINDOW = timedelta(hours=24)
-# A build still pending after this long died for good (its job gave up): it is marked failed.
-STALE_AFTER = timedelta(hours=24)
+# A build still pending this long after EXPORT_TIMEOUT_SECONDS is taken as failed (see above).
+STALE_MARGIN = timedelta(minutes=1)
+FAILED_BUILD = "The build did not finish."
 LISTED = 10
+
+
+def stale_before(now: datetime) -> datetime:
+    """Exports pending since before this moment have no build at work any more."""
+    timeout = timedelta(seconds=current_app.config["EXPORT_TIMEOUT_SECONDS"])
+    return now - timeout - STALE_MARGIN
+
+
+def _fail_stale(rows: list[UserExport], now: datetime) -> list[int]:
+    """Mark these stale pending exports failed (in the caller's transaction); their ids."""
+    for row in rows:
+        row.state, row.error, row.finished_at = "failed", FAILED_BUILD, now
+    return [row.id for row in rows]
 
 
 def secret_of(row: UserExport) -> str:
@@ -77,13 +99,15 @@ def request_export(user_id: int, now: datetime | None = None) -> UserExport:
     # The user's row, locked with a write: two requests at once are counted one after the other,
     # and SQLite takes its write lock now rather than failing to upgrade a read later.
     db.session.execute(text("UPDATE users SET id = id WHERE id = :id"), {"id": user_id})
-    pending = db.session.scalar(
-        select(func.count())
-        .select_from(UserExport)
-        .where(UserExport.user_id == user_id, UserExport.state == "pending")
+    pending = list(
+        db.session.scalars(
+            select(UserExport).where(UserExport.user_id == user_id, UserExport.state == "pending")
+        )
     )
-    if pending:
+    if any(row.created_at >= stale_before(now) for row in pending):
         raise ApiError("export_pending", "Your data is being prepared already; wait for it to finish.", 409)
+    # Those left have no build at work: failed (committed with the new one, or not at all).
+    stale = _fail_stale(pending, now)
     recent = list(
         db.session.scalars(
             select(UserExport.created_at)
@@ -105,6 +129,8 @@ def request_export(user_id: int, now: datetime | None = None) -> UserExport:
     row.token_hash = hash_secret(secret_of(row))
     queue.enqueue(archive.KIND, {"export_id": row.id})
     db.session.commit()
+    for export_id in stale:
+        archive.remove_files(export_id)
     return row
 
 
@@ -156,20 +182,19 @@ def remove_user_exports(user_id: int) -> int:
 
 
 def remove_expired(now: datetime | None = None) -> int:
-    """The sweep: builds pending for too long are marked failed; expired exports and those failed
-    a day ago lose their file and row. Returns how many rows were deleted."""
+    """The sweep: stale builds (pending past EXPORT_TIMEOUT_SECONDS and STALE_MARGIN) are marked
+    failed; expired exports and those failed a day ago lose their file and row. Returns how many
+    rows were deleted."""
     now = now or utcnow()
     stale = list(
         db.session.scalars(
-            select(UserExport).where(
-                UserExport.state == "pending", UserExport.created_at <= now - STALE_AFTER
-            )
+            select(UserExport).where(UserExport.state == "pending", UserExport.created_at < stale_before(now))
         )
     )
-    for row in stale:
-        row.state, row.error, row.finished_at = "failed", "The build did not finish.", now
-        archive.remove_files(row.id)
+    failed = _fail_stale(stale, now)
     db.session.commit()
+    for export_id in failed:
+        archive.remove_files(export_id)
     gone = list(
         db.session.scalars(
             select(UserExport.id).where(

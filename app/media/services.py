@@ -444,17 +444,33 @@ def uploads_in(body: dict) -> set[str]:
     return set()
 
 
-def share(upload_ids: set[str], message_id: int) -> None:
-    """Let a forwarded message carry uploads sent before, without copying them: the members who
-    can see it can see them (`viewable_upload`). Uploads that no longer exist are skipped."""
+def existing_uploads(upload_ids: set[str] | frozenset[str], *, hold: bool = False) -> set[str]:
+    """Which of these uploads exist. `hold`: and none of them may be deleted until this transaction
+    ends (FOR KEY SHARE on PostgreSQL: the retention purge's FOR UPDATE waits for it, and a hold
+    waits for a purge that took its lock first, then finds what it deleted gone, app/retention.py).
+    SQLite has no row locks: its writers take turns, so a forward checks again in `share`, after its
+    first write."""
     if not upload_ids:
-        return
+        return set()
+    query = select(Upload.id).where(Upload.id.in_(sorted(upload_ids)))
+    if hold:
+        query = query.order_by(Upload.id).with_for_update(read=True, key_share=True)
+    return set(db.session.scalars(query).all())
+
+
+def share(upload_ids: set[str] | frozenset[str], message_id: int) -> set[str]:
+    """Let a forwarded message carry uploads sent before, without copying them: the members who
+    can see it can see them (`viewable_upload`). Uploads that no longer exist are skipped; the ids
+    shared."""
+    if not upload_ids:
+        return set()
     existing = db.session.scalars(select(Upload.id).where(Upload.id.in_(sorted(upload_ids)))).all()
     if existing:
         db.session.execute(
             UploadShare.__table__.insert(),
             [{"upload_id": upload_id, "message_id": message_id} for upload_id in existing],
         )
+    return set(existing)
 
 
 # --- viewing -------------------------------------------------------------------------------

@@ -342,10 +342,13 @@ def _listed(
 
 def _visible_total(params: dict, conversation_id: int | None) -> int:
     """How many messages the user may see at most (in `conversation_id`, or in all their
-    conversations): the sum of their membership windows, one row a conversation."""
+    conversations): the sum of their membership windows, one row a conversation. A window starts
+    after the retention policy's `purged_seq` too (app/retention.py): purged seqs cost nothing."""
     scope = "" if conversation_id is None else " AND cm.conversation_id = :conversation_id"
+    start = "CASE WHEN cm.joined_seq > c.purged_seq THEN cm.joined_seq ELSE c.purged_seq END"
+    end = "coalesce(cm.left_seq, c.last_seq)"
     sql = (
-        "SELECT coalesce(sum(coalesce(cm.left_seq, c.last_seq) - cm.joined_seq), 0)"
+        f"SELECT coalesce(sum(CASE WHEN {end} > {start} THEN {end} - {start} ELSE 0 END), 0)"
         " FROM conversation_members AS cm JOIN conversations AS c ON c.id = cm.conversation_id"
         f" WHERE cm.user_id = :user_id{scope}"
     )

@@ -6,17 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import LiveServer, server_env
-from tests.fake_github import FakeGitHub
-
-CLIENT_ID = "Iv1.parley-e2e-app"
-CLIENT_SECRET = "fake-github-client-secret-e2e-0123456789"
-
-
-@pytest.fixture
-def github():
-    fake = FakeGitHub(CLIENT_ID, CLIENT_SECRET).start()
-    yield fake
-    fake.stop()
+from tests.fake_github import CLIENT_ID, CLIENT_SECRET, github_fixture  # noqa: F401  (the fixture `github`)
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Me → Your data and account, in the browser: "Download my data" shows the export being prepared,
 then (told by `export:ready`) a download link that serves the zip; "Delete my account" asks for the
 password, refuses a wrong one in place, then deletes the account and lands on the sign-in page,
-where the old password no longer works."""
+where the old password no longer works. An account with neither a password nor GitHub (made through
+the server API) is told to ask an administrator instead."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import re
 import zipfile
 
+import requests
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD
@@ -45,3 +47,29 @@ def test_download_my_data_then_delete_the_account(new_page, sign_up, browser_pro
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator("#tabs")).to_have_count(0)
+
+
+def test_an_account_made_by_the_organisation_is_told_to_ask_an_administrator(
+    new_page, e2e_server, api_key, make_user
+):
+    user_id = make_user("corp", password=None, nickname="Corp", external_id="emp-42")
+    issued = requests.post(
+        f"{e2e_server.url}/api/server/v1/users/{user_id}/sign-in-tokens",
+        json={},
+        headers=api_key("users"),
+        timeout=10,
+    )
+    assert issued.status_code == 201, issued.text
+    page = new_page(PHONE)
+    page.goto(f"/login/token#{issued.json()['token']}")
+    page.click("#token-confirm")
+    page.click("#token-open")
+    expect(page.locator("#tabs")).to_be_visible()
+    page.click("#tabs a[data-tab=me]")
+    page.click("a.entry[href='#/data']")
+    danger = page.locator(".my-data .danger-zone")
+    expect(danger.locator(".cannot-delete")).to_have_text(
+        "This account was made by your organisation: ask an administrator to delete it."
+    )
+    expect(danger.locator("form, button")).to_have_count(0)  # no "Confirm with GitHub", no "Delete"
+    expect(page.locator("button.ask-export")).to_be_enabled()  # the export is still theirs to ask for

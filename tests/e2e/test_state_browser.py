@@ -240,3 +240,120 @@ def test_an_answer_read_before_a_live_lift_does_not_close_the_composer_again(
     assert again.value.json()["sanction"] == {"kind": "mute", "active": False, "expires_at": None}
     expect(bob.locator(".speak-note")).to_be_hidden()
     expect(bob.locator(".composer-input")).to_be_enabled()
+
+
+def test_a_summary_read_before_a_live_unmute_does_not_close_the_composer_again(
+    app, new_page, sign_in, people
+):
+    """The reloaded page's catch-up (`/sync`) reads the group's summary while Bob is still muted
+    there, and its answer arrives after the live unmute: the page asks for that conversation again
+    rather than closing the composer on the older summary."""
+    with app.app_context():
+        group_roles.mute_member(people["alice"], people["group"], people["bob"], 60)
+    alice = sign_in(new_page(DESKTOP), "alice")
+    # No service worker: requests it forwards would pass by the page's routes.
+    bob = sign_in(new_page(DESKTOP, service_workers="block"), "bob")
+    # The next page's socket waits (its requests are held) until the group has changed after the
+    # list's cursor, so that its catch-up carries the group's summary; the server answers that
+    # catch-up at once (muted), and the answer is held.
+    held_socket: list = []
+    gate = {"open": False}
+    bob.route(
+        "**/socket.io/**", lambda route: route.continue_() if gate["open"] else held_socket.append(route)
+    )
+    held: list = []
+
+    def hold_the_first(route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    bob.route(re.compile(r"/api/v1/sync\?"), hold_the_first)
+    bob.reload()
+    open_chat(bob, people["team"])
+    note, composer_input = bob.locator(".speak-note"), bob.locator(".composer-input")
+    muted = re.compile(rf"^You are muted in this group until {UNTIL}\.$")
+    expect(note).to_have_text(muted)
+    expect(composer_input).to_be_disabled()
+
+    open_chat(alice, people["team"])
+    alice.locator(".composer-input").fill("while you were away")
+    alice.locator(".composer-input").press("Enter")
+    expect(alice.locator(".msg.mine .bubble.text").last).to_have_text("while you were away")
+    gate["open"] = True
+    for route in held_socket:
+        route.continue_()
+    for _ in range(300):
+        if held:
+            break
+        bob.wait_for_timeout(50)
+    assert held, "the page never asked /sync"
+
+    mute_bob_from_group_info(alice, people, "Unmute")
+    expect(note).to_be_hidden()  # the live unmute
+    expect(composer_input).to_be_enabled()
+    [(route, stale)] = held
+    assert any(
+        item["id"] == people["team"] and item["my_muted_until"] for item in stale.json()["conversations"]
+    )
+    # The page asks for the group's summary again, and its answer tells the unmute.
+    with bob.expect_response(
+        lambda answer: (
+            answer.url.endswith(f"/api/v1/conversations/{people['team']}") and answer.request.method == "GET"
+        )
+    ) as again:
+        route.fulfill(response=stale)
+    assert again.value.ok
+    assert again.value.json()["conversation"]["my_muted_until"] is None
+    expect(note).to_be_hidden()
+    expect(composer_input).to_be_enabled()
+    # The rest of the catch-up is applied: the message sent while the socket waited is shown.
+    expect(bob.locator(".msg .bubble.text").last).to_have_text("while you were away")
+
+
+def test_leaving_waits_for_a_load_of_the_group_under_way(app, new_page, sign_in, people):
+    """A live change reloads the group's info while I leave it: the members are not asked for once
+    I am out (the server would refuse: a 403 in the page), the leave waits for that load."""
+    with app.app_context():
+        group_roles.set_role(people["alice"], people["group"], people["bob"], "admin")
+    bob = sign_in(new_page(DESKTOP, service_workers="block"), "bob")
+    go(bob, f"#/group/{people['group']}")
+    expect(bob.get_by_role("button", name="Leave group")).to_be_visible()
+    order: list[str] = []
+    bob.on("request", lambda request: order.append(f"{request.method} {request.url.split('/api/v1')[-1]}"))
+    held: list = []
+    members = re.compile(rf"/api/v1/groups/{people['group']}/members\?")
+    gate = {"open": False}
+    bob.route(members, lambda route: route.continue_() if gate["open"] else held.append(route))
+    # A live change (Alice mutes everyone): the info view loads again, its members are held.
+    alice = sign_in(new_page(DESKTOP), "alice")
+    go(alice, f"#/group/{people['group']}")
+    alice.get_by_role("button", name="Mute everyone").click()
+    for _ in range(300):
+        if held:
+            break
+        bob.wait_for_timeout(50)
+    assert held, "the view never asked for the members again"
+
+    left: list = []
+    bob.on("response", lambda answer: left.append(answer) if answer.request.method == "DELETE" else None)
+    bob.get_by_role("button", name="Leave group").click()
+    bob.get_by_role("dialog").get_by_role("button", name="Leave group").click()
+    leave = f"DELETE /groups/{people['group']}/members/{people['bob']}"
+    # A leave sent at once would be answered within these two seconds; this one waits.
+    for _ in range(40):
+        if left:
+            break
+        bob.wait_for_timeout(50)
+    gate["open"] = True
+    with bob.expect_response(members) as listed:
+        for route in held:
+            route.continue_()
+    assert listed.value.status == 200  # asked while still a member
+    expect(bob).to_have_url(re.compile(r"#/chats$"))
+    expect(conv(bob, people["team"])).to_have_count(0)
+    asked = [line for line in order if "/members" in line or "/join-requests" in line]
+    assert leave in asked
+    # Nothing about the group's members is asked for after the leave.
+    assert asked[-1] == leave, asked

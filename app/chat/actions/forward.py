@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app import presenters, wordfilter
 from app.chat.access import active_member_ids, check_can_speak, require_member, send_context, visible_window
-from app.chat.actions.common import present, require_not_recalled
+from app.chat.actions.common import lock_conversation, present, require_not_recalled
 from app.chat.schemas import MAX_FORWARD_TITLE
 from app.chat.send import append_message, check_send_rate, replay_of
 from app.errors import ApiError
@@ -103,10 +103,12 @@ def _copies(user_id: int, conversation_id: int, seqs: list[int], mode: str, titl
                 {"seqs": _l("%(seq)s is a system message", seq=message.seq)},
             )
     if mode == "separate":
-        return [
-            Copy(copy.deepcopy(message.body), frozenset(media.uploads_in(message.body)))
-            for message, _ in rows
-        ]
+        return _existing(
+            [
+                Copy(copy.deepcopy(message.body), frozenset(media.uploads_in(message.body)))
+                for message, _ in rows
+            ]
+        )
     body = {
         "type": "merged",
         "title": title or DEFAULT_TITLE,
@@ -133,7 +135,25 @@ def _copies(user_id: int, conversation_id: int, seqs: list[int], mode: str, titl
                 )
             },
         )
-    return [Copy(body, frozenset(media.uploads_in(body)))]
+    return _existing([Copy(body, frozenset(media.uploads_in(body)))])
+
+
+def _existing(copies: list[Copy]) -> list[Copy]:
+    """The copies with the uploads they carry that exist now (one gone before, e.g. with an
+    original the site's administrators removed, is not shared): each target checks that these
+    still exist when it shares them (`_forward_to`)."""
+    existing = media.existing_uploads(frozenset().union(*(item.uploads for item in copies)))
+    return [Copy(item.body, item.uploads & existing) for item in copies]
+
+
+def _purged_meanwhile() -> ApiError:
+    """A source's upload was deleted (by the retention purge) after the sources were read."""
+    return ApiError(
+        "not_visible",
+        "You cannot see these messages.",
+        404,
+        {"seqs": _l("deleted while they were being forwarded")},
+    )
 
 
 def _sources(user_id: int, conversation_id: int, seqs: list[int]) -> list[tuple[Message, User | None]]:
@@ -187,6 +207,15 @@ def _forward_to(
         context = send_context(user_id, conversation_id)
         check_can_speak(context)
         recipients = active_member_ids(conversation_id)
+        uploads = frozenset().union(*(item.uploads for item in copies))
+        if uploads:
+            # Held until the commit, so the retention purge keeps them for these copies — taken
+            # after the target's row (the lock order of app/chat/stream.py: the purge too locks
+            # its conversation, then the uploads), before the stream counter. Gone: the purge
+            # deleted them since the sources were read.
+            lock_conversation(conversation_id)
+            if media.existing_uploads(uploads, hold=True) != uploads:
+                raise _purged_meanwhile()
         payloads, messages = [], []
         for item, message_client_id in zip(copies, ids, strict=True):
             message = append_message(
@@ -197,7 +226,9 @@ def _forward_to(
                 recipients=recipients,
                 forwarded=True,
             )
-            media.share(item.uploads, message.id)
+            # Checked again after the first write: SQLite takes no row locks, only turns.
+            if media.share(item.uploads, message.id) != item.uploads:
+                raise _purged_meanwhile()
             # Built before the commit expires the rows.
             payloads.append(presenters.message(message, context.sender))
             messages.append(message)

@@ -51,11 +51,33 @@ function recount(summary) {
   summary.unread = Math.max(0, summary.last_seq - summary.read_seq);
 }
 
+// Live changes of summaries (`conversation:new`, `conversation:update`, `group:update`), numbered
+// in the order they arrived, and the number of each conversation's latest one: a summary asked
+// for before that change may have been read before it too, and must not put back what it changed.
+let liveChanges = 0;
+const liveChangeOf = new Map();
+
+/** The mark to keep when asking the server for summaries (see `changedSince`). */
+export function summaryMark() {
+  return liveChanges;
+}
+
+/** Whether a live change of the conversation arrived after `mark`: a summary of it asked for at
+ * that mark may be older than what is shown, and is asked for again rather than applied. */
+export function changedSince(conversationId, mark) {
+  return (liveChangeOf.get(conversationId) || 0) > mark;
+}
+
 /**
- * Take a summary from the server. A summary can be older than a live message already applied
- * (it was computed before that message committed): positions never move backwards here.
+ * Take a summary from the server (`live`: from a live event). A summary can be older than a live
+ * message already applied (it was computed before that message committed): positions never move
+ * backwards here. Answers older than a live change are the callers' to leave out (`changedSince`).
  */
-export function putSummary(summary) {
+export function putSummary(summary, { live = false } = {}) {
+  if (live) {
+    liveChanges += 1;
+    liveChangeOf.set(summary.id, liveChanges);
+  }
   if (summary.hidden) {
     dropConversation(summary.id);
     return;

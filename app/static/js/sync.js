@@ -7,7 +7,7 @@ import { request, socket } from "./socket.js";
 import { toast } from "./dom.js";
 import { t } from "./i18n.js";
 import { noteMention, setUnreadMentions } from "./mentioned.js";
-import { bucket, dropMessages, emit, patchMessage, putMessage, putSummary, replaceMessage, setPins, setPlayed, setPresence, setRead, state } from "./store.js";
+import { bucket, changedSince, dropMessages, emit, patchMessage, putMessage, putSummary, replaceMessage, setPins, setPlayed, setPresence, setRead, state, summaryMark } from "./store.js";
 import { setAccountMute } from "./views/speakstate.js";
 
 const SYNC_PAGE = 200;
@@ -17,6 +17,8 @@ const LIST_PAGE = 50;
 // one of them may arrive after it, and must not put back what the event changed.
 let liveMeEvents = 0;
 const ME_ASKS = 3;
+// Asks for one conversation's summary while live changes of it keep arriving during the request.
+const SUMMARY_ASKS = 3;
 let loadingList = null;
 const MAX_SYNC_PAGES = 1000;
 let syncing = null;
@@ -33,7 +35,8 @@ export async function start(me) {
   // The robot's chat belongs in every list while the robot is on: open it once.
   const robotOn = JSON.parse(document.getElementById("robot")?.textContent || "false");
   if (robotOn && !data.conversations.some((summary) => summary.peer?.is_bot)) {
-    api("/bot").then((bot) => putSummary(bot.conversation)).catch(() => {});
+    const mark = summaryMark();
+    api("/bot").then((bot) => putAnswered([bot.conversation], mark)).catch(() => {});
   }
   wireSocket();
   socket.connect();
@@ -52,6 +55,7 @@ export function loadMoreConversations() {
   if (!state.listNext || loadingList) return loadingList;
   loadingList = (async () => {
     let data;
+    const mark = summaryMark();
     try {
       data = await api("/conversations", { params: { cursor: state.listNext, limit: LIST_PAGE } });
     } catch (error) {
@@ -64,7 +68,7 @@ export function loadMoreConversations() {
     // Done before the redraw, which may ask for the next page while the pane is not filled.
     loadingList = null;
     state.listNext = data.next;
-    for (const summary of data.conversations) putSummary(summary);
+    putAnswered(data.conversations, mark);
     emit("conversations");
   })();
   return loadingList;
@@ -80,9 +84,10 @@ export function catchUp() {
     do {
       syncAgain = false;
       for (let page = 0; page < MAX_SYNC_PAGES; page += 1) {
+        const mark = summaryMark();
         const data = await api("/sync", { params: { cursor: state.cursor, limit: SYNC_PAGE } });
         for (const message of data.messages) putMessage(message);
-        for (const summary of data.conversations) putSummary(summary);
+        putAnswered(data.conversations, mark);
         dropHidden(data.hidden || []);
         // Voice messages played on another device meanwhile.
         for (const item of data.played || []) setPlayed(item.conversation_id, item.seq);
@@ -97,13 +102,31 @@ export function catchUp() {
   return syncing;
 }
 
-async function summaryOf(conversationId) {
+/** Put summaries asked for at `mark`; a conversation that a live event changed since is asked
+ * for again instead, since its summary here may have been read before that change. */
+function putAnswered(summaries, mark) {
+  for (const summary of summaries) {
+    if (changedSince(summary.id, mark)) summaryOf(summary.id).catch(() => {});
+    else putSummary(summary);
+  }
+}
+
+/** A conversation's summary as the server has it now; asked again (up to SUMMARY_ASKS times in
+ * all) while live changes of it arrive during the request, since its answer may be older. */
+async function summaryOf(conversationId, asks = SUMMARY_ASKS) {
+  const mark = summaryMark();
+  let data;
   try {
-    const data = await api(`/conversations/${conversationId}`);
-    putSummary(data.conversation);
+    data = await api(`/conversations/${conversationId}`);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
+    return;
   }
+  if (changedSince(conversationId, mark)) {
+    if (asks > 1) await summaryOf(conversationId, asks - 1);
+    return;
+  }
+  putSummary(data.conversation);
 }
 
 /** Messages I deleted for me (here or on another device): out of the history, and a fresh preview. */
@@ -172,8 +195,8 @@ function wireSocket() {
   socket.on("conversation:pins", (data) => setPins(data.conversation_id, data.pins));
   socket.on("message:played", (data) => setPlayed(data.conversation_id, data.seq));
   socket.on("message:hidden", (data) => dropHidden(data.seqs.map((seq) => ({ conversation_id: data.conversation_id, seq }))));
-  socket.on("conversation:new", putSummary);
-  socket.on("conversation:update", putSummary);
+  socket.on("conversation:new", (summary) => putSummary(summary, { live: true }));
+  socket.on("conversation:update", (summary) => putSummary(summary, { live: true }));
   socket.on("conversation:read", (data) => {
     // Read on another device in a conversation whose page is not loaded yet: its badge count
     // comes with its summary.
@@ -211,7 +234,7 @@ function wireSocket() {
     if (summary?.group) {
       const { id, name, avatar_url: avatarUrl, member_count: memberCount, dissolved, muted_all: mutedAll, members_mention_all: mentionAll } = group;
       const brief = { ...summary.group, id, name, avatar_url: avatarUrl, member_count: memberCount, dissolved, muted_all: mutedAll, members_mention_all: mentionAll };
-      putSummary({ ...summary, name, avatar_url: avatarUrl, group: brief });
+      putSummary({ ...summary, name, avatar_url: avatarUrl, group: brief }, { live: true });
     }
     emit("groups");
     emit(`group:${group.id}`, group);

@@ -32,19 +32,38 @@ export function groupView(groupId) {
   let group = null;
   let members = [];
   let requests = [];
+  // Loads under way, and whether this view asks no more (I am leaving the group here, or the view
+  // closed): a load must not ask for the members of a group I left in the middle of it.
+  const loading = new Set();
+  let stopped = false;
 
-  async function load() {
+  async function loadOnce() {
     try {
-      group = (await api(`/groups/${groupId}`)).group;
+      const answer = (await api(`/groups/${groupId}`)).group;
+      if (stopped) return;
+      group = answer;
       bar.querySelector(".back").setAttribute("href", `#/chat/${group.conversation_id}`);
       if (group.my_role) {
-        members = await all(`/groups/${groupId}/members`, "members");
-        members.sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role]);
+        const list = await all(`/groups/${groupId}/members`, "members");
+        if (stopped) return;
+        members = list.sort((a, b) => ROLE_ORDER[a.role] - ROLE_ORDER[b.role]);
         requests = group.my_role !== "member" && !group.dissolved ? (await api(`/groups/${groupId}/join-requests`)).requests : [];
+        if (stopped) return;
       }
       render();
     } catch (error) {
-      body.replaceChildren(h("p", { class: "empty", text: error.message }));
+      if (!stopped) body.replaceChildren(h("p", { class: "empty", text: error.message }));
+    }
+  }
+
+  async function load() {
+    if (stopped) return;
+    const run = loadOnce();
+    loading.add(run);
+    try {
+      await run;
+    } finally {
+      loading.delete(run);
     }
   }
 
@@ -124,10 +143,14 @@ export function groupView(groupId) {
     if (group.my_role && group.my_role !== "owner" && open) {
       menu.append(h("button", { type: "button", class: "menu-item danger", text: t("group.leave"), onclick: async () => {
         if (!(await confirmSheet(t("group.leave"), t("group.leave_confirm", { name: group.name }), t("group.leave"), true))) return;
+        stopped = true;
+        await Promise.allSettled([...loading]);
         try {
           await api(`/groups/${groupId}/members/${state.me.id}`, { method: "DELETE" });
         } catch (error) {
+          stopped = false;
           toast(error.message);
+          load();
           return;
         }
         // Out of the group: its chat leaves my list (conversation:update hidden on every device).
@@ -201,5 +224,11 @@ export function groupView(groupId) {
 
   const off = on(`group:${groupId}`, load);
   load();
-  return { el, destroy: off };
+  return {
+    el,
+    destroy: () => {
+      stopped = true;
+      off();
+    },
+  };
 }

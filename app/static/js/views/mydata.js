@@ -63,6 +63,8 @@ function deleteControls() {
   const me = state.me;
   if (me.is_admin) return h("p", { class: "muted", text: t("data.delete_admin") });
   if (me.has_password) return h("button", { type: "button", class: "btn danger delete-account", text: t("data.delete"), onclick: deleteWithPassword });
+  // Neither a password nor GitHub (an account the organisation's backend made): it deletes it.
+  if (!me.has_github) return h("p", { class: "muted cannot-delete", text: t("data.cannot_delete_here") });
   // GitHub-only accounts confirm with a fresh GitHub sign-in, started from the account page's form.
   return h(
     "form",
