@@ -16,6 +16,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import Client
 
+import tests.fake_github
 import tests.test_github
 import tests.test_push
 import tests.test_webhooks
@@ -39,7 +40,8 @@ TOKEN = "metrics-token-0123456789abcdef"
 # Fixtures of the push and webhook tests: a fake push service, a fake integrator.
 fake, push, direct = tests.test_push.fake, tests.test_push.push, tests.test_push.direct
 integrator = tests.test_webhooks.integrator
-github, gh_app = tests.test_github.github, tests.test_github.gh_app
+# The fake GitHub (the fixture `github`) and an app that signs in through it.
+github_fixture, gh_app = tests.fake_github.github_fixture, tests.test_github.gh_app
 DASHBOARD = BASE_DIR / "docs" / "grafana" / "parley-dashboard.json"
 # Every label Parley puts on a metric; their values are kinds, methods, rules and statuses.
 LABELS = {"type", "conversation_kind", "method", "result", "kind", "endpoint", "status", "le"}
@@ -344,12 +346,12 @@ def test_github_sign_ins_are_counted(metrics_app, gh_app, github):
 
     before = samples(scrape_text(metrics_app))
     visitor = gh_app.test_client()
-    tests.test_github.dance(visitor, github)
+    tests.fake_github.dance(visitor, github)
     user_id = tests.test_github.me(visitor)["user"]["id"]
     with gh_app.app_context():
         db.session.add(Sanction(user_id=user_id, kind="ban", reason="spam"))
         db.session.commit()
-    refused = tests.test_github.dance(gh_app.test_client(), github)
+    refused = tests.fake_github.dance(gh_app.test_client(), github)
     assert refused.headers["Location"].endswith("/login")
     after = samples(scrape_text(metrics_app))
     for result in ("success", "failure"):
