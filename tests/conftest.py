@@ -229,12 +229,13 @@ def _drop_socket_clients(made_before: set[str]) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_redis_namespace(request):
-    """Every test that uses Redis starts without what earlier tests' live servers left there.
-    The ids of the emptied tables come round again, so a socket of an earlier test's server
-    (kept until the presence TTL when that process was killed), a send count or the robot's
-    state would otherwise count for this test's user or device of the same id."""
+    """Every test that uses Redis starts without the sockets earlier tests' live servers left in
+    the presence store. The ids of the emptied tables come round again, so a socket of an earlier
+    test's server (kept until the presence TTL when that process was killed) would otherwise count
+    for this test's user or device of the same id. Only presence: the servers of a module share
+    the rest (their processes' heartbeats, their channels) across its tests."""
     if "redis_url" in request.fixturenames:
-        delete_redis_namespace(REDIS_URL, REDIS_NAMESPACE)
+        delete_redis_namespace(REDIS_URL, f"{REDIS_NAMESPACE}:presence")
 
 
 @pytest.fixture(autouse=True)
