@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 
 import pytest
 from sqlalchemy import func, select, text
@@ -19,6 +18,7 @@ from app.models import AdminRole, AuditLog, User
 from app.moderation import rights, roles
 from app.moderation import services as moderation
 from tests.conftest import PASSWORD
+from tests.pg_locks import until_waiting_on_a_lock
 
 
 @pytest.fixture
@@ -329,18 +329,6 @@ def test_a_custom_role_made_in_the_console_works_at_once(app, people, login, cli
 # --- changes of who holds which role happen one after the other (PostgreSQL) --------------------
 
 
-def _waiting_on_a_lock(app) -> bool:
-    with app.app_context(), db.engine.connect() as connection:
-        return bool(
-            connection.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-        )
-
-
 def _while_another_change_holds_the_roles(app, change: str, params: dict, call) -> dict:
     """Run `call` in a thread while a connection of the test's is in the middle of a role change
     (it holds the roles' lock and has written `change`, uncommitted); commit it once `call`
@@ -359,10 +347,7 @@ def _while_another_change_holds_the_roles(app, change: str, params: dict, call) 
         other.execute(text(change), params)
         thread = threading.Thread(target=run)
         thread.start()
-        deadline = time.monotonic() + 30
-        while not _waiting_on_a_lock(app):
-            assert thread.is_alive() and time.monotonic() < deadline, outcome
-            time.sleep(0.01)
+        until_waiting_on_a_lock(app, thread, outcome)
         other.commit()
     thread.join(30)
     assert not thread.is_alive()

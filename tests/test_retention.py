@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import event, func, select, text, update
+from sqlalchemy import event, func, select, update
 
 from app import retention, settings
 from app.extensions import db
@@ -34,6 +33,7 @@ from app.moderation import services as moderation
 from app.search import messages as search_module
 from tests.chat_helpers import connect
 from tests.conftest import TEST_DB
+from tests.pg_locks import until_waiting_on_a_lock
 from tests.test_media import fetch, image_bytes, stored_files, uploaded
 
 _ids = itertools.count(1)
@@ -743,25 +743,6 @@ def test_a_forward_whose_upload_a_purge_deleted_meanwhile_is_refused(app, raced,
     assert_refused_and_purged(app, response, target, picture, carol)
 
 
-def _waiting_on_a_lock(app) -> bool:
-    with app.app_context(), db.engine.connect() as connection:
-        return bool(
-            connection.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-        )
-
-
-def _until_waiting_on_a_lock(app, thread: threading.Thread, outcome: dict) -> None:
-    deadline = time.monotonic() + 30
-    while not _waiting_on_a_lock(app):
-        assert thread.is_alive() and time.monotonic() < deadline, outcome
-        time.sleep(0.01)
-
-
 @pytest.mark.postgresql
 def test_a_purge_waits_for_a_forward_sharing_its_upload_and_keeps_the_upload(app, raced):
     """The forward has stored its copy and share, not committed yet; the purge of the original
@@ -781,7 +762,7 @@ def test_a_purge_waits_for_a_forward_sharing_its_upload_and_keeps_the_upload(app
 
     def purge_before_the_commit(context, messages):
         purger.start()
-        _until_waiting_on_a_lock(app, purger, outcome)  # the purge waits on the forward's locks
+        until_waiting_on_a_lock(app, purger, outcome)  # the purge waits on the forward's locks
 
     with forward_module.message_forwarded.connected_to(purge_before_the_commit):
         response = forward_picture(alice, direct, target)
@@ -820,7 +801,7 @@ def test_a_forward_waits_for_a_purge_holding_its_upload_and_is_refused(app, race
 
     def forward_before_the_commit(*args):
         forwarder.start()
-        _until_waiting_on_a_lock(app, forwarder, outcome)  # the forward waits on the purge's locks
+        until_waiting_on_a_lock(app, forwarder, outcome)  # the forward waits on the purge's locks
         return real(*args)
 
     monkeypatch.setattr(retention, "_purge_quotes", forward_before_the_commit)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import gevent
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql
 
 from app.auth import services as auth_services
@@ -19,6 +19,7 @@ from app.groups.services import create_group
 from app.models import AuditLog, Conversation, ConversationMember, Message
 from app.notices import send_user_notices
 from tests.chat_helpers import connect, new_client_msg_id
+from tests.pg_locks import until_waiting_on_a_lock
 
 API = "/api/server/v1"
 
@@ -266,18 +267,6 @@ def test_missing_notice_conversations_are_made_in_user_id_order(app, make_user):
     assert [made[first], made[second], made[third]] == sorted(made.values())
 
 
-def _waiting_on_a_lock(app) -> bool:
-    with app.app_context(), db.engine.connect() as connection:
-        return bool(
-            connection.scalar(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            )
-        )
-
-
 @pytest.mark.postgresql
 def test_first_notices_to_the_same_users_in_opposite_orders_do_not_deadlock(app, make_user):
     """Another call (here a connection of the test's) has made user 1's notice conversation and
@@ -316,10 +305,7 @@ def test_first_notices_to_the_same_users_in_opposite_orders_do_not_deadlock(app,
         made = [other.execute(insert.values(row(one))).scalar_one()]
         thread = threading.Thread(target=notify)
         thread.start()
-        deadline = time.monotonic() + 30
-        while not _waiting_on_a_lock(app):  # the call waits on user 1's key
-            assert thread.is_alive() and time.monotonic() < deadline, outcome
-            time.sleep(0.01)
+        until_waiting_on_a_lock(app, thread, outcome)  # the call waits on user 1's key
         made.append(other.execute(insert.values(row(two))).scalar_one())
         other.commit()
     thread.join(30)

@@ -41,7 +41,7 @@ def test_download_my_data_then_delete_the_account(new_page, sign_up, browser_pro
     expect(page.locator("#error-delete-password")).to_have_text("wrong password")
     page.fill(".sheet input[name=password]", PASSWORD)
     page.click(".sheet button[type=submit]")
-    # The client goes to the sign-in page; so may the socket's drop, which can come first.
+    # The client goes to the sign-in page once, though the socket's drop also leads there.
     page.wait_for_url(re.compile(r"/login(\?.*)?$"))
     page.fill("input[name=username]", "dora")
     page.fill("input[name=password]", PASSWORD)
@@ -73,3 +73,24 @@ def test_an_account_made_by_the_organisation_is_told_to_ask_an_administrator(
     )
     expect(danger.locator("form, button")).to_have_count(0)  # no "Confirm with GitHub", no "Delete"
     expect(page.locator("button.ask-export")).to_be_enabled()  # the export is still theirs to ask for
+
+
+def test_two_ways_to_the_sign_in_page_at_once_make_one_navigation(new_page, sign_up):
+    """Deleting the account both answers the page (which goes to sign in) and drops its socket
+    (whose refused reconnect goes there too): the second way must not abort the first's load."""
+    page = sign_up(new_page(PHONE), "erin")
+    documents = []
+    page.on("request", lambda request: request.is_navigation_request() and documents.append(request.url))
+    with page.expect_event("load"):
+        page.evaluate(
+            """async () => {
+          const { goToSignIn } = await import("/static/js/api.js");
+          goToSignIn("/login?first=1");
+          goToSignIn("/login?signed_out=1");
+        }"""
+        )
+    # Still signed in here, so /login sends the page back to the app: what counts is that the
+    # page asked for the sign-in page once, and the first way's load was not replaced.
+    expect(page.locator("#tabs")).to_be_visible()
+    assert [url for url in documents if "/login" in url] == [documents[0]]
+    assert documents[0].endswith("/login?first=1")

@@ -13,8 +13,18 @@ export function csrfToken() {
   return document.querySelector('meta[name="csrf-token"]')?.content || "";
 }
 
+let leaving = false;
+
+// Every way to the sign-in page (signing out, deleting the account, a 401, the socket's refusal)
+// goes through here, once: a second assign would abort the first navigation under way.
+export function goToSignIn(url = "/login") {
+  if (leaving) return;
+  leaving = true;
+  window.location.assign(url);
+}
+
 function signedOut() {
-  window.location.assign(`/login?signed_out=1&next=${encodeURIComponent(window.location.pathname)}`);
+  goToSignIn(`/login?signed_out=1&next=${encodeURIComponent(window.location.pathname)}`);
 }
 
 function query(params) {

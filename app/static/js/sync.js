@@ -2,7 +2,7 @@
 // list + cursor at start, then the socket, then after every (re)connect replay /sync pages while
 // has_more; upsert messages by (conversation_id, seq), replace summaries, and advance the cursor
 // only from sync answers.
-import { all, api, ApiError } from "./api.js";
+import { all, api, ApiError, goToSignIn } from "./api.js";
 import { request, socket } from "./socket.js";
 import { toast } from "./dom.js";
 import { t } from "./i18n.js";
@@ -174,7 +174,7 @@ function wireSocket() {
     if (reason === "io server disconnect") socket.connect();
   });
   socket.on("connect_error", (error) => {
-    if (error?.data?.code === "unauthenticated") window.location.assign("/login?signed_out=1");
+    if (error?.data?.code === "unauthenticated") goToSignIn("/login?signed_out=1");
   });
   socket.on("message:new", (message) => {
     if (!state.conversations.has(message.conversation_id)) summaryOf(message.conversation_id);

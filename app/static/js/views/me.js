@@ -1,5 +1,5 @@
 // Me: profile, devices, settings (language, theme), sign out.
-import { api } from "../api.js";
+import { api, goToSignIn } from "../api.js";
 import { chooseAvatar } from "../crop.js";
 import { avatar, confirmSheet, h, icon, longDate, relativeTime, toast } from "../dom.js";
 import { clearDrafts } from "../drafts.js";
@@ -37,7 +37,7 @@ async function signOut() {
   if (!(await confirmSheet(t("me.sign_out"), t("me.sign_out_confirm"), t("me.sign_out"), true))) return;
   await api("/auth/logout", { method: "POST" }).catch(() => {});
   clearDrafts();
-  window.location.assign("/login");
+  goToSignIn();
 }
 
 export function profileView() {

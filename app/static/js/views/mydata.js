@@ -1,7 +1,7 @@
 // Me → Your data: download a copy of one's data (an export built in the background, announced by
 // `export:ready`) and delete one's account (with the password, or after a fresh GitHub sign-in on
 // the account page). Everything shown comes from the server as text.
-import { api, csrfToken } from "../api.js";
+import { api, csrfToken, goToSignIn } from "../api.js";
 import { confirmSheet, fileSize, h, longDate, sheet, toast } from "../dom.js";
 import { clearDrafts } from "../drafts.js";
 import { t } from "../i18n.js";
@@ -96,5 +96,5 @@ async function deleteWithPassword() {
   });
   if (!deleted) return;
   clearDrafts();
-  window.location.assign("/login");
+  goToSignIn();
 }
