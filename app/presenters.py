@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from app.models import (
     Conversation,
@@ -34,6 +35,8 @@ def user_public(user: User) -> dict:
         "avatar_url": user.avatar_url,
         "signature": user.signature,
         "is_bot": user.is_bot,
+        # A deleted account's messages stay, from "Deleted user": clients show their own words.
+        "deleted": user.deleted_at is not None,
     }
 
 
@@ -81,6 +84,26 @@ def identity(row: OAuthIdentity) -> dict:
     return {"provider": row.provider, "login": row.provider_login, "linked_at": iso(row.created_at)}
 
 
+class RowSender(NamedTuple):
+    """A message's sender read as labelled columns of a page's statement (`sender_*`)."""
+
+    id: int
+    username: str
+    nickname: str
+    avatar_url: str | None
+    deleted_at: datetime | None
+
+
+def row_sender(row) -> RowSender | None:
+    """The sender of a row with `sender_id`, `sender_username`, `sender_nickname`,
+    `sender_avatar_url` and `sender_deleted_at`; None when the outer join found nobody."""
+    if row.sender_username is None:
+        return None
+    return RowSender(
+        row.sender_id, row.sender_username, row.sender_nickname, row.sender_avatar_url, row.sender_deleted_at
+    )
+
+
 def sender(user: User | None) -> dict | None:
     if user is None:
         return None
@@ -89,6 +112,7 @@ def sender(user: User | None) -> dict | None:
         "username": user.username,
         "nickname": user.nickname,
         "avatar_url": user.avatar_url,
+        "deleted": user.deleted_at is not None,
     }
 
 

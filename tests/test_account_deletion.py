@@ -95,6 +95,10 @@ def alice_and_bob(app, make_user, login, befriend):
 
 def test_deleting_with_the_password_signs_out_everywhere_and_keeps_the_messages(app, alice_and_bob):
     world = alice_and_bob
+    history = f"/api/v1/conversations/{world['conversation']}/messages"
+    messages = world["bob_client"].get(history).get_json()["messages"]
+    [before] = [item for item in messages if item["type"] == "txt"]
+    assert before["sender"]["deleted"] is False
     assert delete(world["phone"], password=PASSWORD).status_code == 204
     for device in (world["phone"], world["laptop"]):
         response = device.get("/api/v1/auth/me")
@@ -105,7 +109,7 @@ def test_deleting_with_the_password_signs_out_everywhere_and_keeps_the_messages(
     page = world["bob_client"].get(f"/api/v1/conversations/{world['conversation']}/messages").get_json()
     [message] = [item for item in page["messages"] if item["type"] == "txt"]
     assert message["body"]["msg"] == "hello from alice"
-    assert message["sender"]["nickname"] == "Deleted user"
+    assert message["sender"]["nickname"] == "Deleted user" and message["sender"]["deleted"] is True
     # The exports went with it, files and rows.
     assert not world["export"].exists()
     with app.app_context():

@@ -183,7 +183,7 @@ def test_who_reacted_lists_users_in_reaction_order(pair, app, make_user, befrien
     alice.http.put(url(cid, 1, "👀"), json={})
     users = alice.http.get(url(cid, 1, "🎉")).get_json()["users"]
     assert [user["id"] for user in users] == [bob.user_id, alice.user_id]
-    assert set(users[0]) == {"id", "username", "nickname", "avatar_url", "signature", "is_bot"}
+    assert set(users[0]) == {"id", "username", "nickname", "avatar_url", "signature", "is_bot", "deleted"}
     assert bob.http.get(url(cid, 1, "😀")).get_json() == {"users": []}
     stranger = login(str(make_user("carol") and "carol"))
     assert code_of(stranger.get(url(cid, 1, "🎉"))) == "not_found"

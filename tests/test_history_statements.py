@@ -227,6 +227,7 @@ def test_a_page_shows_each_sender_and_a_deleted_one_as_none(chat, app):
         "username": "alice",
         "nickname": "alice",
         "avatar_url": None,
+        "deleted": False,
     }
     with app.app_context():
         db.session.execute(delete(User).where(User.id == bob_id))

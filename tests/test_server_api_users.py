@@ -515,6 +515,7 @@ def test_delete_anonymises_and_keeps_the_messages(app, client, key, pair, make_u
     mine = [m for m in history if m["sender"] and m["sender"]["id"] == alice_id]
     assert [m["body"].get("msg") for m in mine] == ["remember me", None]
     assert all(m["sender"]["nickname"] == "Deleted user" and m["sender"]["avatar_url"] is None for m in mine)
+    assert all(m["sender"]["deleted"] is True for m in mine)
     # The upload is gone: the message shows a missing file.
     assert fetch(bob.http, photo["url"]).status_code == 404
     assert stored_files(app) - earlier == set()

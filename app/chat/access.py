@@ -37,6 +37,8 @@ class Speaker:
     nickname: str
     avatar_url: str | None
     is_bot: bool
+    # Who sends is never a deleted account; the field makes a Speaker present like a User.
+    deleted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 
@@ -22,13 +21,6 @@ _users = User.__table__
 _hides = MessageHide.__table__
 
 
-class _Sender(NamedTuple):
-    id: int
-    username: str
-    nickname: str
-    avatar_url: str | None
-
-
 @functools.cache
 def page_query(newest_first: bool, before: bool, after: bool):
     """A page of a conversation's messages by seq, narrowed by the cursors (`before_seq`,
@@ -42,6 +34,7 @@ def page_query(newest_first: bool, before: bool, after: bool):
             _users.c.username.label("sender_username"),
             _users.c.nickname.label("sender_nickname"),
             _users.c.avatar_url.label("sender_avatar_url"),
+            _users.c.deleted_at.label("sender_deleted_at"),
         )
         .select_from(_messages.outerjoin(_users, _users.c.id == _messages.c.sender_id))
         .where(_messages.c.conversation_id == bindparam("conversation_id"))
@@ -148,7 +141,4 @@ def around(user_id: int, conversation_id: int, seq: int, limit: int = 50) -> dic
 
 def present_row(row) -> dict:
     """A message of a page as clients get it."""
-    sender = None
-    if row.sender_username is not None:  # the outer join found the sender
-        sender = _Sender(row.sender_id, row.sender_username, row.sender_nickname, row.sender_avatar_url)
-    return presenters.message(row, sender)
+    return presenters.message(row, presenters.row_sender(row))

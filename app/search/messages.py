@@ -400,6 +400,7 @@ def _hits_query():
             _senders.c.username.label("sender_username"),
             _senders.c.nickname.label("sender_nickname"),
             _senders.c.avatar_url.label("sender_avatar_url"),
+            _senders.c.deleted_at.label("sender_deleted_at"),
             _conversations.c.kind.label("conversation_kind"),
             _groups.c.name.label("group_name"),
             _groups.c.avatar_url.label("group_avatar_url"),
@@ -422,13 +423,6 @@ def _hits_query():
     )
 
 
-class _Sender:
-    __slots__ = ("id", "username", "nickname", "avatar_url")
-
-    def __init__(self, id, username, nickname, avatar_url):
-        self.id, self.username, self.nickname, self.avatar_url = id, username, nickname, avatar_url
-
-
 def _hits(user_id: int, ids: list[int], query: str | None) -> list[dict]:
     """The hits of `ids`, in that order; without a query (a listing by type) no snippet."""
     if not ids:
@@ -442,9 +436,7 @@ def _hits(user_id: int, ids: list[int], query: str | None) -> list[dict]:
         # snippet of a recalled text.
         if row is None or row.recalled_at is not None:
             continue
-        sender = None
-        if row.sender_username is not None:
-            sender = _Sender(row.sender_id, row.sender_username, row.sender_nickname, row.sender_avatar_url)
+        sender = presenters.row_sender(row)
         group = row.conversation_kind == "group"
         hits.append(
             {

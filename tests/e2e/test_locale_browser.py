@@ -8,6 +8,11 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from app.auth.deletion import delete_user
+from app.chat.conversations import open_direct
+from app.chat.send import send_message
+from app.extensions import db
+from tests.chat_helpers import new_client_msg_id
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import DESKTOP, PHONE
 
@@ -100,3 +105,20 @@ def test_the_admin_consoles_list_of_users_is_chinese(new_page, make_user):
     expect(page).to_have_url(re.compile(r"/admin/user/$"))
     expect(page.get_by_role("cell", name="alice", exact=True)).to_be_visible()
     assert_chinese(page, "仪表盘", "用户", "列表", "用户名", "昵称", "创建时间", "审计日志")
+
+
+def test_a_deleted_accounts_chat_is_named_in_the_readers_language(
+    app, new_page, sign_in, make_user, befriend
+):
+    """The server keeps "Deleted user" as the nickname and says `deleted`; the client names it."""
+    alice, bob = make_user("alice", nickname="Alice"), make_user("bob")
+    befriend(alice, bob)
+    with app.app_context():
+        conversation = open_direct(alice, bob)[0]["id"]
+        send_message(alice, conversation, new_client_msg_id(), {"type": "txt", "msg": "再见"})
+        delete_user(alice)
+        db.session.commit()
+    page = sign_in(new_page(PHONE, locale="zh-CN"), "bob")
+    expect(page.locator(".conv-name")).to_have_text(["已注销用户"])
+    page.locator(".conv").first.click()
+    expect(page.locator(".msg.theirs .bubble.text")).to_have_text(["再见"])

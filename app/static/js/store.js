@@ -190,6 +190,7 @@ export function sortedConversations() {
 
 export function displayName(user) {
   if (!user) return "";
+  if (user.deleted) return t("user.deleted");
   const friend = state.friends.find((item) => item.user.id === user.id);
   return friend?.remark || user.nickname || user.username;
 }
