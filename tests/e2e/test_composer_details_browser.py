@@ -197,6 +197,9 @@ def test_typing_right_after_a_send_reaches_the_peer(new_page, sign_in, make_user
     open_chat(alice)
     open_chat(bob)
     typing = bob.locator(".chat-bar .sub.typing")
+    # Typing is not kept for later: Bob's socket must be connected before Alice's first keystroke
+    # (her next one is throttled for 2 s). Alice sees him online once it is.
+    expect(alice.locator(".chat-bar .sub")).to_have_text("online")
 
     composer = alice.locator(".composer-input")
     composer.press_sequentially("first")

@@ -357,3 +357,87 @@ def test_leaving_waits_for_a_load_of_the_group_under_way(app, new_page, sign_in,
     assert leave in asked
     # Nothing about the group's members is asked for after the leave.
     assert asked[-1] == leave, asked
+
+
+def test_a_settings_answer_older_than_a_live_change_is_not_applied(new_page, sign_in, people):
+    """Bob pins the chat on his phone, whose answer is held; his laptop unpins it meanwhile, and
+    the phone hears that live. The phone's late answer (pinned) is then older than what it shows:
+    it asks for the chat again instead of pinning it back."""
+    phone = sign_in(new_page(PHONE, service_workers="block"), "bob")
+    laptop = sign_in(new_page(DESKTOP), "bob")
+    held: list = []
+    phone.route(
+        re.compile(rf"/api/v1/conversations/{people['direct']}$"),
+        lambda route: (
+            held.append((route, route.fetch())) if route.request.method == "PATCH" else route.continue_()
+        ),
+    )
+    open_chat(phone, people["direct"])
+    phone.locator("#main").get_by_role("button", name="Chat options").click()
+    phone.get_by_role("button", name="Pin to top").click()
+    for _ in range(300):
+        if held:
+            break
+        phone.wait_for_timeout(50)
+    assert held, "the phone never sent its PATCH"
+    expect(conv(laptop, people["direct"])).to_have_class(re.compile(r"\bpinned\b"))  # the live pin
+
+    open_chat(laptop, people["direct"])
+    laptop.locator("#main").get_by_role("button", name="Chat options").click()
+    laptop.get_by_role("button", name="Unpin").click()
+    go(phone, "#/chats")
+    expect(conv(phone, people["direct"])).not_to_have_class(re.compile(r"\bpinned\b"))  # the live unpin
+
+    [(route, stale)] = held
+    assert stale.json()["conversation"]["pinned"] is True
+    with phone.expect_response(
+        lambda answer: (
+            answer.url.endswith(f"/api/v1/conversations/{people['direct']}")
+            and answer.request.method == "GET"
+        )
+    ) as again:
+        route.fulfill(response=stale)
+    assert again.value.json()["conversation"]["pinned"] is False
+    phone.wait_for_timeout(300)
+    expect(conv(phone, people["direct"])).not_to_have_class(re.compile(r"\bpinned\b"))
+
+
+def test_a_list_read_before_a_live_friend_request_does_not_hide_it(new_page, sign_in, make_user):
+    """Bob's page loads his requests on connect (none yet) and that answer is held; Carol's request
+    arrives live and the page loads them again (one). The first, older answer then comes: the
+    badge keeps Carol's request."""
+    make_user("bob", nickname="Bob")
+    make_user("carol", nickname="Carol")
+    bob = new_page(DESKTOP, service_workers="block")
+    held: list = []
+
+    def hold_the_first(route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    bob.route(re.compile(r"/api/v1/friend-requests\?direction=incoming"), hold_the_first)
+    sign_in(bob, "bob")
+    for _ in range(300):
+        if held:
+            break
+        bob.wait_for_timeout(50)
+    assert held, "the page never loaded its requests"
+    [(route, stale)] = held
+    assert stale.json()["requests"] == []
+
+    carol = sign_in(new_page(PHONE), "carol")
+    carol.click("#tabs a[data-tab=contacts]")
+    carol.click(".search-entry")
+    carol.fill("input[name=q]", "bob")
+    carol.click(".results .add-friend")
+    carol.click(".sheet button[type=submit]")
+    expect(carol.locator(".results .add-friend")).to_have_text("Requested")
+    badge = bob.locator("#badge-contacts")
+    expect(badge).to_have_text("1")  # the live request, loaded again
+
+    route.fulfill(response=stale)
+    bob.wait_for_timeout(500)
+    expect(badge).to_have_text("1")
+    expect(badge).to_be_visible()

@@ -104,7 +104,7 @@ export function catchUp() {
 
 /** Put summaries asked for at `mark`; a conversation that a live event changed since is asked
  * for again instead, since its summary here may have been read before that change. */
-function putAnswered(summaries, mark) {
+export function putAnswered(summaries, mark) {
   for (const summary of summaries) {
     if (changedSince(summary.id, mark)) summaryOf(summary.id).catch(() => {});
     else putSummary(summary);
@@ -112,21 +112,31 @@ function putAnswered(summaries, mark) {
 }
 
 /** A conversation's summary as the server has it now; asked again (up to SUMMARY_ASKS times in
- * all) while live changes of it arrive during the request, since its answer may be older. */
-async function summaryOf(conversationId, asks = SUMMARY_ASKS) {
+ * all) while live changes of it arrive during the request, since its answer may be older.
+ * Answers the summary, or null when the server refused (not a member, not found, offline). */
+export async function summaryOf(conversationId, asks = SUMMARY_ASKS) {
   const mark = summaryMark();
   let data;
   try {
     data = await api(`/conversations/${conversationId}`);
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    return;
+    return null;
   }
   if (changedSince(conversationId, mark)) {
-    if (asks > 1) await summaryOf(conversationId, asks - 1);
-    return;
+    // The live change already put a newer summary here; the last answer is still "found".
+    return asks > 1 ? summaryOf(conversationId, asks - 1) : data.conversation;
   }
   putSummary(data.conversation);
+  return data.conversation;
+}
+
+/** Change my settings of a conversation (mute, pin, remark…): its answer goes in like any other
+ * summary, unless a live change of the conversation arrived meanwhile (then it is asked again). */
+export async function patchConversation(conversationId, changes) {
+  const mark = summaryMark();
+  const data = await api(`/conversations/${conversationId}`, { method: "PATCH", body: changes });
+  putAnswered([data.conversation], mark);
 }
 
 /** Messages I deleted for me (here or on another device): out of the history, and a fresh preview. */
@@ -278,30 +288,58 @@ async function refreshPresence() {
   }
 }
 
-export async function loadFriends() {
-  state.friends = await all("/friends", "friends");
-  for (const friend of state.friends) state.presence.set(friend.user.id, friend.online);
-  emit("friends");
-  emit("conversations");
+/**
+ * A loader of a whole list (friends, requests, groups) whose answers go in newest-asked only: a
+ * live event asks again while an earlier load (read before that event's change) may still be on
+ * its way, and answers can arrive in either order. `read` answers a function that applies what it
+ * read; a superseded call applies nothing and settles with the newest one.
+ */
+function newestWins(read) {
+  let asked = 0;
+  let newest = null;
+  return () => {
+    const mine = ++asked;
+    const call = read().then((apply) => {
+      if (mine === asked) apply();
+      else return newest;
+    });
+    newest = call;
+    return call;
+  };
 }
 
-export async function loadRequests() {
+export const loadFriends = newestWins(async () => {
+  const friends = await all("/friends", "friends");
+  return () => {
+    state.friends = friends;
+    for (const friend of friends) state.presence.set(friend.user.id, friend.online);
+    emit("friends");
+    emit("conversations");
+  };
+});
+
+export const loadRequests = newestWins(async () => {
   const [incoming, outgoing] = await Promise.all([
     api("/friend-requests", { params: { direction: "incoming" } }),
     api("/friend-requests", { params: { direction: "outgoing" } }),
   ]);
-  state.incoming = incoming.requests;
-  state.outgoing = outgoing.requests;
-  emit("requests");
-  if (incoming.requests.some((item) => item.status === "accepted") || outgoing.requests.some((item) => item.status === "accepted")) {
-    loadFriends();
-  }
-}
+  return () => {
+    state.incoming = incoming.requests;
+    state.outgoing = outgoing.requests;
+    emit("requests");
+    if (incoming.requests.some((item) => item.status === "accepted") || outgoing.requests.some((item) => item.status === "accepted")) {
+      loadFriends();
+    }
+  };
+});
 
-export async function loadGroups() {
-  state.groups = (await api("/groups")).groups;
-  emit("groups");
-}
+export const loadGroups = newestWins(async () => {
+  const { groups } = await api("/groups");
+  return () => {
+    state.groups = groups;
+    emit("groups");
+  };
+});
 
 // "idle" until loaded, and again after a failure (an offline start): the next connect retries.
 let contacts = "idle";

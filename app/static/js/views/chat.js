@@ -7,8 +7,8 @@ import { emojiPicker } from "../emoji.js";
 import { t } from "../i18n.js";
 import { roving } from "../keys.js";
 import { openLayer } from "../layers.js";
-import { bucket, conversationName, displayName, on, putSummary, state } from "../store.js";
-import { deliver, loadHistory, markRead, typing } from "../sync.js";
+import { bucket, conversationName, displayName, on, state } from "../store.js";
+import { deliver, loadHistory, markRead, summaryOf, typing } from "../sync.js";
 import { selectionBar } from "./actions.js";
 import { attachPanel, uploader } from "./attach.js";
 import { chatMenu } from "./chatsheets.js";
@@ -536,14 +536,10 @@ export function chatView(conversationId, { seq: openSeq = null } = {}) {
   }
 
   (async () => {
-    if (!summary()) {
-      try {
-        putSummary((await api(`/conversations/${conversationId}`)).conversation);
-      } catch {
-        toast(t("chat.not_found"));
-        window.location.hash = "#/chats";
-        return;
-      }
+    if (!summary() && !(await summaryOf(conversationId).catch(() => null))) {
+      toast(t("chat.not_found"));
+      window.location.hash = "#/chats";
+      return;
     }
     drawHeader();
     if (summary()?.group) {

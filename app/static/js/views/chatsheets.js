@@ -1,16 +1,15 @@
 // The chat's sheets: the chat options (info, pin, mute, delete from the list) and sending a location.
-import { api } from "../api.js";
 import { confirmSheet, h, icon, sheet, toast } from "../dom.js";
 import { t } from "../i18n.js";
-import { conversationName, putSummary, state } from "../store.js";
-import { send } from "../sync.js";
+import { conversationName, state } from "../store.js";
+import { patchConversation, send } from "../sync.js";
 
 export async function chatMenu(conversationId) {
   const s = state.conversations.get(conversationId);
   if (!s) return;
   const patch = async (changes) => {
     try {
-      putSummary((await api(`/conversations/${conversationId}`, { method: "PATCH", body: changes })).conversation);
+      await patchConversation(conversationId, changes);
     } catch (error) {
       toast(error.message);
     }

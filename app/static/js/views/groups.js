@@ -2,8 +2,8 @@
 import { all, api } from "../api.js";
 import { avatar, confirmSheet, h, prompt, sheet, toast } from "../dom.js";
 import { t } from "../i18n.js";
-import { on, putSummary, state } from "../store.js";
-import { loadGroups } from "../sync.js";
+import { on, state } from "../store.js";
+import { loadGroups, patchConversation as patchConversationOf } from "../sync.js";
 import { chooseAvatar } from "../crop.js";
 import { backBar, friendPicker } from "./common.js";
 
@@ -172,7 +172,7 @@ export function groupView(groupId) {
 
   async function patchConversation(changes) {
     try {
-      putSummary((await api(`/conversations/${group.conversation_id}`, { method: "PATCH", body: changes })).conversation);
+      await patchConversationOf(group.conversation_id, changes);
       render();
     } catch (error) {
       toast(error.message);
