@@ -46,6 +46,29 @@ def go(page: Page, hash_: str) -> None:
     page.evaluate("(hash) => { window.location.hash = hash; }", hash_)
 
 
+def hold_first_answer(page: Page, url, method: str | None = None) -> list:
+    """Route `url` on `page`: its first request (of `method`, if given) goes to the server at once
+    and the answer is held, as (route, response), in the list returned; the others go through."""
+    held: list = []
+
+    def handle(route) -> None:
+        if held or (method is not None and route.request.method != method):
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route(url, handle)
+    return held
+
+
+def wait_until_held(page: Page, held: list, what: str) -> None:
+    for _ in range(300):
+        if held:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(what)
+
+
 @pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_a_group_left_on_one_device_leaves_the_other_with_no_badge(viewport, app, new_page, sign_in, people):
     with app.app_context():
@@ -212,21 +235,12 @@ def test_an_answer_read_before_a_live_lift_does_not_close_the_composer_again(
     console = new_page(DESKTOP)
     console_mute(console, people["bob"], "45")
     # The server answers the next page's first `/auth/me` at once (muted); the answer is held.
-    held: list = []
-
-    def hold_the_first(route) -> None:
-        if held:
-            route.continue_()
-        else:
-            held.append((route, route.fetch()))
-
-    bob.route("**/api/v1/auth/me", hold_the_first)
+    held = hold_first_answer(bob, "**/api/v1/auth/me")
     bob.reload()
     open_chat(bob, people["direct"])
     expect(bob.locator(".speak-note")).to_have_text(re.compile(rf"^Your account is muted until {UNTIL}\.$"))
     bob.wait_for_function("() => document.body.classList.contains('ready')")
-    while not held:
-        bob.wait_for_timeout(50)
+    wait_until_held(bob, held, "the page never asked /auth/me")
 
     console.get_by_role("button", name="Unmute", exact=True).click()
     expect(bob.locator(".speak-note")).to_be_hidden()  # the live lift
@@ -261,15 +275,7 @@ def test_a_summary_read_before_a_live_unmute_does_not_close_the_composer_again(
     bob.route(
         "**/socket.io/**", lambda route: route.continue_() if gate["open"] else held_socket.append(route)
     )
-    held: list = []
-
-    def hold_the_first(route) -> None:
-        if held:
-            route.continue_()
-        else:
-            held.append((route, route.fetch()))
-
-    bob.route(re.compile(r"/api/v1/sync\?"), hold_the_first)
+    held = hold_first_answer(bob, re.compile(r"/api/v1/sync\?"))
     bob.reload()
     open_chat(bob, people["team"])
     note, composer_input = bob.locator(".speak-note"), bob.locator(".composer-input")
@@ -284,11 +290,7 @@ def test_a_summary_read_before_a_live_unmute_does_not_close_the_composer_again(
     gate["open"] = True
     for route in held_socket:
         route.continue_()
-    for _ in range(300):
-        if held:
-            break
-        bob.wait_for_timeout(50)
-    assert held, "the page never asked /sync"
+    wait_until_held(bob, held, "the page never asked /sync")
 
     mute_bob_from_group_info(alice, people, "Unmute")
     expect(note).to_be_hidden()  # the live unmute
@@ -330,11 +332,7 @@ def test_leaving_waits_for_a_load_of_the_group_under_way(app, new_page, sign_in,
     alice = sign_in(new_page(DESKTOP), "alice")
     go(alice, f"#/group/{people['group']}")
     alice.get_by_role("button", name="Mute everyone").click()
-    for _ in range(300):
-        if held:
-            break
-        bob.wait_for_timeout(50)
-    assert held, "the view never asked for the members again"
+    wait_until_held(bob, held, "the view never asked for the members again")
 
     left: list = []
     bob.on("response", lambda answer: left.append(answer) if answer.request.method == "DELETE" else None)
@@ -365,21 +363,11 @@ def test_a_settings_answer_older_than_a_live_change_is_not_applied(new_page, sig
     it asks for the chat again instead of pinning it back."""
     phone = sign_in(new_page(PHONE, service_workers="block"), "bob")
     laptop = sign_in(new_page(DESKTOP), "bob")
-    held: list = []
-    phone.route(
-        re.compile(rf"/api/v1/conversations/{people['direct']}$"),
-        lambda route: (
-            held.append((route, route.fetch())) if route.request.method == "PATCH" else route.continue_()
-        ),
-    )
+    held = hold_first_answer(phone, re.compile(rf"/api/v1/conversations/{people['direct']}$"), "PATCH")
     open_chat(phone, people["direct"])
     phone.locator("#main").get_by_role("button", name="Chat options").click()
     phone.get_by_role("button", name="Pin to top").click()
-    for _ in range(300):
-        if held:
-            break
-        phone.wait_for_timeout(50)
-    assert held, "the phone never sent its PATCH"
+    wait_until_held(phone, held, "the phone never sent its PATCH")
     expect(conv(laptop, people["direct"])).to_have_class(re.compile(r"\bpinned\b"))  # the live pin
 
     open_chat(laptop, people["direct"])
@@ -409,21 +397,9 @@ def test_a_list_read_before_a_live_friend_request_does_not_hide_it(new_page, sig
     make_user("bob", nickname="Bob")
     make_user("carol", nickname="Carol")
     bob = new_page(DESKTOP, service_workers="block")
-    held: list = []
-
-    def hold_the_first(route) -> None:
-        if held:
-            route.continue_()
-        else:
-            held.append((route, route.fetch()))
-
-    bob.route(re.compile(r"/api/v1/friend-requests\?direction=incoming"), hold_the_first)
+    held = hold_first_answer(bob, re.compile(r"/api/v1/friend-requests\?direction=incoming"))
     sign_in(bob, "bob")
-    for _ in range(300):
-        if held:
-            break
-        bob.wait_for_timeout(50)
-    assert held, "the page never loaded its requests"
+    wait_until_held(bob, held, "the page never loaded its requests")
     [(route, stale)] = held
     assert stale.json()["requests"] == []
 

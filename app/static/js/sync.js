@@ -104,7 +104,7 @@ export function catchUp() {
 
 /** Put summaries asked for at `mark`; a conversation that a live event changed since is asked
  * for again instead, since its summary here may have been read before that change. */
-export function putAnswered(summaries, mark) {
+function putAnswered(summaries, mark) {
   for (const summary of summaries) {
     if (changedSince(summary.id, mark)) summaryOf(summary.id).catch(() => {});
     else putSummary(summary);
